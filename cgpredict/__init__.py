@@ -1,0 +1,17 @@
+"""cgpredict: predict how accurate a neural network will be before anyone trains it.
+
+Pipeline: model (PyTorch module or ONNX file) → computation graph (:class:`CG`, via
+:mod:`cgpredict.converters`) → features (:mod:`cgpredict.features`) → predictor
+(:mod:`cgpredict.models`) → ranking / search.
+
+Sub-packages ``cgpredict.converters``, ``cgpredict.datasets`` and ``cgpredict.models`` live in the
+repository's top-level ``converters/``, ``datasets/`` and ``models/`` folders.
+"""
+
+from cgpredict.cg import CG, CGBuilder, Node
+from cgpredict.errors import CGConversionError, CGError, CGSchemaError
+from cgpredict.ops import OP_TYPES
+
+__version__ = "0.1.0"
+
+__all__ = ["CG", "CGBuilder", "Node", "OP_TYPES", "CGConversionError", "CGError", "CGSchemaError", "__version__"]

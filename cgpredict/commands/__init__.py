@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cgpredict`` CLI; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,136 @@
+"""Multiply-accumulate (MAC) rules per node and named whole-graph counting modes.
+
+Pipeline position: model → **CG** (this module fills ``Node.macs``) → features → predictor.
+
+All counts are *per sample*: shapes carry the batch dimension first and it is divided out, so a CG
+traced with batch 16 reports the same MACs as one traced with batch 1. Every node gets a MAC count
+by the rules in :func:`node_macs` (elementwise ops count one per output element, windows count the
+window area); which of them a whole-graph total includes is a *counting mode*:
+
+``torchvision`` (default, :attr:`CG.flops`)
+    conv, depthwise/grouped conv, linear, matmul and SDPA (QKᵀ and AV): the convention of
+    torchvision's model cards and of most NAS benchmarks.
+``conv_linear``
+    convolutions and linear layers only (what ``fvcore``-style counters without attention report).
+``all``
+    every node's MACs, including normalisation, activations, pooling and elementwise ops.
+
+Other modes (for example a benchmark's own counter) are added with :func:`register_counting_mode`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from cgpredict.ops import CONV_LINEAR_OPS, CONV_OPS, MAC_OPS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cgpredict.cg import CG, Node
+
+ELEMENTWISE_OPS = frozenset(
+    {
+        "batch_norm",
+        "layer_norm",
+        "relu",
+        "relu6",
+        "gelu",
+        "silu",
+        "hardswish",
+        "hardsigmoid",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "add",
+        "mul",
+        "upsample",
+    }
+)
+
+
+def _numel(shape: Iterable[int]) -> int:
+    return int(math.prod(shape))
+
+
+def _per_sample(shape: tuple[int, ...]) -> int:
+    """Number of elements of one sample (batch dimension first)."""
+    if not shape:
+        return 1
+    batch = shape[0] if shape[0] > 0 else 1
+    return _numel(shape) // batch
+
+
+def node_macs(node: Node) -> int:
+    """Multiply-accumulates of one node for one sample, from its shapes and attributes."""
+    op = node.op
+    out = tuple(node.out_shape)
+    if op in CONV_OPS:
+        if node.weight_shape is None:
+            return 0
+        if node.attrs.get("transposed"):
+            return _per_sample(tuple(node.in_shapes[0])) * _numel(node.weight_shape[1:])
+        return _per_sample(out) * _numel(node.weight_shape[1:])
+    if op == "linear":
+        if node.weight_shape is None or len(node.weight_shape) < 2:
+            return 0
+        return _per_sample(out) * int(node.weight_shape[-1])
+    if op == "matmul":
+        if not node.in_shapes or not node.in_shapes[0]:
+            return 0
+        return _per_sample(out) * int(node.in_shapes[0][-1])
+    if op == "sdpa":
+        if len(node.in_shapes) < 3:
+            return 0
+        q, k, v = (tuple(s) for s in node.in_shapes[:3])
+        length, depth = q[-2], q[-1]
+        source_len, value_depth = k[-2], v[-1]
+        batch_heads = _per_sample(q) // max(1, length * depth)
+        return batch_heads * length * source_len * (depth + value_depth)
+    if op in ELEMENTWISE_OPS:
+        return _per_sample(out)
+    if op in ("max_pool", "avg_pool"):
+        return _per_sample(out) * _numel(node.kernel or (1,))
+    if op in ("global_pool", "mean"):
+        return _per_sample(tuple(node.in_shapes[0])) if node.in_shapes else 0
+    return 0
+
+
+CountingRule = Callable[["CG"], int]
+_MODES: dict[str, CountingRule] = {}
+
+
+def register_counting_mode(name: str, rule: CountingRule | Iterable[str]) -> None:
+    """Register a named whole-graph MAC counting mode.
+
+    ``rule`` is either a set of op types whose node MACs are summed, or a callable taking a CG and
+    returning its total.
+    """
+    if callable(rule):
+        _MODES[name] = rule
+        return
+    ops = frozenset(rule)
+
+    def _sum_ops(cg: CG, _ops: frozenset[str] = ops) -> int:
+        return sum(n.macs for n in cg.nodes if n.op in _ops)
+
+    _MODES[name] = _sum_ops
+
+
+def counting_modes() -> list[str]:
+    """Names of the registered counting modes."""
+    return sorted(_MODES)
+
+
+def count_macs(cg: CG, mode: str = "torchvision") -> int:
+    """Total MACs of ``cg`` under the named counting mode."""
+    try:
+        rule = _MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown counting mode {mode!r}; known: {', '.join(counting_modes())}") from None
+    return int(rule(cg))
+
+
+register_counting_mode("torchvision", MAC_OPS)
+register_counting_mode("conv_linear", CONV_LINEAR_OPS)
+register_counting_mode("all", lambda cg: sum(n.macs for n in cg.nodes))

@@ -1,0 +1,1 @@
+"""Architecture families, their builders and labels (installed as ``cgpredict.datasets``)."""

@@ -1,0 +1,1 @@
+"""Accuracy predictors over computation graphs (installed as ``cgpredict.models``)."""
