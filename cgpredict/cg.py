@@ -20,10 +20,11 @@ Conventions
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,14 +107,26 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the node."""
-        data = asdict(self)
-        data["in_shapes"] = [list(s) for s in self.in_shapes]
-        data["out_shape"] = list(self.out_shape)
-        data["weight_shape"] = None if self.weight_shape is None else list(self.weight_shape)
-        for key in ("kernel", "stride", "padding", "dilation"):
-            data[key] = list(getattr(self, key))
-        return data
+        """A JSON-ready dict of the node (built by hand: ``dataclasses.asdict`` is ~10× slower)."""
+        return {
+            "id": self.id,
+            "op": self.op,
+            "inputs": list(self.inputs),
+            "in_shapes": [list(s) for s in self.in_shapes],
+            "out_shape": list(self.out_shape),
+            "name": self.name,
+            "source_op": self.source_op,
+            "weight_shape": None if self.weight_shape is None else list(self.weight_shape),
+            "kernel": list(self.kernel),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias,
+            "macs": self.macs,
+            "params": self.params,
+            "attrs": copy.deepcopy(self.attrs),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Node:
@@ -389,12 +402,21 @@ class CGBuilder:
         return cg
 
 
+def _copy_node(node: Node) -> Node:
+    """A copy of ``node`` whose lists and attrs can be changed without touching the original."""
+    new = copy.copy(node)
+    new.inputs = list(node.inputs)
+    new.in_shapes = list(node.in_shapes)
+    new.attrs = copy.deepcopy(node.attrs)
+    return new
+
+
 def _collapse_reshape_chains(nodes: list[Node]) -> list[Node]:
     """Merge reshape→reshape chains and drop reshapes that leave the shape unchanged.
 
     Works on a copy; dropped nodes are rewired so their consumers read the dropped node's input.
     """
-    nodes = [Node(**{**asdict(n), "inputs": list(n.inputs), "in_shapes": list(n.in_shapes)}) for n in nodes]
+    nodes = [_copy_node(n) for n in nodes]
     consumers: dict[int, int] = Counter(src for n in nodes for src in n.inputs)
     replace: dict[int, int] = {}  # dropped node id -> node id that now provides its value
 

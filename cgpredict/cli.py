@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from cgpredict.errors import CGError
 
 #: Modules under cgpredict.commands, in the order their sub-commands are listed in --help.
-COMMAND_MODULES: tuple[str, ...] = ("convert", "show")
+COMMAND_MODULES: tuple[str, ...] = ("convert", "show", "families", "proxy")
 
 
 def build_parser() -> argparse.ArgumentParser:

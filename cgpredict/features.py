@@ -93,7 +93,7 @@ def node_feature_matrix(cg: CG) -> np.ndarray:
                 row[n_ops + 8] = ws[2] / 7.0
                 row[n_ops + 9] = ws[-1] / 7.0
         if node.stride:
-            row[n_ops + 10] = float(np.mean(node.stride)) / 4.0
+            row[n_ops + 10] = sum(node.stride) / len(node.stride) / 4.0
         row[n_ops + 11] = float(node.bias)
         row[n_ops + 12] = math.log1p(node.macs) / total
     return x

@@ -1,0 +1,90 @@
+"""Speed of the regression proxies: milliseconds per network, one at a time vs several at once.
+
+Pipeline position: model → **proxy score** (throughput check).
+
+Scores ``--n`` NAS-Bench-201 networks (``cgpredict.datasets.nasbench201.build``; a small local
+ResNet-like net if that module is unavailable) with :func:`cgpredict.proxies.score_many`, first
+with ``concurrency=1``, then with ``--concurrency`` networks trained at once (worker threads; on
+CUDA each on its own stream), on whatever device is present (or ``--device``). Prints ms/network
+(wall clock and process CPU time, the latter being meaningful on a shared machine) and the
+speed-up for each method.
+
+Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py --n 6 --methods eproxy --concurrency 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+def _local_net() -> nn.Module:
+    """A small ResNet-like stand-in (three stages, 16/32/64 channels)."""
+
+    def block(c_in: int, c_out: int, stride: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        )
+
+    return nn.Sequential(block(3, 16, 1), block(16, 32, 2), block(32, 64, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def _builders(n: int, seed: int) -> tuple[list, str]:
+    try:
+        from cgpredict.datasets import nasbench201
+    except ImportError:
+        return [_local_net for _ in range(n)], "local ResNet-like net"
+    archs = nasbench201.sample(n, seed)
+    return [lambda a=a: nasbench201.build(a) for a in archs], "NAS-Bench-201 networks"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the timing; returns an exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=8, help="networks per measurement")
+    parser.add_argument("--methods", nargs="+", default=["eproxy", "gennas"])
+    parser.add_argument("--iterations", type=int, default=None, help="override the preset's iterations")
+    parser.add_argument("--concurrency", type=int, default=None, help="networks at once (default 4 on CUDA, 2 on CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from cgpredict.proxies import score_many
+
+    width = args.concurrency or (4 if args.device.startswith("cuda") else 2)
+    builders, what = _builders(args.n, args.seed)
+    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} torch threads)"
+    print(f"{args.n} {what} on {device_name}")
+    for method in args.methods:
+        timings = {}
+        for conc in (1, width):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            results = score_many(builders, method=method, iterations=args.iterations, device=args.device, concurrency=conc, progress=False)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            cpu_ms = 1000 * (time.process_time() - cpu_start) / len(results)
+            timings[conc] = 1000 * elapsed / len(results)
+            failed = sum(not r.ok for r in results)
+            iters = results[0].iterations if results else 0
+            print(
+                f"{method:<8} {iters:>4} it  concurrency {conc}: {timings[conc]:8.1f} ms/net wall, "
+                f"{cpu_ms:8.1f} ms/net CPU time  ({failed} failed)"
+            )
+        print(f"{method:<8} speed-up x{timings[1] / timings[width]:.2f} with concurrency {width}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""The GENNAPE accuracy predictor: fit on one family of CGs, predict/rank any other.
+
+Pipeline position: model → CG → features → **predictor** → ranking/search.
+
+:class:`Predictor` bundles the GENNAPE ensemble (Mills et al., AAAI'23), reimplemented from the
+paper's description:
+
+========================  ==================================================================
+member                    what it is
+========================  ==================================================================
+``CL+FCM+T``              contrastive CG embedding → FCM-mixed MLP heads → FLOPs-transformed acc.
+``CL+T``                  contrastive CG embedding → one MLP → FLOPs-transformed accuracy
+``CL+Pairwise``           contrastive CG embedding → pairwise classifier → merge-sort ranking
+``CL+FCM+Pairwise``       the same with FCM-mixed classifier heads
+``k-GNN``                 end-to-end k-GNN regressor (6 layers, hidden 32) on the CG
+``FLOPs``                 the CG's FLOPs (bigger is better) — a zero-cost baseline
+========================  ==================================================================
+
+* :meth:`Predictor.rank` / :meth:`Predictor.score` use the whole ensemble: each member's scores
+  become normalised ranks, averaged with equal weights zero-shot, or with ``softmax`` of each
+  member's Kendall τ on the fine-tuning CGs after :meth:`Predictor.finetune`
+  (:mod:`cgpredict.models.ensemble`).
+* :meth:`Predictor.predict` returns accuracies: the same weights averaged over the members that
+  regress accuracy (``CL+FCM+T``, ``CL+T``, ``k-GNN``).
+* Fine-tuning keeps the contrastive encoder, input scalings, FCM clusters and label statistics
+  fixed and trains the heads (and the k-GNN) further on the new labels.
+* :meth:`Predictor.save` writes a directory with ``weights.pt`` (one ``state_dict``, loaded with
+  ``weights_only=True``) and ``config.json`` (versions, constructor options, scalers, PCA and FCM
+  state as arrays); no pickle. :meth:`Predictor.load` refuses checkpoints of another checkpoint
+  format, feature version or cgpredict minor version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cgpredict import __version__
+from cgpredict.cg import CG
+from cgpredict.errors import CGError
+from cgpredict.features import FEATURE_VERSION
+from cgpredict.models.contrastive import ContrastiveEncoder
+from cgpredict.models.ensemble import combine, equal_weights, kendall_weights
+from cgpredict.models.gnn import GNNPredictor
+from cgpredict.models.graph_data import flops_of
+from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
+
+#: Every member, in the paper's order.
+MEMBERS: tuple[str, ...] = ("CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise", "k-GNN", "FLOPs")
+#: Members that regress accuracy (used by :meth:`Predictor.predict`).
+REGRESSION_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "k-GNN"})
+CL_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise"})
+CHECKPOINT_FORMAT = "cgpredict.predictor"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+class CheckpointError(CGError, ValueError):
+    """A saved predictor cannot be loaded: missing files, another format or incompatible versions."""
+
+
+def _minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+class Predictor:
+    """The GENNAPE ensemble behind one object: ``fit``, ``finetune``, ``predict``, ``rank``, ``ood``.
+
+    Args:
+        members: which members to build (subset of :data:`MEMBERS`).
+        encoder: keyword arguments of :class:`~cgpredict.models.contrastive.ContrastiveEncoder`.
+        regressor: keyword arguments of :class:`~cgpredict.models.heads.EmbeddingRegressor`
+            (both ``CL+T`` and ``CL+FCM+T``).
+        pairwise: keyword arguments of :class:`~cgpredict.models.heads.PairwiseRanker`.
+        kgnn: keyword arguments of :class:`~cgpredict.models.gnn.GNNPredictor`.
+        n_clusters, m: FCM clusters and fuzzifier of the ``+FCM`` members.
+        fcm_grid: ``None`` to use ``n_clusters``/``m`` as given, or a dict
+            ``{"clusters": [...], "ms": [...], "epochs": ...}`` to grid-search them on a validation
+            split of the training family (``{}`` = the paper's grid C ∈ [10, 20], m ∈ {2, …, 4}).
+        min_train_accuracy: drop training CGs below this accuracy (the paper drops NB-101 nets
+            below 80%).
+        weight_temperature: temperature of the Kendall-τ softmax after fine-tuning.
+        seed: seeds every member.
+        progress: tqdm progress bars.
+
+    Example:
+        >>> from cgpredict.models.synthetic import toy_family
+        >>> cgs, acc = toy_family(64)
+        >>> tiny = dict(encoder={"epochs": 2, "branch_dim": 16}, regressor={"epochs": 5, "hidden": 32},
+        ...             pairwise={"epochs": 2, "hidden": 16}, kgnn={"epochs": 2}, n_clusters=3)
+        >>> p = Predictor(progress=False, **tiny).fit(cgs, acc)
+        >>> p.predict(cgs[:2]).shape
+        (2,)
+    """
+
+    def __init__(self, members: Sequence[str] = MEMBERS, encoder: dict[str, Any] | None = None,
+                 regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
+                 kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
+                 fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
+                 weight_temperature: float = 1.0, seed: int = 0, progress: bool = True) -> None:
+        unknown = [name for name in members if name not in MEMBERS]
+        if unknown or not members:
+            raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(MEMBERS)}")
+        self.members = [name for name in MEMBERS if name in members]
+        self.encoder_kwargs = dict(encoder or {})
+        self.regressor_kwargs = dict(regressor or {})
+        self.pairwise_kwargs = dict(pairwise or {})
+        self.kgnn_kwargs = dict(kgnn or {})
+        self.n_clusters, self.m = int(n_clusters), float(m)
+        self.fcm_grid = None if fcm_grid is None else dict(fcm_grid)
+        self.min_train_accuracy = min_train_accuracy
+        self.weight_temperature = weight_temperature
+        self.seed, self.progress = seed, progress
+        self.weights: dict[str, float] = equal_weights(self.members)
+        self.taus_: dict[str, float] = {}
+        self.grid_scores_: dict[str, float] = {}
+        self.fitted = False
+        self._build()
+
+    # ------------------------------------------------------------------ construction
+    def _build(self) -> None:
+        """(Re)create the member objects from the current options."""
+        common = {"seed": self.seed, "progress": self.progress}
+        self.encoder = (ContrastiveEncoder(**{**self.encoder_kwargs, **common})
+                        if CL_MEMBERS.intersection(self.members) else None)
+        dim = self.encoder.dim if self.encoder is not None else 0
+        self.models: dict[str, Any] = {}
+        for name in self.members:
+            fcm = {"n_clusters": self.n_clusters, "m": self.m} if "FCM" in name else {"n_clusters": 0}
+            if name in ("CL+FCM+T", "CL+T"):
+                self.models[name] = EmbeddingRegressor(dim, **{**self.regressor_kwargs, **fcm, **common})
+            elif name in ("CL+Pairwise", "CL+FCM+Pairwise"):
+                self.models[name] = PairwiseRanker(dim, **{**self.pairwise_kwargs, **fcm, **common})
+            elif name == "k-GNN":
+                self.models[name] = GNNPredictor("kgnn", **{**self.kgnn_kwargs, **common})
+
+    def config(self) -> dict[str, Any]:
+        """Constructor options (JSON-ready; FCM options are the ones in use after a grid search)."""
+        return {"members": list(self.members), "encoder": self.encoder_kwargs, "regressor": self.regressor_kwargs,
+                "pairwise": self.pairwise_kwargs, "kgnn": self.kgnn_kwargs, "n_clusters": self.n_clusters,
+                "m": self.m, "fcm_grid": self.fcm_grid, "min_train_accuracy": self.min_train_accuracy,
+                "weight_temperature": self.weight_temperature, "seed": self.seed}
+
+    def modules(self) -> nn.ModuleDict:
+        """All trainable torch modules, keyed by member (``encoder`` for the CL encoder)."""
+        mods = nn.ModuleDict()
+        if self.encoder is not None:
+            mods["encoder"] = self.encoder.module
+        for name, model in self.models.items():
+            mods[name] = model.module
+        return mods
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _check(cgs: Sequence[CG], labels: Sequence[float] | np.ndarray | None = None) -> np.ndarray | None:
+        if len(cgs) == 0:
+            raise ValueError("no CGs given")
+        for i, cg in enumerate(cgs):
+            if not isinstance(cg, CG):
+                raise TypeError(f"item {i} is a {type(cg).__name__}, not a cgpredict.CG")
+        if labels is None:
+            return None
+        y = np.asarray(labels, dtype=np.float64).ravel()
+        if y.size != len(cgs):
+            raise ValueError(f"{len(cgs)} CGs but {y.size} labels")
+        if not np.all(np.isfinite(y)):
+            bad = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise ValueError(f"label {bad} ({cgs[bad].name or 'unnamed CG'}) is not finite")
+        return y
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("this Predictor is not fitted; call fit() or load a checkpoint first")
+
+    def embed(self, cgs: Sequence[CG]) -> np.ndarray:
+        """Contrastive CG embeddings ``[N, dim]`` (needs a CL member)."""
+        if self.encoder is None:
+            raise RuntimeError("this Predictor has no contrastive member, so no embeddings")
+        return self.encoder.transform(cgs)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray) -> Predictor:
+        """Train every member on a labelled family (from scratch)."""
+        y = self._check(cgs, labels)
+        if self.min_train_accuracy is not None:
+            keep = np.flatnonzero(y >= self.min_train_accuracy)
+            if keep.size < 4:
+                raise ValueError(f"only {keep.size} training CGs reach min_train_accuracy={self.min_train_accuracy}")
+            cgs, y = [cgs[i] for i in keep], y[keep]
+        self._build()
+        gflops = flops_of(cgs)
+        emb = None
+        if self.encoder is not None:
+            self.encoder.fit(cgs)
+            emb = self.encoder.transform(cgs)
+        if self.fcm_grid is not None and emb is not None and any("FCM" in n for n in self.members):
+            grid = dict(self.fcm_grid)
+            search = {k: grid.pop(k) for k in ("clusters", "ms", "val_fraction") if k in grid}
+            kwargs = {k: v for k, v in self.regressor_kwargs.items() if k not in ("n_clusters", "m", "seed", "progress")}
+            kwargs.update(grid)  # any other entry (e.g. epochs) overrides the regressor options during the search
+            self.n_clusters, self.m, self.grid_scores_ = grid_search_fcm(
+                emb, gflops, y, seed=self.seed, progress=self.progress, **search, **kwargs)
+            encoder_state = self.encoder.module.state_dict() if self.encoder is not None else None
+            encoder_fit = self.encoder.state() if self.encoder is not None else None
+            self._build()  # rebuild heads with the chosen C and m, keep the trained encoder
+            if self.encoder is not None and encoder_state is not None and encoder_fit is not None:
+                self.encoder.module.load_state_dict(encoder_state)
+                self.encoder.load_state(encoder_fit)
+                self.encoder.module.eval()
+        for name, model in self.models.items():
+            if name == "k-GNN":
+                model.fit(cgs, y)
+            else:
+                model.fit(emb, gflops, y)
+        self.weights = equal_weights(self.members)
+        self.taus_ = {}
+        self.fitted = True
+        return self
+
+    def finetune(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray, epochs: int = 100) -> Predictor:
+        """Adapt to a target family from a few labelled CGs, then weight members by Kendall τ.
+
+        The encoder, input scalings, FCM clusters and label statistics stay as fitted; heads and
+        the k-GNN train ``epochs`` more epochs on the new labels. Ensemble weights become
+        ``softmax(τ / weight_temperature)`` of each member's Kendall τ on these CGs.
+        """
+        self._require_fitted()
+        y = self._check(cgs, labels)
+        if y.size < 2:
+            raise ValueError("fine-tuning needs at least 2 labelled CGs")
+        gflops = flops_of(cgs)
+        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        for name, model in self.models.items():
+            if name == "k-GNN":
+                model.fit(cgs, y, epochs=epochs, refit_transform=False)
+            elif isinstance(model, PairwiseRanker) and np.ptp(y) == 0:
+                continue
+            else:
+                model.fit(emb, gflops, y, epochs=epochs, refit=False)
+        self.weights, self.taus_ = kendall_weights(self.member_scores(cgs), y, self.weight_temperature)
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
+        """Each member's scores (higher = better): accuracies for the regressors, merge-sort
+        positions for the pairwise members, GFLOPs for ``FLOPs``."""
+        self._require_fitted()
+        self._check(cgs)
+        gflops = flops_of(cgs)
+        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        out: dict[str, np.ndarray] = {}
+        for name in self.members:
+            if name == "FLOPs":
+                out[name] = gflops
+            elif name == "k-GNN":
+                out[name] = self.models[name].predict(cgs)
+            elif name in REGRESSION_MEMBERS:
+                out[name] = self.models[name].predict(emb, gflops)
+            else:
+                out[name] = self.models[name].decision_function(emb, gflops)
+        return out
+
+    def predict(self, cgs: Sequence[CG]) -> np.ndarray:
+        """Predicted accuracies: the ensemble-weighted mean of the regressing members."""
+        self._require_fitted()
+        self._check(cgs)
+        names = [n for n in self.members if n in REGRESSION_MEMBERS]
+        if not names:
+            raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
+        gflops = flops_of(cgs)
+        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        total = sum(self.weights[n] for n in names)
+        pred = np.zeros(len(cgs))
+        for name in names:
+            model = self.models[name]
+            values = model.predict(cgs) if name == "k-GNN" else model.predict(emb, gflops)
+            pred += self.weights[name] / total * values
+        return pred
+
+    def score(self, cgs: Sequence[CG]) -> np.ndarray:
+        """Ensemble score in ``[0, 1]`` (weighted mean of the members' normalised ranks)."""
+        return combine(self.member_scores(cgs), self.weights)
+
+    def rank(self, cgs: Sequence[CG]) -> np.ndarray:
+        """Indices of ``cgs`` from predicted best to worst (ensemble score, stable)."""
+        return np.argsort(-self.score(cgs), kind="stable")
+
+    def ood(self, cgs: Sequence[CG], name: str = "target family") -> dict[str, np.ndarray]:
+        """Per CG: ``max_membership`` (largest FCM membership), ``centroid_distance`` (to the nearest
+        FCM centre) and ``flag`` (distance above the training family's 99th percentile). Emits an
+        :class:`~cgpredict.models.fcm.OutOfDistributionWarning` when most CGs are flagged."""
+        self._require_fitted()
+        self._check(cgs)
+        fcm_member = next((self.models[n] for n in ("CL+FCM+T", "CL+FCM+Pairwise") if n in self.models), None)
+        if fcm_member is None or fcm_member.fcm is None:
+            raise RuntimeError("ood() needs an FCM member (CL+FCM+T or CL+FCM+Pairwise)")
+        feats = fcm_member.fcm_features.transform(self.encoder.transform(cgs), flops_of(cgs))
+        return fcm_member.fcm.ood(feats, name=name)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/config.json`` and ``path/weights.pt``; returns the directory."""
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "cgpredict_version": __version__,
+            "feature_version": FEATURE_VERSION,
+            "config": self.config(),
+            "weights": self.weights,
+            "taus": self.taus_,
+            "grid_scores": self.grid_scores_,
+            "encoder_state": None if self.encoder is None else self.encoder.state(),
+            "member_state": {name: model.state() for name, model in self.models.items()},
+        }
+        (path / "config.json").write_text(json.dumps(doc, indent=1))
+        torch.save(self.modules().state_dict(), path / "weights.pt")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, progress: bool = True) -> Predictor:
+        """Load a directory written by :meth:`save` (no pickle: ``weights_only=True`` + JSON)."""
+        path = Path(path)
+        cfg_path, w_path = path / "config.json", path / "weights.pt"
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json and weights.pt)")
+        try:
+            doc = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+        if doc.get("format") != CHECKPOINT_FORMAT or doc.get("format_version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"{cfg_path}: checkpoint format {doc.get('format')!r} v{doc.get('format_version')} "
+                                  f"is not {CHECKPOINT_FORMAT!r} v{CHECKPOINT_VERSION}")
+        if doc.get("feature_version") != FEATURE_VERSION:
+            raise CheckpointError(f"{path} was trained on CG features v{doc.get('feature_version')} but this "
+                                  f"cgpredict computes v{FEATURE_VERSION}; retrain or use a matching cgpredict")
+        saved = str(doc.get("cgpredict_version"))
+        if _minor(saved) != _minor(__version__):
+            raise CheckpointError(f"{path} was saved by cgpredict {saved}, incompatible with this cgpredict "
+                                  f"{__version__} (major.minor must match); retrain or install cgpredict {saved}")
+        cfg = dict(doc["config"])
+        obj = cls(progress=progress, **cfg)
+        if obj.encoder is not None:
+            obj.encoder.load_state(doc["encoder_state"])
+        for name, state in doc["member_state"].items():
+            obj.models[name].load_state(state)
+        state_dict = torch.load(w_path, map_location="cpu", weights_only=True)
+        try:
+            obj.modules().load_state_dict(state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{w_path} does not match the configuration in {cfg_path}: {exc}") from exc
+        for module in obj.modules().values():
+            module.eval()
+        obj.weights = {k: float(v) for k, v in doc["weights"].items()}
+        obj.taus_ = dict(doc.get("taus", {}))
+        obj.grid_scores_ = dict(doc.get("grid_scores", {}))
+        obj.fitted = True
+        return obj
+
+    @classmethod
+    def pretrained(cls, name: str = "nb101", progress: bool = True) -> Predictor:
+        """Load the checkpoint shipped in ``cgpredict/checkpoints/<name>/``."""
+        path = CHECKPOINT_DIR / name
+        if not (path / "config.json").is_file():
+            available = sorted(p.name for p in CHECKPOINT_DIR.iterdir() if p.is_dir()) if CHECKPOINT_DIR.is_dir() else []
+            raise FileNotFoundError(
+                f"no pretrained predictor {name!r} in {CHECKPOINT_DIR} (available: {available or 'none'}); "
+                "train one with Predictor().fit(cgs, labels).save(path) and load it with Predictor.load(path)")
+        return cls.load(path, progress=progress)

@@ -1,0 +1,168 @@
+"""The GENNAPE Predictor: fit, predict, rank, fine-tune, OOD, save/load and version checks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgpredict.metrics import spearman
+from cgpredict.models.fcm import OutOfDistributionWarning
+from cgpredict.models.synthetic import toy_family
+from cgpredict.models.transform import FlopsTransform
+from cgpredict.predictor import MEMBERS, CheckpointError, Predictor
+
+TINY = dict(encoder={"epochs": 5, "batch_size": 64, "branch_dim": 32}, regressor={"epochs": 40, "hidden": 64},
+            pairwise={"epochs": 10, "hidden": 64}, kgnn={"epochs": 20, "batch_size": 32, "lr": 3e-3},
+            n_clusters=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Predictor, list, np.ndarray]:
+    cgs, acc = toy_family(240, seed=0)
+    return Predictor(**TINY).fit(cgs[:160], acc[:160]), cgs, acc
+
+
+def test_predict_and_rank_learn_the_toy_family(fitted) -> None:
+    pred, cgs, acc = fitted
+    test, y = cgs[160:], acc[160:]
+    values = pred.predict(test)
+    assert values.shape == (80,) and np.all(np.isfinite(values))
+    assert spearman(y, values) > 0.6
+    assert np.abs(values - y).mean() < 0.5 * np.abs(y - acc[:160].mean()).mean()
+    order = pred.rank(test)
+    assert sorted(order.tolist()) == list(range(80))
+    assert spearman(y, pred.score(test)) > 0.6
+    assert y[order[:8]].mean() > np.quantile(y, 0.75)  # the predicted top-10% are good networks
+    scores = pred.member_scores(test)
+    assert set(scores) == set(MEMBERS)
+    assert pred.weights == pytest.approx({m: 1 / 6 for m in MEMBERS})
+
+
+def test_save_load_round_trip_is_identical(fitted, tmp_path: Path) -> None:
+    pred, cgs, _ = fitted
+    pred.save(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt"}
+    loaded = Predictor.load(tmp_path / "ckpt", progress=False)
+    np.testing.assert_array_equal(loaded.predict(cgs), pred.predict(cgs))
+    np.testing.assert_array_equal(loaded.rank(cgs), pred.rank(cgs))
+    np.testing.assert_array_equal(loaded.ood(cgs[:20])["centroid_distance"], pred.ood(cgs[:20])["centroid_distance"])
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("feature_version", 999, "features v999"),
+    ("cgpredict_version", "9.9.0", "saved by cgpredict 9.9.0"),
+    ("format_version", 0, "checkpoint format"),
+])
+def test_version_mismatch_is_refused(fitted, tmp_path: Path, key: str, value, message: str) -> None:
+    pred, _, _ = fitted
+    path = pred.save(tmp_path / "ckpt")
+    doc = json.loads((path / "config.json").read_text())
+    doc[key] = value
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=message):
+        Predictor.load(path)
+
+
+def test_missing_checkpoint_and_pretrained_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="needs config.json and weights.pt"):
+        Predictor.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no pretrained predictor 'nope'"):
+        Predictor.pretrained("nope")
+
+
+def test_finetune_weights_are_softmax_of_kendall_tau(fitted, tmp_path: Path) -> None:
+    pred, _, _ = fitted
+    fresh = Predictor.load(pred.save(tmp_path / "ckpt"), progress=False)  # leave the shared fixture untouched
+    target, y = toy_family(40, seed=9, min_depth=3, max_depth=8)
+    fresh.finetune(target[:20], y[:20], epochs=5)
+    taus = fresh.taus_
+    assert set(taus) == set(MEMBERS)
+    expected = np.exp(list(taus.values()))
+    expected /= expected.sum()
+    assert list(fresh.weights.values()) == pytest.approx(expected.tolist())
+    best = max(taus, key=taus.get)
+    assert fresh.weights[best] == max(fresh.weights.values())
+    assert spearman(y[20:], fresh.predict(target[20:])) > 0.5
+
+
+def test_ood_flags_a_far_family(fitted) -> None:
+    pred, cgs, _ = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDistributionWarning)
+        inside = pred.ood(cgs[160:])
+    assert inside["flag"].mean() < 0.2
+    far, _ = toy_family(30, seed=5, min_depth=14, max_depth=16, widths=(128,))
+    with pytest.warns(OutOfDistributionWarning):
+        out = pred.ood(far, name="deep family")
+    assert out["flag"].mean() > 0.8
+    assert out["centroid_distance"].mean() > inside["centroid_distance"].mean()
+    assert np.all((out["max_membership"] > 0) & (out["max_membership"] <= 1))
+
+
+def test_options_and_input_errors() -> None:
+    cgs, acc = toy_family(40, seed=1)
+    with pytest.raises(ValueError, match="unknown ensemble member"):
+        Predictor(members=["CL+T", "XGBoost"])
+    only_flops = Predictor(members=["FLOPs"], progress=False).fit(cgs, acc)
+    assert only_flops.encoder is None
+    with pytest.raises(RuntimeError, match="do not regress accuracy"):
+        only_flops.predict(cgs)
+    with pytest.raises(RuntimeError, match="needs an FCM member"):
+        only_flops.ood(cgs)
+    np.testing.assert_array_equal(only_flops.rank(cgs), np.argsort(-np.array([c.flops for c in cgs]), kind="stable"))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Predictor(members=["FLOPs"]).predict(cgs)
+    with pytest.raises(ValueError, match="40 CGs but 3 labels"):
+        Predictor(members=["FLOPs"]).fit(cgs, acc[:3])
+    with pytest.raises(TypeError, match="item 0 is a str"):
+        only_flops.rank(["resnet"])
+    kept = Predictor(members=["CL+T"], min_train_accuracy=float(np.median(acc)), **{k: v for k, v in TINY.items()
+                     if k in ("encoder", "regressor", "progress")})
+    kept.fit(cgs, acc)
+    keep = acc >= np.median(acc)
+    gflops = np.array([c.flops / 1e9 for c in cgs])
+    expected = FlopsTransform().fit(acc[keep], gflops[keep])
+    assert kept.models["CL+T"].transform.mean_ == pytest.approx(expected.mean_)
+    assert kept.models["CL+T"].transform.std_ == pytest.approx(expected.std_)
+
+
+def test_same_seed_same_predictions() -> None:
+    cgs, acc = toy_family(48, seed=3)
+    kw = dict(members=["CL+FCM+T", "k-GNN"], encoder={"epochs": 2, "branch_dim": 16, "batch_size": 16},
+              regressor={"epochs": 5, "hidden": 32}, kgnn={"epochs": 3}, n_clusters=3, progress=False)
+    a = Predictor(seed=7, **kw).fit(cgs, acc).predict(cgs)
+    b = Predictor(seed=7, **kw).fit(cgs, acc).predict(cgs)
+    c = Predictor(seed=8, **kw).fit(cgs, acc).predict(cgs)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not np.allclose(a, c)
+
+
+def test_fcm_grid_search_option() -> None:
+    cgs, acc = toy_family(60, seed=2)
+    pred = Predictor(members=["CL+FCM+T"], encoder=TINY["encoder"], regressor={"epochs": 5, "hidden": 32},
+                     fcm_grid={"clusters": [2, 3], "ms": [2.0, 3.5], "epochs": 3}, progress=False).fit(cgs, acc)
+    assert (pred.n_clusters, pred.m) in {(2, 2.0), (2, 3.5), (3, 2.0), (3, 3.5)}
+    assert pred.models["CL+FCM+T"].fcm.n_clusters == pred.n_clusters
+    assert len(pred.grid_scores_) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_nasbench201_small_transfer_beats_flops(shared_data: Path) -> None:
+    """Real NB-201 CGs (CIFAR-10 labels): 110 training nets, 50 held out (~2 min on 1 core)."""
+    from cgpredict.datasets import load_family
+
+    fam = load_family("nasbench201", task="cifar10", data_dir=shared_data)
+    idx = np.random.default_rng(0).permutation(len(fam))[:160]
+    cgs = [fam.convert(int(i)) for i in idx]
+    y = np.asarray(fam.labels)[idx]
+    pred = Predictor(encoder={"epochs": 5, "batch_size": 64}, regressor={"epochs": 60}, pairwise={"epochs": 10},
+                     kgnn={"epochs": 20, "batch_size": 32}, n_clusters=4, progress=False).fit(cgs[:110], y[:110])
+    test, y_test = cgs[110:], y[110:]
+    flops_srcc = spearman(y_test, [cg.flops for cg in test])
+    assert spearman(y_test, pred.score(test)) > max(0.75, flops_srcc)
+    assert spearman(y_test, pred.predict(test)) > max(0.75, flops_srcc)
