@@ -34,6 +34,7 @@ from cgpredict.ops import OP_INDEX, check_op
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
+    import torch
     from torch_geometric.data import Data
 
 #: Version of the JSON layout written by :meth:`CG.to_json`; bumped on incompatible changes.
@@ -338,6 +339,12 @@ class CG:
         from cgpredict.features import cg_to_pyg
 
         return cg_to_pyg(self)
+
+    def to_module(self) -> torch.nn.Module:
+        """An executable ``torch.nn.Module`` rebuilt from this CG (see :mod:`cgpredict.rebuild`)."""
+        from cgpredict.rebuild import cg_to_module
+
+        return cg_to_module(self)
 
     def summary(self) -> str:
         """One line: name, nodes, edges, GMACs and parameters."""

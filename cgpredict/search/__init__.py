@@ -1,0 +1,1 @@
+"""Predictor-guided search over computation graphs (model → CG → predictor → **search**)."""
