@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from cgpredict.errors import CGError
 
 #: Modules under cgpredict.commands, in the order their sub-commands are listed in --help.
-COMMAND_MODULES: tuple[str, ...] = ("convert", "show", "families", "proxy")
+COMMAND_MODULES: tuple[str, ...] = (
+    "convert", "show", "families", "predict", "rank", "finetune", "eval", "proxy", "search",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -282,8 +282,10 @@ def test_bad_arguments_are_named() -> None:
         score(small_net(), method="gennas", preset="nope")
     from cgpredict.cg import CG
 
-    with pytest.raises(TypeError, match="model spec"):
+    with pytest.raises(ValueError, match="one image input"):
         score(CG(nodes=[], name="g"))
+    with pytest.raises(TypeError, match="torch.nn.Module or a CG"):
+        score("torchvision:resnet18")
 
 
 # ------------------------------------------------------------------ CLI
@@ -359,7 +361,7 @@ def test_model_specs_resolve_to_trainable_modules(tmp_path) -> None:
     if "nasbench201" in registry.list_families():
         nb = load_model("nasbench201:(0, 2, 3, 2, 3, 1)")
         assert [t.name for t in find_taps(nb)] == ["cells.4", "cells.10", "lastact"]
-    with pytest.raises(ValueError, match="ONNX"):
+    with pytest.raises(FileNotFoundError, match="ONNX"):  # ONNX files are rebuilt via CG.to_module()
         load_model(str(tmp_path / "net.onnx"))
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "missing.py") + ":Net")

@@ -9,6 +9,12 @@ Both proxies remove a network's classifier, read out its stage feature maps
 features through a frozen barrier layer for Eproxy (:mod:`~cgpredict.proxies.eproxy`). The final
 loss ranks architectures: lower loss is better; results expose ``score = -loss``.
 
+A :class:`~cgpredict.cg.CG` works as well as a module: it is rebuilt with ``CG.to_module()`` and
+tapped from its shapes (:mod:`~cgpredict.proxies.cg_taps`). :func:`proxy_features` turns a run into
+graph- and node-level arrays aligned with ``cg.nodes`` (disk-cached, neutral zero fill for nets
+without features), and :func:`search_proxy_task` tunes the proxy task per family by regularized
+evolution (:mod:`~cgpredict.proxies.task_search`).
+
 Example:
     >>> import torchvision
     >>> from cgpredict.proxies import score
@@ -18,7 +24,12 @@ Example:
 """
 
 from cgpredict.proxies.api import METHODS, apply_flops_factor, score, score_many
+from cgpredict.proxies.cg_taps import CGTapModel, find_cg_taps
 from cgpredict.proxies.core import NodeStats, ProxyResult
+from cgpredict.proxies.features import ProxyConfig, ProxyFeatures, proxy_features, proxy_features_many
 from cgpredict.proxies.taps import Tap, TapModel, find_taps
+from cgpredict.proxies.task_search import TaskSearchResult, search_proxy_task
 
-__all__ = ["METHODS", "NodeStats", "ProxyResult", "Tap", "TapModel", "apply_flops_factor", "find_taps", "score", "score_many"]
+__all__ = ["METHODS", "CGTapModel", "NodeStats", "ProxyConfig", "ProxyFeatures", "ProxyResult", "Tap", "TapModel",
+           "TaskSearchResult", "apply_flops_factor", "find_cg_taps", "find_taps", "proxy_features",
+           "proxy_features_many", "score", "score_many", "search_proxy_task"]

@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cgpredict.cg import CG
 from cgpredict.proxies import eproxy, gennas
+from cgpredict.proxies.cg_taps import CGTapModel, cg_taps, find_cg_taps
 from cgpredict.proxies.core import ProxyResult, run_regression, timed
 from cgpredict.proxies.inputs import make_inputs
 from cgpredict.proxies.taps import TapModel, count_macs_hooks, find_taps
@@ -35,21 +37,10 @@ METHODS: tuple[str, ...] = ("gennas", "eproxy")
 DEFAULT_PRESET: dict[str, str] = {"gennas": "combo", "eproxy": "default"}
 
 
-def _as_module(model_or_cg: Any) -> nn.Module:
-    if isinstance(model_or_cg, nn.Module):
+def _as_module(model_or_cg: Any) -> nn.Module | CG:
+    """The module to train, or the CG itself (rebuilt with ``CG.to_module()`` when prepared)."""
+    if isinstance(model_or_cg, (nn.Module, CG)):
         return model_or_cg
-    from cgpredict.cg import CG
-
-    if isinstance(model_or_cg, CG):
-        spec = next((model_or_cg.meta.get(k) for k in ("model_spec", "spec", "source") if model_or_cg.meta.get(k)), None)
-        if isinstance(spec, str):
-            from cgpredict.proxies.specs import load_model
-
-            return load_model(spec)
-        raise TypeError(
-            f"proxies must run the network, but CG {model_or_cg.name!r} is only a graph and its meta names no "
-            "model spec ('model_spec'); pass the nn.Module it was converted from"
-        )
     raise TypeError(f"expected a torch.nn.Module or a CG, got {type(model_or_cg).__name__}")
 
 
@@ -71,20 +62,43 @@ def _reinit(model: nn.Module) -> None:
             reset()
 
 
+def _check_cg_input(cg: CG, size: tuple[int, int, int]) -> None:
+    """A CG's single input must be an image batch of the proxy's input size."""
+    inputs = cg.input_nodes
+    if len(inputs) != 1 or len(inputs[0].out_shape) != 4:
+        raise ValueError(f"CG {cg.name!r}: the proxies need one image input (N, C, H, W), got "
+                         f"{[tuple(n.out_shape) for n in inputs]}")
+    if tuple(inputs[0].out_shape[1:]) != tuple(size):
+        raise ValueError(f"CG {cg.name!r} was converted for inputs {tuple(inputs[0].out_shape[1:])} but the proxy "
+                         f"feeds {tuple(size)}; convert it at the proxy's input size (input_size=) or pass "
+                         f"input_size={inputs[0].out_shape[-1]}")
+
+
 class _Prepared:
     """A network made ready to train: copied, re-initialised, tapped, with heads and targets."""
 
-    def __init__(self, model: nn.Module, method: str, config: Any, images: torch.Tensor, target_size: int, seed: int, reinit: bool) -> None:
+    def __init__(self, model: nn.Module | CG, method: str, config: Any, images: torch.Tensor, target_size: int, seed: int, reinit: bool) -> None:
         size = (images.shape[1], images.shape[2], images.shape[3])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = copy.deepcopy(model)
-            meta = any(p.is_meta for p in net.parameters())
-            net = (net.to_empty(device="cpu") if meta else net.cpu()).float()
-            if reinit or meta:  # a meta-device model has no values: always initialise it
-                _reinit(net)
-        self.taps = find_taps(net, size)
-        self.tap_model = TapModel(net, self.taps)
+        self.tap_ids: list[int] | None = None
+        self.cg = model if isinstance(model, CG) else None
+        if isinstance(model, CG):
+            _check_cg_input(model, size)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = model.to_module().float()  # fresh weights from the seed
+            self.tap_ids = find_cg_taps(model)
+            self.taps = cg_taps(model, self.tap_ids)
+            self.tap_model: nn.Module = CGTapModel(net, self.tap_ids)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = copy.deepcopy(model)
+                meta = any(p.is_meta for p in net.parameters())
+                net = (net.to_empty(device="cpu") if meta else net.cpu()).float()
+                if reinit or meta:  # a meta-device model has no values: always initialise it
+                    _reinit(net)
+            self.taps = find_taps(net, size)
+            self.tap_model = TapModel(net, self.taps)
         setup_fn = gennas.gennas_setup if method == "gennas" else eproxy.eproxy_setup
         self.setup = setup_fn(self.taps, images, config, target_size=target_size, seed=seed)
         self.size = size
@@ -112,7 +126,8 @@ def _run_one(
         if prepared is None:
             prepared = _Prepared(_as_module(model), method, config, images, target_size, seed, reinit)
         if want_macs:
-            result.macs = count_macs_hooks(prepared.tap_model.model, prepared.size)
+            result.macs = (prepared.cg.macs("conv_linear") if prepared.cg is not None
+                           else count_macs_hooks(prepared.tap_model.model, prepared.size))
         used = prepared.setup.tap_indices
         result.taps = [prepared.taps[i].name if prepared.taps[i].call == 0 else f"{prepared.taps[i].name}:{prepared.taps[i].call}" for i in used]
         tap_model = prepared.tap_model.to(device)
@@ -167,8 +182,9 @@ def score(
     """Run one proxy on one network.
 
     Args:
-        model_or_cg: an image classifier ``nn.Module`` (or a CG whose ``meta['model_spec']``
-            names a loadable model).
+        model_or_cg: an image classifier ``nn.Module``, or a :class:`~cgpredict.cg.CG` of one
+            (rebuilt with ``CG.to_module()``; taps from its shapes, node statistics keyed by node
+            id; it must have been converted at the proxy's input size).
         method: ``"gennas"`` or ``"eproxy"``.
         preset: method preset (GenNAS: ``combo``, ``single``, ``sin_local``, ``raw``; Eproxy:
             ``default``, ``sine``, ``dot``, ``raw``); ``None`` = the method's default (``combo`` /
@@ -189,13 +205,15 @@ def score(
         are reported in its ``error`` field rather than raised.
 
     Raises:
-        ValueError: unknown method or preset.
-        TypeError: ``model_or_cg`` is neither a module nor a CG naming a loadable model spec.
+        ValueError: unknown method or preset, or a CG that is not one image input of ``input_size``.
+        TypeError: ``model_or_cg`` is neither a module nor a CG.
     """
     config, preset, iters = _config(method, preset, iterations)
     images = make_inputs(inputs, batch_size, input_size, seed)
     label = name or type(model_or_cg).__name__
     module = _as_module(model_or_cg)  # bad input types raise here; network failures go to .error
+    if isinstance(module, CG):
+        _check_cg_input(module, (images.shape[1], images.shape[2], images.shape[3]))
     return _run_one(
         module, label, method, config, preset, iters, images, target_size, torch.device(device), seed, reinit, collect_stats, False
     )

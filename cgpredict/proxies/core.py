@@ -210,7 +210,7 @@ def _weighted(losses: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
 
 
 def run_regression(
-    tap_model: TapModel,
+    tap_model: TapModel | nn.Module,
     setup: RegressionSetup,
     images: torch.Tensor,
     iterations: int,
@@ -259,7 +259,8 @@ def run_regression(
     for step in range(iterations):
         optimizer.zero_grad(set_to_none=True)
         if collect_stats and step == iterations - 1:
-            with node_stats(tap_model.model, stats):
+            ctx = tap_model.stats_context(stats) if hasattr(tap_model, "stats_context") else node_stats(tap_model.model, stats)
+            with ctx:
                 losses = stage_losses()
                 loss = _weighted(losses, setup.train_weights)
                 loss.backward()

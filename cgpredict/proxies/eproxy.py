@@ -51,6 +51,8 @@ class EproxyConfig:
         target_channels: channels of the teacher output (the target).
         transform_channels: output channels of the trainable transform conv.
         activation: between transform and barrier: ``"relu"``, ``"tanh"`` or ``"none"``.
+        transform_kernel, barrier_kernel: kernel sizes of the trainable transform (1) and of the
+            frozen barrier (3) convolutions (odd; "same" padding).
         extra: synthetic signals appended to the target.
         iterations, lr, momentum, weight_decay: optimisation settings.
         normalize_taps: standardise each resized tap per channel before its head.
@@ -61,6 +63,8 @@ class EproxyConfig:
     target_channels: int = 16
     transform_channels: int = 64
     activation: str = "relu"
+    transform_kernel: int = 1
+    barrier_kernel: int = 3
     extra: tuple[SignalSpec, ...] = ()
     iterations: int = 10
     lr: float = 1.0
@@ -159,9 +163,10 @@ def eproxy_setup(taps: list[Tap], images: torch.Tensor, config: EproxyConfig, ta
         depth_from_end = len(taps) - index
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 1000 + 100 + depth_from_end)
-            barrier = nn.Conv2d(config.transform_channels, target.shape[1], 3, padding=1)
+            kb, kt = int(config.barrier_kernel), int(config.transform_kernel)
+            barrier = nn.Conv2d(config.transform_channels, target.shape[1], kb, padding=kb // 2)
             torch.manual_seed(seed * 1000 + 200 + depth_from_end)
-            transform = nn.Conv2d(taps[index].channels, config.transform_channels, 1)
+            transform = nn.Conv2d(taps[index].channels, config.transform_channels, kt, padding=kt // 2)
         barrier.requires_grad_(False)
         heads.append(nn.Sequential(transform, _activation(config.activation), barrier))
     return RegressionSetup(

@@ -2,23 +2,19 @@
 
 Pipeline position: **model** (spec string from the command line) → proxy score.
 
-The proxies train the network, so it must be a real PyTorch module with real (CPU) tensors:
+Everything :func:`cgpredict.model_spec.load_model` accepts works here (``torchvision:NAME``,
+``timm:NAME``, ``path/to/file.py:Class``, ``model.onnx``); on top of it the proxies need:
 
-* ``torchvision:NAME`` — ``torchvision.models.get_model(NAME, weights=None)`` built on the CPU
-  (the project-wide :func:`cgpredict.model_spec.load_model` may build on the ``meta`` device,
-  which is fine for graph conversion but not for training);
-* ``path/to/file.py:Class`` — the file's ``Class()``;
 * ``FAMILY:ARCH`` for a family of :mod:`cgpredict.datasets` (e.g. ``nasbench201:(0, 2, 3, 2, 3, 1)``)
   — ``family.build(family.parse_arch(ARCH))``;
-* anything else (``timm:NAME``…) goes to :func:`cgpredict.model_spec.load_model` when that module
-  exists; an ONNX file is refused (it cannot be trained here).
+* real CPU tensors: a model built on the ``meta`` device is materialised with ``to_empty`` (the
+  proxies re-initialise every weight anyway);
+* an ONNX file is converted to a CG and rebuilt as a trainable module with ``CG.to_module()``.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -26,75 +22,41 @@ from torch import nn
 __all__ = ["load_model"]
 
 
-def _from_file(spec: str, path_text: str, class_name: str) -> nn.Module:
-    path = Path(path_text)
-    if not path.is_file():
-        raise FileNotFoundError(f"model spec {spec!r}: file {path} not found")
-    module_spec = importlib.util.spec_from_file_location(f"_cgpredict_user_{path.stem}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ValueError(f"model spec {spec!r}: cannot import {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ValueError(f"model spec {spec!r}: {path} defines no {class_name!r}")
-    return _check(spec, cls())
-
-
-def _check(spec: str, model: Any) -> nn.Module:
-    if isinstance(model, tuple):  # (module, input_shape) style return values
-        model = model[0]
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model spec {spec!r} gives a {type(model).__name__}, not a torch.nn.Module; the proxies must train it")
-    return model
-
-
 def _family(kind: str) -> Any | None:
     try:
         registry = importlib.import_module("cgpredict.datasets.registry")
-    except ImportError:
-        return None
-    try:
         if kind not in registry.list_families():
             return None
         return registry.family_module(kind)
-    except Exception:  # noqa: BLE001 - unavailable family: fall through to the generic error
+    except Exception:  # noqa: BLE001 - unavailable family: fall through to the generic resolver
         return None
 
 
 def load_model(spec: str) -> nn.Module:
-    """The ``nn.Module`` named by ``spec`` (see the module docstring for the accepted forms).
+    """The trainable ``nn.Module`` named by ``spec`` (see the module docstring).
 
     Raises:
-        ValueError: malformed spec, unknown name/class/family, or a spec that is not a module.
+        ValueError: malformed spec, unknown name/class/family.
         FileNotFoundError: a named file does not exist.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a model spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
     kind, sep, rest = spec.partition(":")
-    if kind == "torchvision" and rest:
-        import torchvision
-
-        try:
-            return torchvision.models.get_model(rest, weights=None)
-        except ValueError as exc:
-            raise ValueError(f"model spec {spec!r}: {exc}") from None
-    if sep and kind.endswith(".py"):
-        return _from_file(spec, kind, rest)
-    if sep and rest:
+    if sep and rest and not kind.endswith(".py"):
         family = _family(kind)
         if family is not None:
-            return _check(spec, family.build(family.parse_arch(rest)))
-    if spec.endswith(".onnx"):
-        raise ValueError(f"model spec {spec!r}: an ONNX file cannot be trained by the proxies; give the PyTorch module")
-    try:
-        shared = importlib.import_module("cgpredict.model_spec")
-    except ImportError:
-        shared = None
-    if shared is not None and hasattr(shared, "load_model"):
-        model = _check(spec, shared.load_model(spec))
-        if any(p.is_meta for p in model.parameters()):
-            model = model.to_empty(device="cpu")  # weights are re-initialised before training
-        return model
-    raise ValueError(f"model spec {spec!r} must look like 'torchvision:NAME', 'path.py:Class' or 'FAMILY:ARCH'")
+            model = family.build(family.parse_arch(rest))
+            if not isinstance(model, nn.Module):
+                raise ValueError(f"model spec {spec!r} gives a {type(model).__name__}, not a torch.nn.Module")
+            return model
+    from cgpredict.model_spec import load_model as shared_load
+
+    model = shared_load(spec)
+    if not isinstance(model, nn.Module):  # an ONNX ModelProto: rebuild it from its CG
+        from cgpredict.model_spec import spec_to_cg
+
+        return spec_to_cg(spec).to_module()
+    if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
+        model = model.to_empty(device="cpu")  # weights are re-initialised before training
+    return model

@@ -1,0 +1,134 @@
+"""``cgpredict eval``: run the GENNAPE transfer protocol and write a markdown table.
+
+Pipeline position: model → CG → features → predictor → **evaluation across families**.
+
+Trains the predictor on labelled NB-101 nets (80/10/10 split per seed), evaluates zero-shot and
+after k-shot fine-tuning on each target family/task, next to FLOPs, params and the zero-cost proxy
+columns of the data tables (see :mod:`cgpredict.transfer`). Needs the labelled data
+(``$CGPREDICT_DATA`` or ``--data-dir``).
+
+Examples::
+
+    cgpredict eval --quick                                  # smoke test, about a minute
+    cgpredict eval --targets nasbench201/cifar10 --seeds 2 --preset reduced -o nb201.md
+    cgpredict eval --targets all --seeds 5 --settings zero-shot few-shot lofo -o full.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "config_from_args", "register", "run_protocol"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the protocol options to ``p`` (shared by ``cgpredict eval`` and ``benchmarks/transfer.py``)."""
+    from cgpredict.predictor import MEMBERS
+    from cgpredict.transfer import ALL_TARGETS, PRESETS, SOURCE
+
+    p.add_argument("--source", default=SOURCE, help="labelled training family/task (default %(default)s)")
+    p.add_argument("--targets", nargs="+", default=None, metavar="FAMILY/TASK",
+                   help="targets, or 'all' (default: nasbench201/cifar10 nasbench301/cifar10; "
+                        f"all = {' '.join(ALL_TARGETS)})")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (default %(default)s)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default %(default)s)")
+    p.add_argument("--settings", nargs="+", default=["zero-shot", "few-shot"],
+                   choices=["zero-shot", "few-shot", "transductive", "lofo"],
+                   help="protocol settings (default: zero-shot few-shot)")
+    p.add_argument("--shots", type=int, default=50, help="labelled target nets for fine-tuning (default %(default)s)")
+    p.add_argument("--finetune-epochs", type=int, default=100)
+    p.add_argument("--finetune-batch", type=int, default=2,
+                   help="fine-tuning batch (default 2: the smallest batch the training loop uses)")
+    p.add_argument("--n-unlabelled", type=int, default=0,
+                   help="extra unlabelled source CGs sampled from the builder for the encoder (default 0)")
+    p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(MEMBERS))
+    p.add_argument("--preset", default="full", choices=sorted(PRESETS),
+                   help="predictor sizes: full (library defaults), reduced (fewer epochs), quick (tiny)")
+    p.add_argument("--predictor", default="{}", help='JSON overrides of Predictor options, e.g. \'{"kgnn": {"epochs": 50}}\'')
+    p.add_argument("--max-source", type=int, default=None, help="cap on source nets (seeded subset)")
+    p.add_argument("--max-target", type=int, default=None, help="cap on nets per target (seeded subset)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: quick preset, 1 seed, 80 source / 60 target nets, 10 shots, 5 fine-tuning epochs")
+    p.add_argument("--data-dir", default=None, help="labelled-data folder (default $CGPREDICT_DATA)")
+    p.add_argument("-o", "--out", default=None, help="markdown file to write (default: print)")
+    p.add_argument("--json", default=None, help="also write every per-seed row to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """A :class:`cgpredict.transfer.TransferConfig` from parsed options (``--quick`` shrinks sizes)."""
+    from cgpredict.transfer import TransferConfig
+
+    targets = args.targets or ["nasbench201/cifar10", "nasbench301/cifar10"]
+    if targets == ["all"]:
+        from cgpredict.transfer import ALL_TARGETS
+
+        targets = list(ALL_TARGETS)
+    try:
+        overrides = json.loads(args.predictor)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--predictor is not valid JSON: {exc}") from exc
+    if not isinstance(overrides, dict):
+        raise ValueError("--predictor must be a JSON object")
+    cfg: dict[str, Any] = dict(
+        source=args.source, targets=list(targets), seeds=args.seeds, first_seed=args.first_seed,
+        settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,
+        finetune_batch=args.finetune_batch, n_unlabelled=args.n_unlabelled, members=list(args.members),
+        preset=args.preset, predictor=overrides, max_source=args.max_source, max_target=args.max_target,
+        data_dir=args.data_dir, progress=not args.no_progress)
+    if args.quick:
+        cfg.update(preset="quick", seeds=1, max_source=args.max_source or 80, max_target=args.max_target or 60,
+                   shots=min(args.shots, 10), finetune_epochs=min(args.finetune_epochs, 5))
+    return TransferConfig(**cfg)
+
+
+def run_protocol(args: argparse.Namespace, command: str) -> str:
+    """Run seed by seed, rewriting ``--out`` (and ``--json``) after each seed; returns the markdown."""
+    from dataclasses import replace
+
+    from cgpredict.transfer import run_transfer, to_markdown
+
+    config = config_from_args(args)
+    rows: list[dict[str, Any]] = []
+    text = ""
+    start = time.perf_counter()
+    for seed in range(config.first_seed, config.first_seed + config.seeds):
+        one = replace(config, seeds=1, first_seed=seed)
+        rows += run_transfer(one, log=lambda m: print(m, file=sys.stderr, flush=True))
+        done = seed - config.first_seed + 1
+        notes = [f"seeds finished: {done} of {config.seeds}; wall time {time.perf_counter() - start:.0f} s"]
+        text = to_markdown(rows, config, command, notes)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+    return text
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = "cgpredict eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "cgpredict eval"
+    text = run_protocol(args, command)
+    if args.out:
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``eval`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "eval", help="run the transfer protocol (train on NB-101, evaluate on other families)",
+        description="GENNAPE transfer protocol: zero-shot and k-shot fine-tuned ranking quality per target "
+                    "family, next to FLOPs, params and zero-cost proxies.")
+    add_arguments(parser)
+    parser.set_defaults(func=_run)
+    return parser

@@ -1,0 +1,136 @@
+"""``cgpredict rank``: rank a family's networks with a trained predictor (zero-shot or fine-tuned).
+
+Pipeline position: model → CG → features → predictor → **ranking**.
+
+Example::
+
+    cgpredict rank --family ofa_mbv3 --n 100                  # sampled nets, no labels needed
+    CGPREDICT_DATA=data cgpredict rank --family nasbench201 --task cifar10 --n 200
+    cgpredict rank --family hiaml --n 50 --checkpoint my.ckpt -o ranking.csv
+
+With labels (a family table under ``$CGPREDICT_DATA`` or ``--data``) the family's labelled nets
+are ranked (a seeded subset of ``--n`` of them if given) and SRCC, Kendall τ and NDCG@10 of the
+ranking against the true labels are printed; without labels ``--n`` nets (default 100) are
+sampled with ``--seed``. The top ``--top`` rows are printed: rank, architecture, predicted
+accuracy, MMACs, OOD flag (and the true label when known).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "load_ranked_family", "rank_family"]
+
+DEFAULT_N = 100
+
+
+def load_ranked_family(family: str, task: str | None = None, n: int | None = None, seed: int = 0,
+                       data_dir: str | None = None) -> Any:
+    """The labelled family if its table is available (seeded subset of ``n``), else ``n``
+    (default :data:`DEFAULT_N`) sampled unlabelled nets. Returns a :class:`cgpredict.datasets.Family`."""
+    from cgpredict.datasets import load_family
+    from cgpredict.datasets.registry import check_task, resolve_data_dir
+
+    task = check_task(family, task)
+    if task is not None and resolve_data_dir(data_dir) is not None:
+        try:
+            fam = load_family(family, task=task, data_dir=data_dir)
+        except FileNotFoundError:
+            fam = None
+        if fam is not None:
+            if n is not None and n < len(fam):
+                pick = np.sort(np.random.default_rng(seed).choice(len(fam), n, replace=False))
+                fam = fam.subset(pick)
+            return fam
+    return load_family(family, task=task, n=DEFAULT_N if n is None else n, seed=seed)
+
+
+def rank_family(predictor: Any, fam: Any, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
+    ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
+    ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score."""
+    from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
+    from cgpredict.models.fcm import OutOfDistributionWarning
+
+    cgs = fam.cgs(progress=progress)
+    score = predictor.score(cgs)
+    pred = predictor.predict(cgs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfDistributionWarning)
+        try:
+            ood = predictor.ood(cgs, name=fam.name)
+        except RuntimeError:
+            ood = {"flag": np.zeros(len(cgs), dtype=bool), "max_membership": np.full(len(cgs), np.nan)}
+    order = np.argsort(-score, kind="stable")
+    rows = []
+    for place, i in enumerate(order, start=1):
+        rows.append({"rank": place, "arch": fam.key(int(i)), "predicted_acc": float(pred[i]), "score": float(score[i]),
+                     "mmacs": cgs[i].flops / 1e6, "ood": bool(ood["flag"][i]),
+                     "max_membership": float(ood["max_membership"][i]),
+                     "label": float(fam.labels[i]) if fam.labels is not None else float("nan")})
+    metrics: dict[str, float] = {}
+    if fam.labels is not None:
+        y = np.asarray(fam.labels, dtype=np.float64)
+        metrics = {"srcc": spearman(y, score), "kendall_tau": kendall_tau(y, score), "ndcg@10": ndcg_at_k(y, score, 10)}
+    return rows, metrics
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cgpredict.commands.predict import format_table, load_predictor, write_rows
+
+    if args.n is not None and args.n < 2:
+        raise ValueError(f"--n must be at least 2 to rank, got {args.n}")
+    predictor = load_predictor(args.checkpoint, progress=not args.quiet)
+    fam = load_ranked_family(args.family, args.task, args.n, args.seed, args.data)
+    labelled = fam.labels is not None
+    print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
+          f"{fam.name}{'/' + fam.task if fam.task else ''}")
+    rows, metrics = rank_family(predictor, fam, progress=not args.quiet)
+    shown = [{**r, "arch": _short(r["arch"], args.arch_width), "ood_text": "yes" if r["ood"] else "no"}
+             for r in rows[: args.top]]
+    columns = [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
+               ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"), ("ood_text", "OOD", "")]
+    if labelled:
+        columns.append(("label", "true", ".2f"))
+    print(format_table(shown, columns))
+    n_ood = sum(r["ood"] for r in rows)
+    print(f"\n{n_ood}/{len(rows)} nets flagged out-of-distribution for this checkpoint")
+    if metrics:
+        print(f"SRCC {metrics['srcc']:.3f}   Kendall tau {metrics['kendall_tau']:.3f}   "
+              f"NDCG@10 {metrics['ndcg@10']:.3f}   (ensemble score vs true labels, {len(rows)} nets)")
+    if args.output:
+        write_rows(rows, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``rank`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "rank",
+        help="rank a family's networks with a trained predictor (metrics when labels exist)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--family", required=True, help="family name (see `cgpredict families`)")
+    parser.add_argument("--task", default=None, help="labelled task (default: the family's first)")
+    parser.add_argument("--n", type=int, default=None,
+                        help=f"number of nets: a seeded subset of the labelled ones, or sampled (default {DEFAULT_N})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subset / sample")
+    parser.add_argument("--checkpoint", default=None, metavar="DIR",
+                        help="predictor folder (default: the shipped NB-101 checkpoint)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="labelled-data folder (default $CGPREDICT_DATA)")
+    parser.add_argument("--top", type=int, default=10, help="rows to print")
+    parser.add_argument("--arch-width", type=int, default=60, help="truncate architecture text to this width")
+    parser.add_argument("-o", "--output", default=None, metavar="CSV", help="write the full ranking as CSV")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run)
+    return parser

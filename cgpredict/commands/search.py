@@ -1,0 +1,92 @@
+"""``cgpredict search``: predictor-guided local search for a better network under a FLOPs budget.
+
+Pipeline position: model → CG → features → predictor → ranking/**search**.
+
+Example::
+
+    cgpredict search torchvision:resnet18 --flops-budget 0.8 --iterations 6 --topk 10 -o out/
+    cgpredict search "nasbench201:(0, 2, 3, 2, 3, 1)" --predictor my_predictor/ --method evolution -o out/
+
+The scorer is a saved :class:`~cgpredict.predictor.Predictor` (``--predictor DIR``), by default the
+shipped ``Predictor.pretrained("nb101")``. Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
+``model.onnx``, ``diff.txt``), ``results.csv``, ``pareto.csv``, ``search.json`` and ``search.png``
+(trajectory and Pareto front) to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _scorer(args: argparse.Namespace):  # noqa: ANN202 - returns Predictor.predict
+    from cgpredict.predictor import Predictor
+
+    if args.predictor:
+        if not Path(args.predictor).exists():
+            raise FileNotFoundError(f"predictor checkpoint {args.predictor} does not exist")
+        return Predictor.load(args.predictor, progress=False).predict
+    return Predictor.pretrained(args.pretrained, progress=False).predict
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cgpredict.search import resolve_start, search_cg, write_results
+
+    scorer = _scorer(args)
+    start = resolve_start(args.model, args.input_shape)
+    mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
+    result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty, method=args.method,
+                       iterations=args.iterations, topk=args.topk, mutants=args.mutants,
+                       max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
+                       run_check=args.run_check, seed=args.seed, progress=not args.quiet)
+    rows = write_results(result, start, args.output, onnx=not args.no_onnx, progress=not args.quiet)
+    if not rows:
+        print(f"cgpredict search: no candidate met the budget after {result.queries} queries; "
+              "raise --flops-budget, --iterations or use --penalty", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        s = result.start
+        print(f"start {start.name}: predicted {s.pred:.3f}, {start.flops / 1e6:.1f} MMACs, {start.params / 1e6:.3f} M params")
+        for r in rows:
+            note = "" if r.get("runs", True) else " (does not run)"
+            print(f"#{r['rank']:>2}: predicted {r['pred']:.3f}, {r['macs'] / 1e6:.1f} MMACs, "
+                  f"{r['params'] / 1e6:.3f} M params{note}")
+        skipped = {r["skipped"] for r in rows if r.get("skipped")}
+        for msg in skipped:
+            print(f"note: {msg}", file=sys.stderr)
+        print(f"{result.queries} predictor queries; wrote {len(rows)} networks to {args.output}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``search`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "search",
+        help="mutate a network's CG towards higher predicted accuracy within a FLOPs budget",
+        description="Predictor-guided local search on computation graphs (GENNAPE); exports the top-k.",
+    )
+    parser.add_argument("model", metavar="MODEL",
+                        help="torchvision:NAME, path.py:Class, model.onnx, cg.json or FAMILY:ARCH")
+    parser.add_argument("--input-shape", default=None, help="e.g. 1,3,224,224 (default: the model's own)")
+    parser.add_argument("--predictor", default=None, help="saved Predictor directory (default: pretrained)")
+    parser.add_argument("--pretrained", default="nb101", help="name of the shipped checkpoint (default nb101)")
+    parser.add_argument("--flops-budget", type=float, default=None,
+                        help="MACs budget as a fraction of the start's (e.g. 0.8); default: none")
+    parser.add_argument("--penalty", type=float, default=0.0, help="0 = hard budget, >0 = soft penalty weight")
+    parser.add_argument("--method", choices=("local", "evolution", "random"), default="local")
+    parser.add_argument("--iterations", type=int, default=6, help="local-search rounds (default 6)")
+    parser.add_argument("--topk", type=int, default=10, help="networks kept per round and returned (default 10)")
+    parser.add_argument("--mutants", type=int, default=8, help="mutants per kept network per round (default 8)")
+    parser.add_argument("--max-queries", type=int, default=None, help="stop after this many predictor queries")
+    parser.add_argument("--mutations", default=None, help="comma-separated mutation names (default: all)")
+    parser.add_argument("--flops-mode", default="torchvision", help="MAC counting mode of the budget")
+    parser.add_argument("--run-check", action="store_true", help="build and run every candidate (slow)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export of the results")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    parser.set_defaults(func=_run)
+    return parser

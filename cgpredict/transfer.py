@@ -1,0 +1,500 @@
+"""The GENNAPE transfer protocol: train on one labelled family, evaluate on the others.
+
+Pipeline position: model → CG → features → predictor → **evaluation across families** (this
+module) → ranking/search. Used by ``cgpredict eval`` and ``benchmarks/transfer.py``.
+
+Protocol (per seed ``s``):
+
+1. **Source**: the labelled NB-101 nets are split 80/10/10 (train/val/test, seeded by ``s``).
+   The :class:`~cgpredict.predictor.Predictor` is trained on the train split; its contrastive
+   encoder may additionally see ``n_unlabelled`` unlabelled NB-101 CGs sampled from the builder,
+   and — in the *transductive* setting, reported separately — the target family's unlabelled CGs
+   (the FCM clusters and heads are still fitted on the labelled source embeddings). The test
+   split gives the in-family figures; the validation split is held out (unused by the default
+   options, which do no FCM grid search).
+2. **Zero-shot**: every labelled net of each target family/task is scored without any target label.
+3. **k-shot fine-tuning** (default 50): ``shots`` target nets are drawn with a seed derived from
+   ``(s, target)`` only — so they are the same nets for every method — the predictor is
+   fine-tuned on them (``finetune_epochs`` epochs at ``finetune_batch``), and every method is
+   evaluated on the remaining nets of the target.
+4. **Leave-one-family-out** (optional): train on all labelled families except the target's
+   (labels z-scored per family/task so that different label scales can be pooled), evaluate
+   zero-shot on the target.
+
+Every method is scored on exactly the same nets: the baselines FLOPs and params (of the CG),
+each zero-cost proxy column of the data table (:attr:`Family.extra`), every ensemble member and
+the GENNAPE ensemble. Metrics are those of :func:`cgpredict.metrics.evaluate`; ``mae`` is only
+reported for methods that output accuracies (regression members and the ensemble's
+:meth:`~cgpredict.predictor.Predictor.predict`), and is ``nan`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cgpredict.cg import CG
+from cgpredict.metrics import DegenerateMetricWarning, evaluate
+from cgpredict.models.ensemble import combine, equal_weights
+from cgpredict.models.graph_data import flops_of
+from cgpredict.predictor import MEMBERS, REGRESSION_MEMBERS, Predictor
+
+#: The metric columns, in table order.
+METRIC_COLUMNS: tuple[str, ...] = ("spearman", "kendall_tau", "ndcg@10", "ndcg@50", "mae", "precision@1%",
+                                   "precision@5%", "precision@10%", "best_rank@1%", "best_rank@5%",
+                                   "best_rank@10%")
+#: Default source (``family/task``).
+SOURCE = "nasbench101/cifar10"
+#: Every labelled family/task of the shared data (zero-shot targets by default).
+ALL_TARGETS: tuple[str, ...] = (
+    "nasbench201/cifar10", "nasbench201/cifar100", "nasbench201/ImageNet16-120", "nasbench301/cifar10",
+    "transbench101_micro/class_scene", "transbench101_micro/class_object", "transbench101_micro/autoencoder",
+    "transbench101_micro/normal", "transbench101_micro/jigsaw", "transbench101_micro/room_layout",
+    "transbench101_micro/segmentsemantic")
+#: Name of the ensemble row.
+ENSEMBLE = "GENNAPE ensemble"
+
+#: Predictor options of the presets. ``full`` = the library defaults (paper sizes);
+#: ``reduced`` = the same models with fewer epochs (fits a 2-core budget); ``quick`` = tiny
+#: models for smoke tests.
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": {"min_train_accuracy": 80.0},
+    "reduced": {"min_train_accuracy": 80.0, "encoder": {"epochs": 6}, "regressor": {"epochs": 50},
+                "pairwise": {"epochs": 15}, "kgnn": {"epochs": 30}},
+    "quick": {"encoder": {"epochs": 3, "batch_size": 64, "branch_dim": 16},
+              "regressor": {"epochs": 10, "hidden": 32}, "pairwise": {"epochs": 3, "hidden": 16},
+              "kgnn": {"epochs": 3, "batch_size": 64}, "n_clusters": 3},
+}
+
+
+@dataclass
+class TransferConfig:
+    """Options of one protocol run (see the module docstring).
+
+    Attributes:
+        source: ``family/task`` of the labelled training family.
+        targets: ``family/task`` of every target.
+        seeds: number of seeds (``first_seed .. first_seed + seeds - 1``).
+        first_seed: the first seed.
+        settings: any of ``zero-shot``, ``few-shot``, ``transductive``, ``lofo``.
+        shots: labelled target nets for fine-tuning.
+        finetune_epochs, finetune_batch: fine-tuning schedule (the issue asks batch 1; the
+            training loop skips batches of one, so 2 is the smallest batch that trains).
+        n_unlabelled: extra unlabelled source CGs (sampled from the builder) for the encoder/FCM.
+        split: train/val/test fractions of the source family.
+        members: ensemble members.
+        preset: ``full``, ``reduced`` or ``quick`` (:data:`PRESETS`); ``predictor`` overrides its entries.
+        max_source, max_target: cap the nets used per family (``None`` = all; for smoke tests).
+        lofo_sources: source families for ``lofo`` (``None`` = every labelled family/task in
+            :data:`ALL_TARGETS` plus the source whose family differs from the target's).
+        data_dir: labelled-data folder (default ``$CGPREDICT_DATA``).
+        progress: tqdm bars.
+    """
+
+    source: str = SOURCE
+    targets: list[str] = field(default_factory=lambda: ["nasbench201/cifar10", "nasbench301/cifar10"])
+    seeds: int = 5
+    first_seed: int = 0
+    settings: list[str] = field(default_factory=lambda: ["zero-shot", "few-shot"])
+    shots: int = 50
+    finetune_epochs: int = 100
+    finetune_batch: int = 2
+    n_unlabelled: int = 0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    members: list[str] = field(default_factory=lambda: list(MEMBERS))
+    preset: str = "full"
+    predictor: dict[str, Any] = field(default_factory=dict)
+    max_source: int | None = None
+    max_target: int | None = None
+    lofo_sources: list[str] | None = None
+    data_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        known = {"zero-shot", "few-shot", "transductive", "lofo"}
+        bad = [s for s in self.settings if s not in known]
+        if bad:
+            raise ValueError(f"unknown setting(s) {bad}; choose from {sorted(known)}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
+        for spec in [self.source, *self.targets, *(self.lofo_sources or [])]:
+            parse_target(spec)
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if self.shots < 2:
+            raise ValueError(f"shots must be >= 2, got {self.shots}")
+        if self.finetune_batch < 2:
+            raise ValueError("finetune_batch must be >= 2: the training loop skips batches of one net")
+        if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
+            raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
+
+    def predictor_options(self, seed: int) -> dict[str, Any]:
+        """Constructor options of :class:`Predictor` for ``seed``."""
+        opts = copy.deepcopy(PRESETS[self.preset])
+        for key, value in self.predictor.items():
+            if isinstance(value, dict) and isinstance(opts.get(key), dict):
+                opts[key] = {**opts[key], **value}
+            else:
+                opts[key] = value
+        return {**opts, "members": list(self.members), "seed": seed, "progress": False}
+
+
+def parse_target(spec: str) -> tuple[str, str | None]:
+    """``"family/task"`` (or ``"family"``) → ``(family, task)``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a target must be 'family/task', got {spec!r}")
+    family, _, task = spec.strip().partition("/")
+    if not family:
+        raise ValueError(f"a target must be 'family/task', got {spec!r}")
+    return family, (task or None)
+
+
+def _stable_seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+def split_indices(n: int, seed: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, ...]:
+    """Seeded random ``(train, val, test)`` index arrays over ``n`` items (sizes rounded down,
+    remainder to train)."""
+    if n < 3:
+        raise ValueError(f"cannot split {n} items into train/val/test")
+    perm = np.random.default_rng(_stable_seed("split", seed)).permutation(n)
+    n_val, n_test = int(math.floor(fractions[1] * n)), int(math.floor(fractions[2] * n))
+    n_train = n - n_val - n_test
+    return perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+
+
+def shot_indices(n: int, shots: int, seed: int, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(shots, rest)``: the fine-tuning nets of ``target`` for ``seed`` and the evaluation nets.
+
+    Depends only on ``(n, shots, seed, target)``, so every method sees the same split.
+    """
+    if shots >= n:
+        raise ValueError(f"target {target} has {n} nets, not enough for {shots}-shot fine-tuning plus evaluation")
+    perm = np.random.default_rng(_stable_seed("shots", target, seed)).permutation(n)
+    return np.sort(perm[:shots]), np.sort(perm[shots:])
+
+
+# ---------------------------------------------------------------------------------------------- data
+@dataclass
+class LabelledSet:
+    """CGs of one labelled family/task with labels and baseline columns."""
+
+    name: str
+    cgs: list[CG]
+    labels: np.ndarray
+    extra: dict[str, np.ndarray]
+
+    def take(self, idx: np.ndarray) -> LabelledSet:
+        """Subset by indices."""
+        return LabelledSet(self.name, [self.cgs[i] for i in idx], self.labels[idx],
+                           {k: v[idx] for k, v in self.extra.items()})
+
+
+def load_labelled(spec: str, data_dir: str | None = None, limit: int | None = None, seed: int = 0,
+                  progress: bool = True) -> LabelledSet:
+    """Load ``family/task`` with its CGs (cached on disk); ``limit`` keeps a seeded random subset."""
+    from cgpredict.datasets import load_family
+
+    family, task = parse_target(spec)
+    fam = load_family(family, task=task, data_dir=data_dir)
+    if fam.labels is None:
+        raise ValueError(f"{spec} has no labels")
+    if limit is not None and limit < len(fam):
+        idx = np.sort(np.random.default_rng(_stable_seed("limit", spec, seed)).permutation(len(fam))[:limit])
+        fam = fam.subset(idx)
+    return LabelledSet(spec, fam.cgs(progress=progress), np.asarray(fam.labels, dtype=np.float64), dict(fam.extra))
+
+
+def baseline_scores(data: LabelledSet) -> dict[str, np.ndarray]:
+    """Zero-cost baselines (higher = better): the CG's FLOPs and params and each proxy column of
+    the table (missing values ranked last)."""
+    out = {"FLOPs": flops_of(data.cgs), "params": np.array([float(cg.params) for cg in data.cgs])}
+    for key, col in sorted(data.extra.items()):
+        col = np.asarray(col, dtype=np.float64)
+        if key in ("flops", "params") or not np.isfinite(col).any():
+            continue
+        finite = col[np.isfinite(col)]
+        out[f"zc:{key}"] = np.where(np.isfinite(col), col, finite.min() - 1.0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- training
+def fit_predictor(options: dict[str, Any], cgs: Sequence[CG], labels: np.ndarray,
+                  encoder_cgs: Sequence[CG] | None = None) -> Predictor:
+    """A fitted :class:`Predictor`; ``encoder_cgs`` (extra unlabelled CGs) are added to the
+    labelled CGs for the contrastive encoder only (the heads see the labelled CGs)."""
+    pred = Predictor(**options)
+    if not encoder_cgs:
+        return pred.fit(cgs, labels)
+    # Same steps as Predictor.fit, with a larger unlabelled set for the encoder (no FCM grid search).
+    y = pred._check(cgs, labels)
+    if pred.min_train_accuracy is not None:
+        keep = np.flatnonzero(y >= pred.min_train_accuracy)
+        cgs, y = [cgs[i] for i in keep], y[keep]
+    pred._build()
+    gflops = flops_of(cgs)
+    emb = None
+    if pred.encoder is not None:
+        pred.encoder.fit(list(cgs) + list(encoder_cgs))
+        emb = pred.encoder.transform(cgs)
+    for name, model in pred.models.items():
+        if name == "k-GNN":
+            model.fit(cgs, y)
+        else:
+            model.fit(emb, gflops, y)
+    pred.weights = equal_weights(pred.members)
+    pred.fitted = True
+    return pred
+
+
+def finetuned(pred: Predictor, cgs: Sequence[CG], labels: np.ndarray, epochs: int, batch: int) -> Predictor:
+    """A fine-tuned deep copy of ``pred`` (the original is left untouched)."""
+    tuned = copy.deepcopy(pred)
+    for model in tuned.models.values():
+        model.batch_size = batch
+    return tuned.finetune(cgs, labels, epochs=epochs)
+
+
+def predictor_scores(pred: Predictor, cgs: Sequence[CG]) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Scores of every member and of the ensemble, and the names whose scores are accuracies."""
+    scores = dict(pred.member_scores(cgs))
+    regress = [n for n in pred.members if n in REGRESSION_MEMBERS]
+    out = {name: scores[name] for name in pred.members}
+    out[ENSEMBLE] = combine(scores, pred.weights)
+    acc_units = set(regress)
+    if regress:
+        total = sum(pred.weights[n] for n in regress)
+        out[ENSEMBLE + " (predict)"] = sum(pred.weights[n] / total * scores[n] for n in regress)
+        acc_units.add(ENSEMBLE + " (predict)")
+    return out, acc_units
+
+
+def score_rows(labels: np.ndarray, scores: dict[str, np.ndarray], acc_units: set[str], kind: dict[str, str],
+               **meta: Any) -> list[dict[str, Any]]:
+    """One row per method with every metric (``mae`` nan unless the scores are accuracies)."""
+    rows = []
+    for name, values in scores.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateMetricWarning)
+            metrics = evaluate(labels, values)
+        if name not in acc_units:
+            metrics["mae"] = float("nan")
+        rows.append({**meta, "method": name, "kind": kind.get(name, "member"), **metrics})
+    return rows
+
+
+def _merge_predict_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put the ensemble's predict() MAE into the ensemble row (ranking metrics come from score())."""
+    out, pending = [], {}
+    for row in rows:
+        if row["method"] == ENSEMBLE + " (predict)":
+            pending[(row["setting"], row["target"], row["seed"])] = row["mae"]
+        else:
+            out.append(row)
+    for row in out:
+        if row["method"] == ENSEMBLE:
+            row["mae"] = pending.get((row["setting"], row["target"], row["seed"]), float("nan"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- protocol
+def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = None,
+                 data: dict[str, LabelledSet] | None = None) -> list[dict[str, Any]]:
+    """Run the protocol; returns one dict per (setting, target, seed, method) with every metric
+    plus ``kind`` (``baseline``/``member``/``ensemble``) and timing columns.
+
+    ``data`` maps ``family/task`` names to already loaded sets (e.g. synthetic ones); names not
+    in it are loaded from the labelled-data folder.
+    """
+    say = log or (lambda _msg: None)
+    data = dict(data or {})
+
+    def get(spec: str, limit: int | None) -> LabelledSet:
+        if spec not in data:
+            data[spec] = load_labelled(spec, config.data_dir, limit, progress=config.progress)
+        return data[spec]
+
+    source = get(config.source, config.max_source)
+    targets = {t: get(t, config.max_target) for t in config.targets}
+    unlabelled: list[CG] = []
+    if config.n_unlabelled:
+        from cgpredict.datasets import load_family
+
+        family, _ = parse_target(config.source)
+        unlabelled = load_family(family, n=config.n_unlabelled, seed=12345).cgs(progress=config.progress)
+    rows: list[dict[str, Any]] = []
+    base_kind = {}
+    seeds = range(config.first_seed, config.first_seed + config.seeds)
+    jobs = [(s, st) for s in seeds for st in ("source", *config.settings)]
+    bar = tqdm(total=len(jobs), desc="transfer protocol", disable=not config.progress)
+    for seed in seeds:
+        opts = config.predictor_options(seed)
+        train, _val, test = split_indices(len(source.cgs), seed, config.split)
+        tr = source.take(train)
+        t0 = time.perf_counter()
+        pred = fit_predictor(opts, tr.cgs, tr.labels, unlabelled)
+        fit_s = time.perf_counter() - t0
+        say(f"seed {seed}: fitted on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
+        te = source.take(test)
+        scores, acc = predictor_scores(pred, te.cgs)
+        base = baseline_scores(te)
+        base_kind = {k: "baseline" for k in base}
+        rows += score_rows(te.labels, {**base, **scores}, acc, {**base_kind, ENSEMBLE: "ensemble"},
+                           setting="in-family test", target=config.source, seed=seed, n_eval=len(te.cgs),
+                           fit_s=fit_s)
+        bar.update()
+        for setting in config.settings:
+            for name, tgt in targets.items():
+                t0 = time.perf_counter()
+                if setting == "zero-shot":
+                    ev, model = tgt, pred
+                elif setting == "few-shot":
+                    shots, rest = shot_indices(len(tgt.cgs), config.shots, seed, name)
+                    st = tgt.take(shots)
+                    model = finetuned(pred, st.cgs, st.labels, config.finetune_epochs, config.finetune_batch)
+                    ev = tgt.take(rest)
+                elif setting == "transductive":
+                    model = fit_predictor(opts, tr.cgs, tr.labels, unlabelled + list(tgt.cgs))
+                    ev = tgt
+                else:  # lofo
+                    model = _fit_lofo(config, name, opts, seed, data)
+                    ev = tgt
+                scores, acc = predictor_scores(model, ev.cgs)
+                base = baseline_scores(ev)
+                label = f"{config.shots}-shot" if setting == "few-shot" else setting
+                rows += score_rows(ev.labels, {**base, **scores}, acc, {**base_kind, **{k: "baseline" for k in base},
+                                                                         ENSEMBLE: "ensemble"},
+                                   setting=label, target=name, seed=seed, n_eval=len(ev.cgs),
+                                   fit_s=time.perf_counter() - t0)
+                say(f"seed {seed}: {label} on {name} done in {time.perf_counter() - t0:.0f}s")
+            bar.update()
+    bar.close()
+    return _merge_predict_row(rows)
+
+
+def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: int,
+              data: dict[str, LabelledSet]) -> Predictor:
+    """A predictor trained on every labelled family except the target's (labels z-scored per set)."""
+    family, _ = parse_target(target)
+    sources = config.lofo_sources or [s for s in (config.source, *ALL_TARGETS)
+                                      if s in data or _has_table(s, config.data_dir)]
+    cgs: list[CG] = []
+    ys: list[np.ndarray] = []
+    for spec in dict.fromkeys(sources):
+        if parse_target(spec)[0] == family:
+            continue
+        if spec not in data:
+            data[spec] = load_labelled(spec, config.data_dir, config.max_source, seed, progress=config.progress)
+        part = data[spec]
+        cgs += part.cgs
+        ys.append((part.labels - part.labels.mean()) / (part.labels.std() or 1.0))
+    if not cgs:
+        raise ValueError(f"no labelled family other than {family} to train a leave-one-family-out predictor")
+    y = np.concatenate(ys) * 10.0 + 50.0  # accuracy-like scale: positive, as the FLOPs transform expects
+    lofo_opts = {**opts, "min_train_accuracy": None}
+    return fit_predictor(lofo_opts, cgs, y)
+
+
+def _has_table(spec: str, data_dir: str | None = None) -> bool:
+    """Whether the labelled table of ``spec`` exists in the data folder."""
+    try:
+        from cgpredict.datasets import registry
+
+        family, task = parse_target(spec)
+        root = registry.resolve_data_dir(data_dir)
+        return root is not None and (root / registry.family_module(family).data_file(task)).is_file()
+    except Exception:  # noqa: BLE001 - an unavailable family simply is not a source
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Group rows by ``(setting, target)``; per method the mean and std over seeds of each metric."""
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for row in rows:
+        groups.setdefault((row["setting"], row["target"]), {}).setdefault(row["method"], []).append(row)
+    order = {"baseline": 0, "member": 1, "ensemble": 2}
+    out = {}
+    for key, methods in groups.items():
+        table = []
+        for method, rs in methods.items():
+            entry: dict[str, Any] = {"method": method, "kind": rs[0]["kind"], "seeds": len(rs),
+                                     "n_eval": rs[0]["n_eval"]}
+            for col in METRIC_COLUMNS:
+                vals = np.array([r[col] for r in rs], dtype=np.float64)
+                good = vals[np.isfinite(vals)]
+                entry[col] = (float(good.mean()) if good.size else float("nan"),
+                              float(good.std()) if good.size else float("nan"))
+            table.append(entry)
+        table.sort(key=lambda e: (order.get(e["kind"], 3), e["method"]))
+        out[key] = table
+    return out
+
+
+def headline(rows: Sequence[dict[str, Any]], metric: str = "spearman") -> list[str]:
+    """A markdown summary table: per (setting, target) the ``metric`` of the ensemble, the best
+    member, FLOPs and the best zero-cost proxy column (mean ± std over seeds)."""
+    lines = [f"## Summary ({metric}, mean ± std over seeds)", "",
+             "| setting | target | GENNAPE ensemble | best member | FLOPs | best zero-cost proxy |",
+             "|---|---|---|---|---|---|"]
+    for (setting, target), table in summarize(rows).items():
+        by = {e["method"]: e for e in table}
+
+        def best(kind: str, prefix: str = "") -> str:
+            cands = [e for e in table if e["kind"] == kind and e["method"].startswith(prefix)
+                     and np.isfinite(e[metric][0]) and e["method"] != "FLOPs"]
+            if not cands:
+                return "—"
+            e = max(cands, key=lambda e: e[metric][0])
+            return f"{e['method']} {_fmt(*e[metric], 3)}"
+
+        ens = _fmt(*by[ENSEMBLE][metric], 3) if ENSEMBLE in by else "—"
+        flops = _fmt(*by["FLOPs"][metric], 3) if "FLOPs" in by else "—"
+        lines.append(f"| {setting} | {target} | {ens} | {best('member')} | {flops} | {best('baseline', 'zc:')} |")
+    return lines
+
+
+def _fmt(mean: float, std: float, digits: int) -> str:
+    if not np.isfinite(mean):
+        return "—"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], config: TransferConfig | None = None, command: str | None = None,
+                notes: Sequence[str] = ()) -> str:
+    """Markdown report: configuration, command, then one table per (setting, target)."""
+    lines = ["# GENNAPE transfer protocol", ""]
+    if command:
+        lines += ["Reproduce with:", "", "```", command, "```", ""]
+    if config is not None:
+        cfg = asdict(config)
+        cfg.pop("progress", None)
+        lines += ["Configuration: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items()), ""]
+    lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    lines += ["Mean ± std over seeds. spearman/kendall_tau/ndcg/precision: higher is better; "
+              "mae (accuracy units, only for methods that predict accuracy) and best_rank (percentile of "
+              "the best true rank among the predicted top-K%): lower is better.", ""]
+    lines += headline(rows) + [""]
+    head = ["method", "kind", *METRIC_COLUMNS]
+    for (setting, target), table in summarize(rows).items():
+        n_eval = table[0]["n_eval"] if table else 0
+        lines += [f"## {setting} — {target} ({n_eval} nets evaluated, {table[0]['seeds']} seed(s))", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for e in table:
+            cells = [e["method"], e["kind"]]
+            for col in METRIC_COLUMNS:
+                digits = 2 if col in ("mae",) or col.startswith("best_rank") else 3
+                cells.append(_fmt(*e[col], digits))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

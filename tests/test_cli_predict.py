@@ -1,0 +1,168 @@
+"""`cgpredict predict`, `cgpredict rank` and `cgpredict finetune` on real models and families.
+
+Pipeline position: model → CG → features → predictor → ranking (command line).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cgpredict import cli
+from cgpredict.metrics import spearman
+
+COMMANDS = ("predict", "rank", "finetune")
+
+
+@pytest.fixture()
+def run_cli(monkeypatch: pytest.MonkeyPatch):
+    """``run_cli(*argv) -> exit code`` with the predictor sub-commands registered."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", tuple(dict.fromkeys(cli.COMMAND_MODULES + COMMANDS)))
+    return lambda *argv: cli.main([str(a) for a in argv])
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+TINY_SOURCE = """
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+_namespace: dict = {}
+exec(TINY_SOURCE, _namespace)
+TinyNet = _namespace["TinyNet"]
+
+
+def test_predict_resnet18(run_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pred.csv"
+    assert run_cli("predict", "torchvision:resnet18", "-o", out) == 0
+    text = capsys.readouterr().out
+    assert "torchvision:resnet18" in text and "OOD" in text
+    (row,) = _rows(out)
+    assert row["model"] == "torchvision:resnet18"
+    assert math.isfinite(float(row["predicted_acc"]))
+    assert float(row["mmacs"]) == pytest.approx(1814.0, rel=0.01)  # torchvision's 1.81 GMACs at 224x224
+    assert 0.0 < float(row["max_membership"]) <= 1.0
+    assert float(row["centroid_distance"]) > 0
+    assert row["ood"] in ("True", "False")
+
+
+def test_predict_onnx_matches_torch_file(run_cli, tmp_path: Path) -> None:
+    onnx_path = tmp_path / "tiny.onnx"
+    torch.onnx.export(TinyNet().eval(), (torch.randn(1, 3, 32, 32),), str(onnx_path), dynamo=False, opset_version=14)
+    py = tmp_path / "tiny_net.py"
+    py.write_text(TINY_SOURCE)
+    out = tmp_path / "pred.csv"
+    assert run_cli("predict", onnx_path, f"{py}:TinyNet", "--input-shape", "1,3,32,32", "-o", out) == 0
+    onnx_row, torch_row = _rows(out)
+    assert onnx_row["model"].endswith("tiny.onnx")
+    # the two front ends give the same CG, so the same prediction
+    assert float(onnx_row["mmacs"]) == pytest.approx(float(torch_row["mmacs"]))
+    assert float(onnx_row["predicted_acc"]) == pytest.approx(float(torch_row["predicted_acc"]), abs=1e-4)
+
+
+def test_predict_missing_checkpoint(run_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", tmp_path / "nope") == 1
+    assert "nope does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", empty) == 1
+    assert "not a predictor checkpoint" in capsys.readouterr().err
+
+
+def test_rank_sampled_family(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("CGPREDICT_DATA", raising=False)
+    out = tmp_path / "rank.csv"
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "--seed", 3, "--top", 5, "-q", "-o", out) == 0
+    text = capsys.readouterr().out
+    assert "12 sampled, unlabelled nets" in text and "SRCC" not in text
+    rows = _rows(out)
+    assert [int(r["rank"]) for r in rows] == list(range(1, 13))
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    assert len({r["arch"] for r in rows}) == 12
+
+
+def test_rank_labelled_family_metrics(run_cli, tmp_path: Path, shared_data: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rank.csv"
+    assert run_cli("rank", "--family", "nasbench201", "--task", "cifar10", "--n", 40, "--data", shared_data,
+                   "-q", "-o", out) == 0
+    text = capsys.readouterr().out
+    srcc = float(re.search(r"SRCC (-?[0-9.]+)", text).group(1))
+    rows = _rows(out)
+    assert len(rows) == 40
+    expected = spearman([float(r["label"]) for r in rows], [float(r["score"]) for r in rows])
+    assert srcc == pytest.approx(expected, abs=1e-3)
+    assert "Kendall tau" in text and "NDCG@10" in text
+
+
+def _nb201_label(arch: tuple[int, ...]) -> float:
+    """A made-up but learnable label: more 3x3 convs, fewer `none` edges = better."""
+    return 70.0 + 3.0 * arch.count(2) + 1.0 * arch.count(3) - 4.0 * arch.count(1)
+
+
+def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from cgpredict.datasets import load_family, sample
+    from cgpredict.predictor import Predictor
+
+    archs = sample("nasbench201", 10, seed=5)
+    labels = tmp_path / "my10.csv"
+    labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
+    out = tmp_path / "my.ckpt"
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q") == 0
+    assert "fine-tuned on 10 nets" in capsys.readouterr().out
+    tuned = Predictor.load(out, progress=False)
+    base = Predictor.pretrained(progress=False)
+    cgs = load_family("nasbench201", n=10, seed=5).cgs(progress=False)
+    assert not np.allclose(tuned.predict(cgs), base.predict(cgs))
+    assert tuned.taus_ and set(tuned.weights) == set(base.weights)
+    assert not np.allclose(list(tuned.weights.values()), list(base.weights.values()))
+    # the fine-tuned checkpoint is usable from the CLI as well
+    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", out) == 0
+
+
+def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "space.py"
+    space.write_text(
+        "from torch import nn\n"
+        "def build(width):\n"
+        "    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
+        "                         nn.Flatten(), nn.Linear(width, 10))\n")
+    labels = tmp_path / "widths.csv"
+    labels.write_text("arch,label\n4,60\n8,65\n16,70\n32,74\n")
+    out = tmp_path / "w.ckpt"
+    argv = ["finetune", "--labels", labels, "--builder", f"{space}:build", "--input-shape", "1,3,32,32",
+            "-o", out, "--epochs", 3, "-q"]
+    assert run_cli(*argv) == 0
+    assert (out / "config.json").is_file() and (out / "weights.pt").is_file()
+    capsys.readouterr()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,label\n4,60\n8,not-a-number\n")
+    assert run_cli(*[bad if a == labels else a for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "line 3" in err
+    assert run_cli(*[f"{space}:nobuild" if a == f"{space}:build" else a for a in argv]) == 1
+    assert "no function 'nobuild'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli("finetune", "--labels", labels, "-o", out)  # neither --family nor --builder

@@ -1,0 +1,342 @@
+"""Predictor-guided CG search: mutations, objective, Pareto front, algorithms, exports and CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import textwrap
+
+import numpy as np
+import pytest
+
+from cgpredict.cg import CG
+from cgpredict.converters import from_torch
+from cgpredict.search import (
+    MUTATIONS,
+    CellSpace,
+    CGSpace,
+    Objective,
+    diff_cgs,
+    get_mutations,
+    local_search,
+    mutate,
+    pareto_front,
+    random_search,
+    regularized_evolution,
+    search_cg,
+)
+from cgpredict.search.graph_edit import ShapeError, canonical_key, check_shapes
+from cgpredict.search.spaces import rebuild_available, run_check
+
+needs_rebuild = pytest.mark.skipif(not rebuild_available(), reason="cgpredict.rebuild (CG.to_module) missing")
+
+
+@pytest.fixture(scope="module")
+def nets() -> dict[str, CG]:
+    import torchvision
+
+    return {
+        "resnet18": from_torch(torchvision.models.resnet18(), input_shape=(1, 3, 32, 32), name="resnet18"),
+        "mobilenet_v2": from_torch(torchvision.models.mobilenet_v2(), input_shape=(1, 3, 32, 32),
+                                   name="mobilenet_v2"),
+    }
+
+
+def _count(cg: CG, op: str) -> int:
+    return sum(n.op == op for n in cg.nodes)
+
+
+def _expected_change(name: str, before: CG, after: CG, site: int) -> None:
+    """Each mutation changes what its description says."""
+    hb, ha = before.op_histogram(), after.op_histogram()
+    node = before.nodes[site]
+    move = after.meta["mutations"][-1]
+    assert move.startswith(name + ":")
+    if name == "kernel_size":
+        k = int(move.split("-> ")[1].split("x")[0])
+        assert k != node.kernel[0]
+        assert any(n.name == node.name and n.kernel == (k, k) for n in after.nodes)
+        assert after.num_nodes == before.num_nodes
+    elif name == "activation":
+        new_op = move.split("-> ")[1]
+        assert after.nodes[site].op == new_op != node.op  # same node order, one op changed
+        assert [n.op for n in after.nodes if n.id != site] == [n.op for n in before.nodes if n.id != site]
+        assert after.flops == before.flops and after.params == before.params
+    elif name == "to_separable":
+        assert ha.get("depthwise_conv", 0) == hb.get("depthwise_conv", 0) + 1
+        assert after.params < before.params
+    elif name == "to_inverted":
+        assert ha.get("depthwise_conv", 0) == hb.get("depthwise_conv", 0) + 1
+        assert ha["conv"] == hb["conv"] + 1
+    elif name == "to_dense":
+        assert ha.get("depthwise_conv", 0) == hb["depthwise_conv"] - 1
+    elif name == "width":
+        old, new = (int(v) for v in move.split(" channels")[0].split(" ")[-3::2])
+        assert old == node.out_shape[1] != new
+        assert [n.out_shape[1] for n in after.nodes if n.name == node.name] == [new]
+    elif name == "add_skip":
+        assert ha["add"] == hb.get("add", 0) + 1 and after.params == before.params
+    elif name == "drop_skip":
+        assert ha.get("add", 0) == hb["add"] - 1 and after.params == before.params
+    elif name == "remove_block":
+        assert ha.get("add", 0) == hb["add"] - 1 and after.params < before.params
+    elif name == "add_block":
+        assert ha["add"] == hb.get("add", 0) + 1 and after.params > before.params
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_each_mutation_keeps_the_cg_valid_and_changes_what_it_says(nets, name) -> None:
+    mutation = MUTATIONS[name]
+    rng = np.random.default_rng(0)
+    applied = 0
+    for net in nets.values():
+        sites = mutation.sites(net)
+        for site in sites[:: max(1, len(sites) // 3)][:3]:
+            child = mutation.apply(net, site, rng)
+            if child is None:
+                continue
+            child.validate()
+            check_shapes(child)
+            assert [n.id for n in child.nodes] == list(range(child.num_nodes))
+            _expected_change(name, net, child, site)
+            assert net.meta.get("mutations") is None  # the parent is untouched
+            if rebuild_available():
+                run_check(child)
+            applied += 1
+    assert applied > 0, f"{name} never applied on resnet18/mobilenet_v2"
+
+
+def test_check_shapes_catches_a_broken_edit(nets) -> None:
+    cg = CG.from_dict(nets["resnet18"].to_dict())
+    conv = next(n for n in cg.nodes if n.op == "conv" and n.kernel == (3, 3) and n.id > 5)
+    conv.weight_shape = (conv.weight_shape[0], conv.weight_shape[1] + 1, 3, 3)
+    with pytest.raises(ShapeError, match=conv.name):
+        check_shapes(cg)
+
+
+def test_mutate_is_seeded_and_chains(nets) -> None:
+    def walk(seed: int) -> list[str]:
+        rng = np.random.default_rng(seed)
+        cg = nets["mobilenet_v2"]
+        for _ in range(6):
+            cg = mutate(cg, rng) or cg
+        return cg.meta["mutations"]
+
+    assert walk(3) == walk(3)
+    assert walk(3) != walk(4)
+    assert len(walk(3)) == 6
+    with pytest.raises(ValueError, match="nope"):
+        get_mutations(["kernel_size", "nope"])
+
+
+def test_canonical_key_ignores_move_order(nets) -> None:
+    cg = nets["resnet18"]
+    act, ks = MUTATIONS["activation"], MUTATIONS["kernel_size"]
+    rng = np.random.default_rng(0)
+    a_site, k_site = act.sites(cg)[2], ks.sites(cg)[4]
+    one = ks.apply(act.apply(cg, a_site, np.random.default_rng(1)), k_site, np.random.default_rng(2))
+    two = act.apply(ks.apply(cg, k_site, np.random.default_rng(2)), a_site, np.random.default_rng(1))
+    assert canonical_key(one) == canonical_key(two)
+    assert canonical_key(one) != canonical_key(cg)
+    assert canonical_key(mutate(cg, rng)) != canonical_key(cg)
+
+
+def test_pareto_front_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.integers(0, 6, size=30).astype(float)
+        f = rng.integers(0, 6, size=30).astype(float)
+        p[rng.integers(30)] = np.nan
+        front = pareto_front(p, f)
+        brute = set()
+        seen = set()
+        for i in np.argsort(f, kind="stable"):
+            if not np.isfinite(p[i]):
+                continue
+            dominated = any(np.isfinite(p[j]) and p[j] >= p[i] and f[j] <= f[i] and (p[j] > p[i] or f[j] < f[i])
+                            for j in range(30))
+            if not dominated and (p[i], f[i]) not in seen:
+                brute.add((p[i], f[i]))
+                seen.add((p[i], f[i]))
+        assert {(p[i], f[i]) for i in front} == brute
+        assert len(front) == len(brute)
+        assert np.all(np.diff(f[front]) > 0) and np.all(np.diff(p[front]) > 0)
+    with pytest.raises(ValueError):
+        pareto_front([1.0, 2.0], [1.0])
+
+
+def test_objective_hard_and_soft_budget() -> None:
+    hard, soft = Objective(100.0), Objective(100.0, penalty=2.0)
+    assert hard.value(0.9, 100) == 0.9 and hard.value(0.9, 101) == -math.inf
+    assert soft.value(0.9, 150) == pytest.approx(0.9 - 2.0 * 0.5)
+    assert hard.sort_key(0.1, 90) > hard.sort_key(0.9, 120)  # feasible beats infeasible
+    assert hard.sort_key(0.0, 110) > hard.sort_key(0.0, 130)  # infeasible: fewer FLOPs first
+    with pytest.raises(ValueError, match="flops_budget"):
+        Objective(0.0)
+
+
+def _dw_scorer(cgs: list[CG]) -> np.ndarray:
+    """A simple deterministic scorer: more depthwise convs and fewer parameters are better."""
+    return np.array([_count(c, "depthwise_conv") - c.params / 1e6 for c in cgs])
+
+
+def test_local_search_improves_respects_budget_and_reproduces(nets) -> None:
+    start = nets["resnet18"]
+    res = search_cg(start, _dw_scorer, flops_budget=0.8, iterations=4, topk=4, mutants=4, seed=0, progress=False)
+    assert res.top and all(c.flops <= 0.8 * start.flops for c in res.top)
+    assert res.best.pred > res.start.pred
+    assert res.start.pred == pytest.approx(_dw_scorer([start])[0])
+    assert [c.value for c in res.top] == sorted((c.value for c in res.top), reverse=True)
+    for c in res.top:  # recorded numbers are the CG's own
+        assert c.flops == c.item.flops and c.params == c.item.params
+        check_shapes(c.item)
+    again = search_cg(start, _dw_scorer, flops_budget=0.8, iterations=4, topk=4, mutants=4, seed=0, progress=False)
+    assert [c.key for c in again.history] == [c.key for c in res.history]
+    other = search_cg(start, _dw_scorer, flops_budget=0.8, iterations=4, topk=4, mutants=4, seed=1, progress=False)
+    assert [c.key for c in other.history] != [c.key for c in res.history]
+    front = res.pareto()
+    assert all(a.flops < b.flops and a.pred < b.pred for a, b in zip(front, front[1:]))
+    traj = res.trajectory()
+    assert traj.size == res.queries and np.all(np.diff(traj[np.isfinite(traj)]) >= 0)
+
+
+def test_soft_penalty_can_exceed_budget_hard_cannot(nets) -> None:
+    start = nets["mobilenet_v2"]
+
+    def big(cgs: list[CG]) -> np.ndarray:  # rewards MACs: pushes against the budget
+        return np.array([c.flops / start.flops for c in cgs])
+
+    hard = search_cg(start, big, flops_budget=1.0, iterations=3, topk=3, mutants=4, progress=False)
+    soft = search_cg(start, big, flops_budget=1.0, penalty=0.01, iterations=3, topk=3, mutants=4, progress=False)
+    assert all(c.flops <= start.flops for c in hard.top)
+    assert any(c.flops > start.flops for c in soft.top)
+
+
+def test_evolution_and_random_use_the_query_budget(nets) -> None:
+    start = nets["mobilenet_v2"]
+    space = CGSpace(start, _dw_scorer, walk=2)
+    evo = regularized_evolution(space, start, Objective(), population=8, tournament=3, max_queries=24, progress=False)
+    rnd = random_search(space, start, Objective(), max_queries=24, progress=False)
+    assert evo.queries == 24 and rnd.queries == 24
+    assert len({c.key for c in evo.history}) == len(evo.history)
+    assert evo.best.pred >= evo.start.pred
+    with pytest.raises(ValueError, match="tournament"):
+        regularized_evolution(space, start, population=4, tournament=5)
+
+
+def test_cell_space_restricted_to_allowed_archs() -> None:
+    rng = np.random.default_rng(0)
+    allowed = [tuple(int(v) for v in rng.integers(5, size=6)) for _ in range(60)]
+    target = np.array([2, 2, 2, 2, 2, 2])
+    space = CellSpace(6, 5, lambda archs: np.array([-(np.asarray(a) != target).sum() for a in archs], float),
+                      allowed=allowed)
+    for _ in range(50):
+        child, move = space.mutate(allowed[0], rng)
+        assert child in set(allowed) and child != allowed[0] and move.startswith("edge")
+    res = local_search(space, allowed[0], iterations=30, topk=3, mutants=4, max_queries=40, progress=False)
+    best_possible = max(-(np.asarray(a) != target).sum() for a in allowed)
+    assert res.queries <= 40 and res.best.pred >= res.start.pred
+    assert res.best.pred >= best_possible - 2
+
+
+def test_diff_names_the_changes(nets) -> None:
+    start = nets["resnet18"]
+    child = MUTATIONS["to_separable"].apply(start, MUTATIONS["to_separable"].sites(start)[3], np.random.default_rng(0))
+    text = diff_cgs(start, child)
+    assert "to_separable" in text and "depthwise_conv 0->1" in text
+    assert "+depthwise_conv" in text.replace(" ", "") or "+depthwise_conv" in text
+
+
+TINY_NET = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                       nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16))
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.block(x))
+            return self.head(x.mean((2, 3)))
+''')
+
+
+@needs_rebuild
+def test_cli_search_writes_outputs(tmp_path) -> None:
+    from cgpredict.commands import search as search_cmd
+    from cgpredict.models.synthetic import toy_family
+    from cgpredict.predictor import Predictor
+
+    cgs, acc = toy_family(48, seed=0)
+    ckpt = Predictor(members=["k-GNN"], kgnn={"epochs": 3}, progress=False).fit(cgs, acc).save(tmp_path / "pred")
+    (tmp_path / "tiny.py").write_text(TINY_NET)
+    parser = argparse.ArgumentParser()
+    search_cmd.register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    args = parser.parse_args(["search", f"{tmp_path / 'tiny.py'}:Tiny", "--input-shape", "1,3,16,16",
+                              "--predictor", str(ckpt), "--flops-budget", "1.0", "--iterations", "2", "--topk", "2",
+                              "--mutants", "3", "-o", str(out), "-q"])
+    assert args.func(args) == 0
+    for name in ("results.csv", "pareto.csv", "search.json", "search.png", "rank01/model.cg.json",
+                 "rank01/model.py", "rank01/model.onnx", "rank01/diff.txt"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert 1 <= len(rows) <= 2 and all(r["runs"] == "True" and r["onnx_same_cg"] == "True" for r in rows)
+    summary = json.loads((out / "search.json").read_text())
+    assert all(r["macs"] <= summary["start"]["macs"] for r in summary["top"])
+    import subprocess
+    import sys
+
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(out / "rank01" / "model.onnx")))
+    ran = subprocess.run([sys.executable, str(out / "rank01" / "model.py")], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "output (1, 10)" in ran.stdout
+    missing = parser.parse_args(["search", "torchvision:resnet18", "--predictor", str(tmp_path / "nope"), "-o",
+                                 str(out)])
+    with pytest.raises(FileNotFoundError, match="nope"):
+        missing.func(missing)
+
+
+def test_resolve_start_family_arch_and_json(tmp_path) -> None:
+    from cgpredict.datasets import nasbench201 as nb
+    from cgpredict.search import resolve_start
+
+    cg = resolve_start("nasbench201:(0, 2, 3, 2, 3, 1)")
+    assert cg.name == "nasbench201:(0, 2, 3, 2, 3, 1)"
+    assert cg.macs(nb.FLOPS_MODE) == 88307392 and cg.params == 615386  # the table's own row
+    cg.to_json(tmp_path / "start.json")
+    assert resolve_start(str(tmp_path / "start.json")).hash() == cg.hash()
+    with pytest.raises(ValueError):
+        search_cg(cg, _dw_scorer, method="annealing")
+    with pytest.raises(ValueError, match="budget"):
+        search_cg(cg, _dw_scorer, flops_budget=-1)
+
+
+@pytest.mark.slow
+@needs_rebuild
+@pytest.mark.parametrize("model", ["torchvision:resnet18", "torchvision:mobilenet_v2"])
+def test_pretrained_search_on_torchvision_models(tmp_path, model) -> None:
+    """Free-form acceptance: every returned net runs, meets the budget and round-trips through ONNX."""
+    from cgpredict.predictor import CHECKPOINT_DIR, Predictor
+    from cgpredict.search import resolve_start, write_results
+
+    if not (CHECKPOINT_DIR / "nb101" / "config.json").is_file():
+        pytest.skip("no pretrained nb101 checkpoint shipped")
+    start = resolve_start(model)
+    res = search_cg(start, Predictor.pretrained(progress=False).predict, flops_budget=0.8, iterations=6, topk=3,
+                    mutants=8, progress=False)
+    rows = write_results(res, start, tmp_path, progress=False)
+    assert rows
+    for row in rows:
+        assert row["macs"] <= 0.8 * start.flops
+        assert row["runs"] and row["onnx_same_cg"]

@@ -1,0 +1,158 @@
+"""Tests of the transfer protocol (cgpredict.transfer), `cgpredict eval` and its markdown report."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from cgpredict import transfer
+from cgpredict.commands import eval as eval_cmd
+from cgpredict.models.synthetic import toy_family
+from cgpredict.transfer import (ENSEMBLE, METRIC_COLUMNS, LabelledSet, TransferConfig, run_transfer, shot_indices,
+                                split_indices, to_markdown)
+
+TINY = {"encoder": {"epochs": 2, "batch_size": 32, "branch_dim": 8}, "regressor": {"epochs": 4, "hidden": 16},
+        "pairwise": {"epochs": 2, "hidden": 8}, "kgnn": {"epochs": 2, "batch_size": 32}, "n_clusters": 2}
+
+
+def _toy_set(name: str, n: int, seed: int, **kw) -> LabelledSet:
+    cgs, acc = toy_family(n, seed=seed, **kw)
+    rng = np.random.default_rng(seed)
+    proxy = acc + rng.normal(0, 2.0, n)  # an informative fake zero-cost proxy, with one gap
+    proxy[3] = np.nan
+    return LabelledSet(name, cgs, acc, {"synflow": proxy, "flops": np.zeros(n)})
+
+
+@pytest.fixture(scope="module")
+def toy_rows():
+    data = {"toya/x": _toy_set("toya/x", 60, 0), "toyb/x": _toy_set("toyb/x", 40, 1, min_depth=6, max_depth=14)}
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=2, settings=["zero-shot", "few-shot", "transductive", "lofo"],
+                         shots=8, finetune_epochs=3, preset="quick", predictor=TINY, progress=False,
+                         lofo_sources=["toya/x"])
+    captured = []
+    real = transfer.finetuned
+
+    def spy(pred, cgs, labels, epochs, batch):
+        captured.append((list(cgs), labels.copy(), epochs, batch))
+        return real(pred, cgs, labels, epochs, batch)
+
+    transfer.finetuned = spy
+    try:
+        rows = run_transfer(cfg, data=data)
+    finally:
+        transfer.finetuned = real
+    return cfg, data, rows, captured
+
+
+def test_split_indices_are_a_seeded_partition() -> None:
+    tr, va, te = split_indices(500, 3)
+    assert (tr.size, va.size, te.size) == (400, 50, 50)
+    assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(500))
+    assert np.array_equal(split_indices(500, 3)[0], tr)
+    assert not np.array_equal(split_indices(500, 4)[0], tr)
+    with pytest.raises(ValueError, match="cannot split"):
+        split_indices(2, 0)
+
+
+def test_shot_indices_depend_only_on_seed_and_target() -> None:
+    shots, rest = shot_indices(725, 50, 0, "nasbench201/cifar10")
+    assert shots.size == 50 and rest.size == 675 and not set(shots) & set(rest)
+    again, _ = shot_indices(725, 50, 0, "nasbench201/cifar10")
+    assert np.array_equal(shots, again)
+    assert not np.array_equal(shots, shot_indices(725, 50, 1, "nasbench201/cifar10")[0])
+    assert not np.array_equal(shots, shot_indices(725, 50, 0, "nasbench301/cifar10")[0])
+    with pytest.raises(ValueError, match="not enough"):
+        shot_indices(40, 50, 0, "x/y")
+
+
+def test_config_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="setting"):
+        TransferConfig(settings=["one-shot"])
+    with pytest.raises(ValueError, match="finetune_batch"):
+        TransferConfig(finetune_batch=1)
+    with pytest.raises(ValueError, match="preset"):
+        TransferConfig(preset="huge")
+    with pytest.raises(ValueError, match="family/task"):
+        TransferConfig(targets=[""])
+
+
+def test_protocol_rows_cover_every_method_metric_and_setting(toy_rows) -> None:
+    cfg, data, rows, _ = toy_rows
+    settings = {r["setting"] for r in rows}
+    assert settings == {"in-family test", "zero-shot", "8-shot", "transductive", "lofo"}
+    for setting in settings:
+        for seed in (0, 1):
+            methods = {r["method"]: r for r in rows if r["setting"] == setting and r["seed"] == seed}
+            assert {"FLOPs", "params", "zc:synflow", *cfg.members, ENSEMBLE} <= set(methods)
+            assert "zc:flops" not in methods  # table flops/params columns are not duplicated
+            assert ENSEMBLE + " (predict)" not in methods  # folded into the ensemble row's mae
+            for r in methods.values():
+                assert set(METRIC_COLUMNS) <= set(r)
+                assert -1.0 <= r["spearman"] <= 1.0
+            # mae only where the scores are accuracies
+            assert np.isnan(methods["FLOPs"]["mae"]) and np.isnan(methods["CL+Pairwise"]["mae"])
+            assert np.isfinite(methods["CL+T"]["mae"]) and np.isfinite(methods[ENSEMBLE]["mae"])
+            # every method is scored on the same nets
+            assert len({r["n_eval"] for r in methods.values()}) == 1
+    few = [r for r in rows if r["setting"] == "8-shot"]
+    assert {r["n_eval"] for r in few} == {len(data["toyb/x"].cgs) - 8}
+    zero = [r for r in rows if r["setting"] == "zero-shot"]
+    assert {r["n_eval"] for r in zero} == {len(data["toyb/x"].cgs)}
+
+
+def test_few_shot_nets_are_the_seeded_shot_indices(toy_rows) -> None:
+    cfg, data, _, captured = toy_rows
+    assert len(captured) == 2  # one fine-tuning per seed and target
+    target = data["toyb/x"]
+    for seed, (cgs, labels, epochs, batch) in enumerate(captured):
+        shots, _ = shot_indices(len(target.cgs), cfg.shots, seed, "toyb/x")
+        assert [id(c) for c in cgs] == [id(target.cgs[i]) for i in shots]
+        assert np.array_equal(labels, target.labels[shots])
+        assert (epochs, batch) == (cfg.finetune_epochs, cfg.finetune_batch)
+
+
+def test_flops_baseline_matches_direct_metric(toy_rows) -> None:
+    from cgpredict.metrics import spearman
+
+    _, data, rows, _ = toy_rows
+    target = data["toyb/x"]
+    row = next(r for r in rows if r["setting"] == "zero-shot" and r["seed"] == 0 and r["method"] == "FLOPs")
+    flops = np.array([cg.flops for cg in target.cgs], dtype=float)
+    assert row["spearman"] == pytest.approx(spearman(target.labels, flops))
+
+
+def test_markdown_has_a_table_per_setting_with_all_columns(toy_rows) -> None:
+    cfg, _, rows, _ = toy_rows
+    text = to_markdown(rows, cfg, "cgpredict eval --quick", ["note"])
+    assert "cgpredict eval --quick" in text and "- note" in text
+    for heading in ("## zero-shot — toyb/x", "## 8-shot — toyb/x", "## lofo — toyb/x", "## in-family test — toya/x"):
+        assert heading in text
+    header = "| method | kind | " + " | ".join(METRIC_COLUMNS) + " |"
+    assert text.count(header) == 5
+    assert "| GENNAPE ensemble | ensemble |" in text and " ± " in text
+
+
+def test_eval_cli_quick_on_real_data(shared_data, tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    eval_cmd.register(sub)
+    out = tmp_path / "eval.md"
+    args = parser.parse_args(["eval", "--quick", "--targets", "nasbench201/cifar10", "--max-source", "50",
+                              "--max-target", "40", "--data-dir", str(shared_data), "--no-progress",
+                              "-o", str(out)])
+    assert args.func(args) == 0
+    text = out.read_text()
+    assert "## zero-shot — nasbench201/cifar10 (40 nets evaluated" in text
+    assert "## 10-shot — nasbench201/cifar10 (30 nets evaluated" in text
+    for method in ("| FLOPs |", "| params |", "| zc:synflow |", "| zc:nwot |", "| k-GNN |", "| GENNAPE ensemble |"):
+        assert method in text
+
+
+def test_eval_cli_rejects_bad_predictor_json() -> None:
+    parser = argparse.ArgumentParser()
+    eval_cmd.add_arguments(parser)
+    args = parser.parse_args(["--predictor", "[1]"])
+    with pytest.raises(ValueError, match="JSON object"):
+        eval_cmd.config_from_args(args)
