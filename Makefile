@@ -22,10 +22,10 @@ demo: install
 	$(PY) -m cgpredict.demo
 
 test: install
-	$(PY) -m pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 test-all: install
-	CGPREDICT_SLOW=1 $(PY) -m pytest -q -n 2 tests
+	CGPREDICT_SLOW=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

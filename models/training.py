@@ -78,8 +78,8 @@ def fit_loop(step: Callable[[np.ndarray], torch.Tensor], params: Iterable[nn.Par
         total, count = 0.0, 0
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            if idx.size < 2 and n >= 2:
-                continue
+            if idx.size < 2 and n >= 2 and batch_size > 1:
+                continue  # a trailing single-item batch: ranking losses need pairs (batch_size=1 trains on every item)
             opt.zero_grad()
             loss = step(idx)
             loss.backward()

@@ -166,3 +166,24 @@ def test_nasbench201_small_transfer_beats_flops(shared_data: Path) -> None:
     flops_srcc = spearman(y_test, [cg.flops for cg in test])
     assert spearman(y_test, pred.score(test)) > max(0.75, flops_srcc)
     assert spearman(y_test, pred.predict(test)) > max(0.75, flops_srcc)
+
+
+
+def test_batch_size_one_trains_every_item() -> None:
+    """Fine-tuning at batch 1 (the protocol's setting) must take one step per item, not skip them."""
+    import torch
+
+    from cgpredict.models.training import fit_loop
+
+    layer = torch.nn.Linear(2, 1)
+    before = layer.weight.detach().clone()
+    x, y = torch.randn(5, 2), torch.randn(5)
+    seen: list[int] = []
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        seen.extend(int(i) for i in idx)
+        return torch.nn.functional.mse_loss(layer(x[idx]).squeeze(-1), y[idx])
+
+    fit_loop(step, layer.parameters(), n=5, epochs=1, batch_size=1, lr=0.1, seed=0, desc="t", progress=False)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert not torch.equal(before, layer.weight.detach())
