@@ -35,7 +35,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np

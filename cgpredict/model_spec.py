@@ -109,14 +109,11 @@ def _timm(name: str) -> Any:
     return timm.create_model(name, pretrained=False).eval()
 
 
-def _from_file(spec: str) -> Any:
-    import torch
-
-    path_text, _, cls_name = spec.rpartition(":")
-    path = Path(path_text)
+def import_user_file(path: Path, kind: str = "model") -> Any:
+    """Import a user's ``.py`` file as a fresh module (``ValueError`` naming the file on failure)."""
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    module_name = f"_cgpredict_user_model_{abs(hash(str(path.resolve())))}"
+        raise FileNotFoundError(f"{kind} file {path} does not exist")
+    module_name = f"_cgpredict_user_{kind}_{abs(hash(str(path.resolve())))}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:  # pragma: no cover - .py files always load
         raise ValueError(f"cannot import {path}")
@@ -127,6 +124,16 @@ def _from_file(spec: str) -> Any:
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _from_file(spec: str) -> Any:
+    import torch
+
+    path_text, _, cls_name = spec.rpartition(":")
+    path = Path(path_text)
+    module = import_user_file(path, "model")
+    module_name = module.__name__
     cls = getattr(module, cls_name, None)
     if cls is None:
         modules = sorted(

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from cgpredict import cli
 from cgpredict.metrics import spearman

@@ -20,8 +20,6 @@ result is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,20 +39,10 @@ def load_builder(spec: str) -> Callable[[Any], Any]:
     path_text, sep, fn_name = spec.rpartition(":")
     if not sep or not path_text or not fn_name:
         raise ValueError(f"--builder must look like path/file.py:function, got {spec!r}")
+    from cgpredict.model_spec import import_user_file
+
     path = Path(path_text)
-    if not path.is_file():
-        raise FileNotFoundError(f"builder file {path} does not exist")
-    module_name = f"_cgpredict_user_builder_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:  # pragma: no cover - .py files always load
-        raise ValueError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(module_name, None)
-        raise ValueError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    module = import_user_file(path, "builder")
     fn = getattr(module, fn_name, None)
     if not callable(fn):
         names = sorted(n for n, obj in vars(module).items() if callable(obj) and not n.startswith("_"))
