@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from cgpredict.counting import register_counting_mode
+from cgpredict.datasets._tasks import check_task
 from cgpredict.datasets._cell_ops import (
     Cell4,
     Identity,
@@ -68,11 +69,7 @@ CELLS_PER_STAGE = 5
 
 
 def _check_task(task: str | None) -> str:
-    if task is None:
-        return TASKS[0]
-    if task not in TASKS:
-        raise ValueError(f"{NAME}: unknown task {task!r}; known: {', '.join(TASKS)}")
-    return task
+    return check_task(NAME, TASKS, task)
 
 
 def input_shape(task: str | None = None) -> tuple[int, ...]:

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from cgpredict.counting import register_counting_mode
+from cgpredict.datasets._tasks import check_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -78,11 +79,7 @@ PAIRS_PER_CELL = 2 * NUM_NODES
 
 
 def _check_task(task: str | None) -> str:
-    if task is None:
-        return TASKS[0]
-    if task not in TASKS:
-        raise ValueError(f"{NAME}: unknown task {task!r}; known: {', '.join(TASKS)}")
-    return task
+    return check_task(NAME, TASKS, task)
 
 
 def input_shape(task: str | None = None) -> tuple[int, ...]:

@@ -5,8 +5,7 @@ Pipeline position: model → CG → features → predictor → ranking/**search*
 For each returned CG, :func:`export_cg` writes ``model.cg.json`` (the CG), ``model.py`` (a
 runnable script whose ``build()`` returns the rebuilt ``torch.nn.Module``), ``model.onnx``
 (``torch.onnx.export`` of ``CG.to_module()``, checked with ``onnx.checker``) and ``diff.txt``
-(:func:`diff_cgs`). Without :mod:`cgpredict.rebuild` the module/ONNX files are skipped with a
-message saying so.
+(:func:`diff_cgs`). A CG that does not run or export is recorded with ``skipped`` saying why.
 """
 
 from __future__ import annotations
@@ -105,11 +104,11 @@ def export_cg(cg: CG, outdir: str | Path, start: CG | None = None, onnx: bool = 
               info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write one result to ``outdir`` (see module docstring); returns what was written and checked.
 
-    Keys: ``dir``, ``cg_json``, ``diff`` and, when ``cgpredict.rebuild`` exists, ``module_py``,
+    Keys: ``dir``, ``cg_json``, ``diff``, ``module_py``,
     ``runs`` (forward pass ok), ``onnx`` (path), ``onnx_same_cg`` (re-conversion matches);
     ``skipped`` explains anything not done.
     """
-    from cgpredict.search.spaces import rebuild_available, run_check
+    from cgpredict.search.spaces import run_check
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,9 +118,6 @@ def export_cg(cg: CG, outdir: str | Path, start: CG | None = None, onnx: bool = 
     if start is not None:
         (out / "diff.txt").write_text(diff_cgs(start, cg) + "\n")
         rec["diff"] = str(out / "diff.txt")
-    if not rebuild_available():
-        rec["skipped"] = "cgpredict.rebuild (CG.to_module) is not available: no model.py / model.onnx"
-        return rec
     shapes = [list(n.out_shape) for n in cg.input_nodes]
     (out / "model.py").write_text(MODEL_PY.format(name=cg.name or "CG", shapes=shapes))
     rec["module_py"] = str(out / "model.py")
