@@ -14,4 +14,14 @@ from cgpredict.ops import OP_TYPES
 
 __version__ = "0.1.0"
 
-__all__ = ["CG", "CGBuilder", "Node", "OP_TYPES", "CGConversionError", "CGError", "CGSchemaError", "__version__"]
+__all__ = ["CG", "CGBuilder", "Node", "OP_TYPES", "CGConversionError", "CGError", "CGSchemaError", "Predictor",
+           "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``cgpredict.Predictor`` is imported on first use (it pulls in torch and torch-geometric)."""
+    if name == "Predictor":
+        from cgpredict.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'cgpredict' has no attribute {name!r}")

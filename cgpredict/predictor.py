@@ -22,8 +22,16 @@ member                    what it is
   (:mod:`cgpredict.models.ensemble`).
 * :meth:`Predictor.predict` returns accuracies: the same weights averaged over the members that
   regress accuracy (``CL+FCM+T``, ``CL+T``, ``k-GNN``).
-* Fine-tuning keeps the contrastive encoder, input scalings, FCM clusters and label statistics
-  fixed and trains the heads (and the k-GNN) further on the new labels.
+* Fine-tuning keeps the contrastive encoder, FCM clusters and label statistics fixed, re-fits the
+  heads' input standardisation to the fine-tuning CGs (``adapt=True``, see :meth:`Predictor.adapt`)
+  and trains the heads (and the k-GNN) further on the new labels.
+* :meth:`Predictor.fit` takes optional ``unlabelled`` CGs of the training family: the contrastive
+  encoder trains on them too and the heads' input standardisation / FCM clusters are fitted on
+  all of them (label-free), as GENNAPE pre-trains on 50k unlabelled NB-101 CGs.
+* ``proxy="gennas"`` / ``"eproxy"`` (or a :class:`~cgpredict.proxies.ProxyConfig`) adds regression-proxy
+  features (:func:`cgpredict.proxies.proxy_features`, disk-cached): the graph-level vector is
+  appended to the CL members' embedding, the node-level statistics (+ a mask column) to the
+  k-GNN's node features. A net the proxy cannot run gets the neutral fill and stays predictable.
 * :meth:`Predictor.save` writes a directory with ``weights.pt`` (one ``state_dict``, loaded with
   ``weights_only=True``) and ``config.json`` (versions, constructor options, scalers, PCA and FCM
   state as arrays); no pickle. :meth:`Predictor.load` refuses checkpoints of another checkpoint
@@ -35,7 +43,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +58,9 @@ from cgpredict.models.ensemble import combine, equal_weights, kendall_weights
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
+
+if TYPE_CHECKING:
+    from cgpredict.proxies.features import ProxyConfig
 
 #: Every member, in the paper's order.
 MEMBERS: tuple[str, ...] = ("CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise", "k-GNN", "FLOPs")
@@ -86,6 +97,10 @@ class Predictor:
         min_train_accuracy: drop training CGs below this accuracy (the paper drops NB-101 nets
             below 80%).
         weight_temperature: temperature of the Kendall-τ softmax after fine-tuning.
+        proxy: ``None`` (CG features only), ``"gennas"``, ``"eproxy"``, a
+            :class:`~cgpredict.proxies.ProxyConfig` or its keyword dict: regression-proxy features
+            as extra graph (CL heads) and node (k-GNN) inputs. Every CG given to ``fit``/``predict``
+            is then run through the proxy once (cached on disk by CG hash and config).
         seed: seeds every member.
         progress: tqdm progress bars.
 
@@ -103,7 +118,8 @@ class Predictor:
                  regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
                  kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
-                 weight_temperature: float = 1.0, seed: int = 0, progress: bool = True) -> None:
+                 weight_temperature: float = 1.0, proxy: str | ProxyConfig | dict[str, Any] | None = None,
+                 seed: int = 0, progress: bool = True) -> None:
         unknown = [name for name in members if name not in MEMBERS]
         if unknown or not members:
             raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(MEMBERS)}")
@@ -117,6 +133,7 @@ class Predictor:
         self.min_train_accuracy = min_train_accuracy
         self.weight_temperature = weight_temperature
         self.seed, self.progress = seed, progress
+        self.proxy = _proxy_config(proxy)
         self.weights: dict[str, float] = equal_weights(self.members)
         self.taus_: dict[str, float] = {}
         self.grid_scores_: dict[str, float] = {}
@@ -129,7 +146,8 @@ class Predictor:
         common = {"seed": self.seed, "progress": self.progress}
         self.encoder = (ContrastiveEncoder(**{**self.encoder_kwargs, **common})
                         if CL_MEMBERS.intersection(self.members) else None)
-        dim = self.encoder.dim if self.encoder is not None else 0
+        graph_dim, node_dim = self._proxy_dims()
+        dim = self.encoder.dim + graph_dim if self.encoder is not None else 0
         self.models: dict[str, Any] = {}
         for name in self.members:
             fcm = {"n_clusters": self.n_clusters, "m": self.m} if "FCM" in name else {"n_clusters": 0}
@@ -138,14 +156,15 @@ class Predictor:
             elif name in ("CL+Pairwise", "CL+FCM+Pairwise"):
                 self.models[name] = PairwiseRanker(dim, **{**self.pairwise_kwargs, **fcm, **common})
             elif name == "k-GNN":
-                self.models[name] = GNNPredictor("kgnn", **{**self.kgnn_kwargs, **common})
+                self.models[name] = GNNPredictor("kgnn", **{**self.kgnn_kwargs, "extra_node_dim": node_dim, **common})
 
     def config(self) -> dict[str, Any]:
         """Constructor options (JSON-ready; FCM options are the ones in use after a grid search)."""
         return {"members": list(self.members), "encoder": self.encoder_kwargs, "regressor": self.regressor_kwargs,
                 "pairwise": self.pairwise_kwargs, "kgnn": self.kgnn_kwargs, "n_clusters": self.n_clusters,
                 "m": self.m, "fcm_grid": self.fcm_grid, "min_train_accuracy": self.min_train_accuracy,
-                "weight_temperature": self.weight_temperature, "seed": self.seed}
+                "weight_temperature": self.weight_temperature,
+                "proxy": None if self.proxy is None else _proxy_dict(self.proxy), "seed": self.seed}
 
     def modules(self) -> nn.ModuleDict:
         """All trainable torch modules, keyed by member (``encoder`` for the CL encoder)."""
@@ -179,26 +198,72 @@ class Predictor:
             raise RuntimeError("this Predictor is not fitted; call fit() or load a checkpoint first")
 
     def embed(self, cgs: Sequence[CG]) -> np.ndarray:
-        """Contrastive CG embeddings ``[N, dim]`` (needs a CL member)."""
+        """Contrastive CG embeddings ``[N, dim]`` (needs a CL member; proxy features not included)."""
         if self.encoder is None:
             raise RuntimeError("this Predictor has no contrastive member, so no embeddings")
         return self.encoder.transform(cgs)
 
+    # ------------------------------------------------------------------ proxy features
+    def _proxy_dims(self) -> tuple[int, int]:
+        """Widths of the proxy graph vector and of the extra node columns (0, 0 without proxy)."""
+        if self.proxy is None:
+            return 0, 0
+        from cgpredict.proxies.features import NODE_FEATURES
+
+        return len(self.proxy.graph_feature_names), len(NODE_FEATURES) + 1
+
+    def proxy_features(self, cgs: Sequence[CG]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """``(graph [N, G], node arrays [num_nodes, 3] per CG)`` of this predictor's proxy, or ``None``
+        without one. Node columns: the proxy's node statistics and a 0/1 "measured" mask."""
+        if self.proxy is None:
+            return None
+        from cgpredict.proxies.features import proxy_features_many
+
+        feats = proxy_features_many(cgs, self.proxy, progress=self.progress)
+        graph = np.stack([f.graph for f in feats]).astype(np.float64)
+        nodes = [np.concatenate([f.node, f.node_mask[:, None].astype(np.float32)], axis=1) for f in feats]
+        return graph, nodes
+
+    def _inputs(self, cgs: Sequence[CG]) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray] | None]:
+        """Head inputs (embedding [+ proxy graph vector]), GFLOPs and k-GNN extra node columns."""
+        gflops = flops_of(cgs)
+        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        proxy = self.proxy_features(cgs)
+        if proxy is None:
+            return emb, gflops, None
+        graph, nodes = proxy
+        if emb is not None:
+            emb = np.concatenate([emb, graph], axis=1)
+        return emb, gflops, nodes
+
     # ------------------------------------------------------------------ training
-    def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray) -> Predictor:
-        """Train every member on a labelled family (from scratch)."""
+    def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
+            unlabelled: Sequence[CG] | None = None) -> Predictor:
+        """Train every member on a labelled family (from scratch).
+
+        Args:
+            cgs, labels: the labelled training CGs and their accuracies.
+            unlabelled: optional extra CGs without labels (e.g. thousands sampled from the
+                family's builder): the contrastive encoder trains on them as well, and the heads'
+                input standardisation and FCM clusters are fitted on labelled + unlabelled
+                embeddings (with ``proxy`` set, on the labelled ones only, to avoid proxy runs).
+        """
         y = self._check(cgs, labels)
+        unlabelled = list(unlabelled or [])
+        if unlabelled:
+            self._check(unlabelled)
         if self.min_train_accuracy is not None:
             keep = np.flatnonzero(y >= self.min_train_accuracy)
             if keep.size < 4:
                 raise ValueError(f"only {keep.size} training CGs reach min_train_accuracy={self.min_train_accuracy}")
             cgs, y = [cgs[i] for i in keep], y[keep]
         self._build()
-        gflops = flops_of(cgs)
-        emb = None
         if self.encoder is not None:
-            self.encoder.fit(cgs)
-            emb = self.encoder.transform(cgs)
+            self.encoder.fit(list(cgs) + unlabelled)
+        emb, gflops, nodes = self._inputs(cgs)
+        extra = None
+        if unlabelled and emb is not None and self.proxy is None:
+            extra = (self.encoder.transform(unlabelled), flops_of(unlabelled))
         if self.fcm_grid is not None and emb is not None and any("FCM" in n for n in self.members):
             grid = dict(self.fcm_grid)
             search = {k: grid.pop(k) for k in ("clusters", "ms", "val_fraction") if k in grid}
@@ -215,30 +280,53 @@ class Predictor:
                 self.encoder.module.eval()
         for name, model in self.models.items():
             if name == "k-GNN":
-                model.fit(cgs, y)
+                model.fit(cgs, y, node_extra=nodes)
             else:
-                model.fit(emb, gflops, y)
+                model.fit(emb, gflops, y, unlabelled=extra)
         self.weights = equal_weights(self.members)
         self.taus_ = {}
         self.fitted = True
         return self
 
-    def finetune(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray, epochs: int = 100) -> Predictor:
+    def adapt(self, cgs: Sequence[CG]) -> Predictor:
+        """Label-free adaptation to a target family: re-fit the CL heads' input standardisation
+        (per-column mean/std of embedding and log-FLOPs) to these CGs.
+
+        The target family's embeddings usually occupy a small, shifted region of the training
+        family's space; re-centring them lets the heads discriminate within it. Weights, FCM
+        clusters and label statistics are unchanged. Use it with the target family's unlabelled
+        CGs before a zero-shot ranking (the *transductive* setting) — :meth:`finetune` does it on
+        its fine-tuning CGs by default.
+        """
+        self._require_fitted()
+        self._check(cgs)
+        if len(cgs) < 2:
+            raise ValueError("adapt() needs at least 2 CGs to estimate a spread")
+        emb, gflops, _ = self._inputs(cgs)
+        for model in self.models.values():
+            if isinstance(model, (EmbeddingRegressor, PairwiseRanker)):
+                model.standardize_to(emb, gflops)
+        return self
+
+    def finetune(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray, epochs: int = 100,
+                 adapt: bool = True) -> Predictor:
         """Adapt to a target family from a few labelled CGs, then weight members by Kendall τ.
 
-        The encoder, input scalings, FCM clusters and label statistics stay as fitted; heads and
-        the k-GNN train ``epochs`` more epochs on the new labels. Ensemble weights become
+        The encoder, FCM clusters and label statistics stay as fitted; with ``adapt`` the heads'
+        input standardisation is re-fitted to these CGs first (:meth:`adapt`); heads and the k-GNN
+        then train ``epochs`` more epochs on the new labels. Ensemble weights become
         ``softmax(τ / weight_temperature)`` of each member's Kendall τ on these CGs.
         """
         self._require_fitted()
         y = self._check(cgs, labels)
         if y.size < 2:
             raise ValueError("fine-tuning needs at least 2 labelled CGs")
-        gflops = flops_of(cgs)
-        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        if adapt:
+            self.adapt(cgs)
+        emb, gflops, nodes = self._inputs(cgs)
         for name, model in self.models.items():
             if name == "k-GNN":
-                model.fit(cgs, y, epochs=epochs, refit_transform=False)
+                model.fit(cgs, y, epochs=epochs, refit_transform=False, node_extra=nodes)
             elif isinstance(model, PairwiseRanker) and np.ptp(y) == 0:
                 continue
             else:
@@ -252,14 +340,13 @@ class Predictor:
         positions for the pairwise members, GFLOPs for ``FLOPs``."""
         self._require_fitted()
         self._check(cgs)
-        gflops = flops_of(cgs)
-        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        emb, gflops, nodes = self._inputs(cgs)
         out: dict[str, np.ndarray] = {}
         for name in self.members:
             if name == "FLOPs":
                 out[name] = gflops
             elif name == "k-GNN":
-                out[name] = self.models[name].predict(cgs)
+                out[name] = self.models[name].predict(cgs, node_extra=nodes)
             elif name in REGRESSION_MEMBERS:
                 out[name] = self.models[name].predict(emb, gflops)
             else:
@@ -273,13 +360,12 @@ class Predictor:
         names = [n for n in self.members if n in REGRESSION_MEMBERS]
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
-        gflops = flops_of(cgs)
-        emb = self.encoder.transform(cgs) if self.encoder is not None else None
+        emb, gflops, nodes = self._inputs(cgs)
         total = sum(self.weights[n] for n in names)
         pred = np.zeros(len(cgs))
         for name in names:
             model = self.models[name]
-            values = model.predict(cgs) if name == "k-GNN" else model.predict(emb, gflops)
+            values = model.predict(cgs, node_extra=nodes) if name == "k-GNN" else model.predict(emb, gflops)
             pred += self.weights[name] / total * values
         return pred
 
@@ -300,7 +386,8 @@ class Predictor:
         fcm_member = next((self.models[n] for n in ("CL+FCM+T", "CL+FCM+Pairwise") if n in self.models), None)
         if fcm_member is None or fcm_member.fcm is None:
             raise RuntimeError("ood() needs an FCM member (CL+FCM+T or CL+FCM+Pairwise)")
-        feats = fcm_member.fcm_features.transform(self.encoder.transform(cgs), flops_of(cgs))
+        emb, gflops, _ = self._inputs(cgs)
+        feats = fcm_member.fcm_features.transform(emb, gflops)
         return fcm_member.fcm.ood(feats, name=name)
 
     # ------------------------------------------------------------------ persistence
@@ -375,3 +462,29 @@ class Predictor:
                 f"no pretrained predictor {name!r} in {CHECKPOINT_DIR} (available: {available or 'none'}); "
                 "train one with Predictor().fit(cgs, labels).save(path) and load it with Predictor.load(path)")
         return cls.load(path, progress=progress)
+
+
+def _proxy_config(proxy: str | ProxyConfig | dict[str, Any] | None) -> ProxyConfig | None:
+    """Normalise the ``proxy`` option to a ProxyConfig (or ``None``)."""
+    if proxy is None:
+        return None
+    from cgpredict.proxies.features import ProxyConfig
+
+    if isinstance(proxy, ProxyConfig):
+        return proxy
+    if isinstance(proxy, str):
+        return ProxyConfig(method=proxy)
+    if isinstance(proxy, dict):
+        kwargs = dict(proxy)
+        kwargs["overrides"] = tuple((str(k), v) for k, v in kwargs.get("overrides", ()))
+        return ProxyConfig(**kwargs)
+    raise TypeError(f"proxy must be None, 'gennas', 'eproxy', a ProxyConfig or a dict, not {type(proxy).__name__}")
+
+
+def _proxy_dict(config: ProxyConfig) -> dict[str, Any]:
+    """JSON-ready keyword dict of a ProxyConfig (inverse of :func:`_proxy_config`)."""
+    import dataclasses
+
+    data = dataclasses.asdict(config)
+    data["overrides"] = [list(item) for item in config.overrides]
+    return data

@@ -9,7 +9,8 @@ Protocol (per seed ``s``):
    The :class:`~cgpredict.predictor.Predictor` is trained on the train split; its contrastive
    encoder may additionally see ``n_unlabelled`` unlabelled NB-101 CGs sampled from the builder,
    and — in the *transductive* setting, reported separately — the target family's unlabelled CGs
-   (the FCM clusters and heads are still fitted on the labelled source embeddings). The test
+   (``Predictor.fit(..., unlabelled=...)``, then ``Predictor.adapt`` re-fits the heads' input
+   standardisation to the target CGs; the heads are still trained on the labelled source nets only). The test
    split gives the in-family figures; the validation split is held out (unused by the default
    options, which do no FCM grid search).
 2. **Zero-shot**: every labelled net of each target family/task is scored without any target label.
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.metrics import DegenerateMetricWarning, evaluate
-from cgpredict.models.ensemble import combine, equal_weights
+from cgpredict.models.ensemble import combine
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import MEMBERS, REGRESSION_MEMBERS, Predictor
 
@@ -87,8 +88,7 @@ class TransferConfig:
         first_seed: the first seed.
         settings: any of ``zero-shot``, ``few-shot``, ``transductive``, ``lofo``.
         shots: labelled target nets for fine-tuning.
-        finetune_epochs, finetune_batch: fine-tuning schedule (the issue asks batch 1; the
-            training loop skips batches of one, so 2 is the smallest batch that trains).
+        finetune_epochs, finetune_batch: fine-tuning schedule (the protocol's batch 1 by default).
         n_unlabelled: extra unlabelled source CGs (sampled from the builder) for the encoder/FCM.
         split: train/val/test fractions of the source family.
         members: ensemble members.
@@ -107,7 +107,7 @@ class TransferConfig:
     settings: list[str] = field(default_factory=lambda: ["zero-shot", "few-shot"])
     shots: int = 50
     finetune_epochs: int = 100
-    finetune_batch: int = 2
+    finetune_batch: int = 1
     n_unlabelled: int = 0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     members: list[str] = field(default_factory=lambda: list(MEMBERS))
@@ -132,8 +132,8 @@ class TransferConfig:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
         if self.shots < 2:
             raise ValueError(f"shots must be >= 2, got {self.shots}")
-        if self.finetune_batch < 2:
-            raise ValueError("finetune_batch must be >= 2: the training loop skips batches of one net")
+        if self.finetune_batch < 1:
+            raise ValueError(f"finetune_batch must be >= 1, got {self.finetune_batch}")
         if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
 
@@ -231,30 +231,9 @@ def baseline_scores(data: LabelledSet) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- training
 def fit_predictor(options: dict[str, Any], cgs: Sequence[CG], labels: np.ndarray,
                   encoder_cgs: Sequence[CG] | None = None) -> Predictor:
-    """A fitted :class:`Predictor`; ``encoder_cgs`` (extra unlabelled CGs) are added to the
-    labelled CGs for the contrastive encoder only (the heads see the labelled CGs)."""
-    pred = Predictor(**options)
-    if not encoder_cgs:
-        return pred.fit(cgs, labels)
-    # Same steps as Predictor.fit, with a larger unlabelled set for the encoder (no FCM grid search).
-    y = pred._check(cgs, labels)
-    if pred.min_train_accuracy is not None:
-        keep = np.flatnonzero(y >= pred.min_train_accuracy)
-        cgs, y = [cgs[i] for i in keep], y[keep]
-    pred._build()
-    gflops = flops_of(cgs)
-    emb = None
-    if pred.encoder is not None:
-        pred.encoder.fit(list(cgs) + list(encoder_cgs))
-        emb = pred.encoder.transform(cgs)
-    for name, model in pred.models.items():
-        if name == "k-GNN":
-            model.fit(cgs, y)
-        else:
-            model.fit(emb, gflops, y)
-    pred.weights = equal_weights(pred.members)
-    pred.fitted = True
-    return pred
+    """A fitted :class:`Predictor`; ``encoder_cgs`` are extra unlabelled CGs
+    (``Predictor.fit(..., unlabelled=...)``: encoder, input standardisation and FCM)."""
+    return Predictor(**options).fit(cgs, labels, unlabelled=encoder_cgs)
 
 
 def finetuned(pred: Predictor, cgs: Sequence[CG], labels: np.ndarray, epochs: int, batch: int) -> Predictor:
@@ -364,7 +343,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
                     model = finetuned(pred, st.cgs, st.labels, config.finetune_epochs, config.finetune_batch)
                     ev = tgt.take(rest)
                 elif setting == "transductive":
-                    model = fit_predictor(opts, tr.cgs, tr.labels, unlabelled + list(tgt.cgs))
+                    model = fit_predictor(opts, tr.cgs, tr.labels, unlabelled + list(tgt.cgs)).adapt(tgt.cgs)
                     ev = tgt
                 else:  # lofo
                     model = _fit_lofo(config, name, opts, seed, data)

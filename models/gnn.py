@@ -82,9 +82,9 @@ class GraphRegressor(nn.Module):
     """A :class:`GNNEncoder` followed by an MLP head giving one score per graph."""
 
     def __init__(self, kind: str = "kgnn", layers: int = 6, hidden: int = 32, head_layers: int = 4,
-                 head_hidden: int | None = None, dropout: float = 0.0) -> None:
+                 head_hidden: int | None = None, dropout: float = 0.0, in_dim: int = NUM_NODE_FEATURES) -> None:
         super().__init__()
-        self.encoder = GNNEncoder(kind, layers, hidden, dropout=dropout)
+        self.encoder = GNNEncoder(kind, layers, hidden, in_dim=in_dim, dropout=dropout)
         self.head = MLP(hidden, head_hidden or hidden, 1, head_layers)
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -100,26 +100,30 @@ class GNNPredictor:
         epochs, lr, batch_size: Adam training schedule (cosine decay).
         loss: ``mse``, ``hinge`` (pairwise ranking) or ``mse+hinge``.
         flops_transform: regress the FLOPs-normalised target (GENNAPE eq. 5) instead of ``Z(acc)``.
+        extra_node_dim: width of extra per-node feature columns (e.g. proxy statistics) appended to
+            the CG's node features; ``fit``/``predict`` then take ``node_extra``, one
+            ``[num_nodes, extra_node_dim]`` array per CG.
         seed: seeds initialisation and batch order.
     """
 
     def __init__(self, kind: str = "kgnn", layers: int = 6, hidden: int = 32, epochs: int = 100, lr: float = 1e-3,
-                 batch_size: int = 128, loss: str = "mse", flops_transform: bool = True, seed: int = 0,
-                 progress: bool = True) -> None:
+                 batch_size: int = 128, loss: str = "mse", flops_transform: bool = True, extra_node_dim: int = 0,
+                 seed: int = 0, progress: bool = True) -> None:
         if kind not in GNN_KINDS:
             raise ValueError(f"unknown GNN kind {kind!r}; choose one of {', '.join(GNN_KINDS)}")
         self.kind, self.layers, self.hidden = kind, layers, hidden
         self.epochs, self.lr, self.batch_size, self.loss = epochs, lr, batch_size, loss
         self.flops_transform, self.seed, self.progress = flops_transform, seed, progress
+        self.extra_node_dim = int(extra_node_dim)
         set_seed(seed)
-        self.module = GraphRegressor(kind, layers, hidden)
+        self.module = GraphRegressor(kind, layers, hidden, in_dim=NUM_NODE_FEATURES + self.extra_node_dim)
         self.transform = FlopsTransform(flops_transform)
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-ready)."""
         return {"kind": self.kind, "layers": self.layers, "hidden": self.hidden, "epochs": self.epochs,
                 "lr": self.lr, "batch_size": self.batch_size, "loss": self.loss,
-                "flops_transform": self.flops_transform, "seed": self.seed}
+                "flops_transform": self.flops_transform, "extra_node_dim": self.extra_node_dim, "seed": self.seed}
 
     def state(self) -> dict[str, Any]:
         """Non-tensor fitted state (JSON-ready)."""
@@ -129,13 +133,37 @@ class GNNPredictor:
         """Inverse of :meth:`state`."""
         self.transform = FlopsTransform.from_state(state["transform"])
 
+    def _check_extra(self, cgs: Sequence[CG], node_extra: Sequence[np.ndarray] | None) -> list[torch.Tensor] | None:
+        if not self.extra_node_dim:
+            if node_extra is not None:
+                raise ValueError("node_extra given but this GNNPredictor has extra_node_dim=0")
+            return None
+        if node_extra is None or len(node_extra) != len(cgs):
+            raise ValueError(f"this GNNPredictor needs node_extra: one [num_nodes, {self.extra_node_dim}] array per CG")
+        out = []
+        for cg, extra in zip(cgs, node_extra):
+            arr = np.asarray(extra, dtype=np.float32)
+            if arr.shape != (cg.num_nodes, self.extra_node_dim):
+                raise ValueError(f"node_extra of {cg.name or 'a CG'} has shape {arr.shape}, "
+                                 f"expected ({cg.num_nodes}, {self.extra_node_dim})")
+            out.append(torch.from_numpy(arr))
+        return out
+
+    def _batch(self, cgs: Sequence[CG], idx: np.ndarray, extra: list[torch.Tensor] | None) -> Batch:
+        batch = collate([cgs[i] for i in idx])
+        if extra is not None:
+            batch.x = torch.cat([batch.x, torch.cat([extra[i] for i in idx])], dim=1)
+        return batch
+
     def fit(self, cgs: Sequence[CG], acc: Sequence[float] | np.ndarray, epochs: int | None = None,
-            refit_transform: bool = True) -> GNNPredictor:
+            refit_transform: bool = True, node_extra: Sequence[np.ndarray] | None = None) -> GNNPredictor:
         """Train on CGs and their accuracies (``epochs`` overrides the constructor's, e.g. to
-        fine-tune; ``refit_transform=False`` keeps the label statistics of the first fit)."""
+        fine-tune; ``refit_transform=False`` keeps the label statistics of the first fit;
+        ``node_extra`` as in the class docstring)."""
         acc = np.asarray(acc, dtype=np.float64)
         if len(cgs) != acc.size:
             raise ValueError(f"{len(cgs)} CGs but {acc.size} labels")
+        extra = self._check_extra(cgs, node_extra)
         gflops = flops_of(cgs)
         if refit_transform or self.transform.mean_ is None:
             self.transform.fit(acc, gflops)
@@ -144,8 +172,7 @@ class GNNPredictor:
         self.module.train()
 
         def step(idx: np.ndarray) -> torch.Tensor:
-            batch = collate([cgs[i] for i in idx])
-            return regression_loss(self.loss, self.module(batch), target[idx])
+            return regression_loss(self.loss, self.module(self._batch(cgs, idx, extra)), target[idx])
 
         fit_loop(step, self.module.parameters(), len(cgs), self.epochs if epochs is None else epochs,
                  self.batch_size, self.lr, self.seed, f"{self.kind} regressor", progress=self.progress)
@@ -153,14 +180,18 @@ class GNNPredictor:
         return self
 
     @torch.no_grad()
-    def decision_function(self, cgs: Sequence[CG], batch_size: int = 1024) -> np.ndarray:
+    def decision_function(self, cgs: Sequence[CG], batch_size: int = 1024,
+                          node_extra: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Raw standardised scores (higher = better)."""
         self.module.eval()
+        extra = self._check_extra(cgs, node_extra)
         out = np.empty(len(cgs))
         for idx, batch in batches(cgs, batch_size, progress=self.progress, desc=f"{self.kind} scoring"):
+            if extra is not None:
+                batch.x = torch.cat([batch.x, torch.cat([extra[i] for i in idx])], dim=1)
             out[idx] = self.module(batch).numpy()
         return out
 
-    def predict(self, cgs: Sequence[CG]) -> np.ndarray:
+    def predict(self, cgs: Sequence[CG], node_extra: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Predicted accuracies."""
-        return self.transform.inverse(self.decision_function(cgs), flops_of(cgs))
+        return self.transform.inverse(self.decision_function(cgs, node_extra=node_extra), flops_of(cgs))

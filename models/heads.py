@@ -37,6 +37,15 @@ FCM_GRID_CLUSTERS: tuple[int, ...] = tuple(range(10, 21))
 FCM_GRID_M: tuple[float, ...] = (2.0, 2.5, 3.0, 3.5, 4.0)
 
 
+def _with_unlabelled(emb: np.ndarray, gflops: np.ndarray,
+                     unlabelled: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled inputs stacked with optional unlabelled ``(embeddings, gflops)``."""
+    if unlabelled is None or len(unlabelled[0]) == 0:
+        return np.asarray(emb), np.asarray(gflops, dtype=np.float64)
+    return (np.concatenate([np.asarray(emb), np.asarray(unlabelled[0])]),
+            np.concatenate([np.asarray(gflops, dtype=np.float64), np.asarray(unlabelled[1], dtype=np.float64)]))
+
+
 class MultiHeadMLP(nn.Module):
     """``heads`` independent MLPs evaluated in one batched pass: ``[N, in] -> [N, heads, out]``."""
 
@@ -74,12 +83,20 @@ class _EmbeddingModel:
         return max(1, self.n_clusters)
 
     def _fit_inputs(self, emb: np.ndarray, gflops: np.ndarray) -> None:
-        x = self._raw(emb, gflops)
-        self.x_mean_, self.x_std_ = x.mean(0), np.where(x.std(0) > 1e-8, x.std(0), 1.0)
+        self.standardize_to(emb, gflops)
         if self.n_clusters:
             self.fcm_features = FCMFeatures(self.pca_dim).fit(emb, gflops)
             self.fcm = FuzzyCMeans(self.n_clusters, self.m, backend=self.fcm_backend, seed=self.seed)
             self.fcm.fit(self.fcm_features.transform(emb, gflops))
+
+    def standardize_to(self, emb: np.ndarray, gflops: np.ndarray) -> None:
+        """Refit only the input standardisation (mean/std of embedding + log-FLOPs columns) to these
+        CGs — label-free; FCM clusters and weights are kept. Used to adapt to a target family."""
+        x = self._raw(emb, gflops)
+        if x.shape[0] == 0:
+            raise ValueError("cannot standardise inputs on zero CGs")
+        std = x.std(0)
+        self.x_mean_, self.x_std_ = x.mean(0), np.where(std > 1e-8, std, 1.0)
 
     @staticmethod
     def _raw(emb: np.ndarray, gflops: np.ndarray) -> np.ndarray:
@@ -161,15 +178,17 @@ class EmbeddingRegressor(_EmbeddingModel):
         return (self.module(x).squeeze(-1) * u).sum(1)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True) -> EmbeddingRegressor:
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> EmbeddingRegressor:
         """Train on embeddings, GFLOPs and accuracies. ``refit=False`` (fine-tuning) keeps the
-        input standardisation, FCM clusters and label statistics of the first fit."""
+        input standardisation, FCM clusters and label statistics of the first fit. ``unlabelled``
+        = ``(embeddings, gflops)`` of extra CGs: the standardisation and FCM are then fitted on
+        these together with the labelled ones (label-free statistics)."""
         acc = np.asarray(acc, dtype=np.float64)
         gflops = np.asarray(gflops, dtype=np.float64)
         if acc.size != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {acc.size} labels")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(emb, gflops)
+            self._fit_inputs(*_with_unlabelled(emb, gflops, unlabelled))
             self.transform.fit(acc, gflops)
         x, u = self._inputs(emb, gflops)
         target = torch.tensor(self.transform.transform(acc, gflops), dtype=torch.float32)
@@ -276,15 +295,16 @@ class PairwiseRanker(_EmbeddingModel):
         self._load_base_state(state)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True) -> PairwiseRanker:
-        """Train on embeddings, GFLOPs and accuracies (``refit=False`` keeps inputs/FCM: fine-tuning)."""
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> PairwiseRanker:
+        """Train on embeddings, GFLOPs and accuracies (``refit=False`` keeps inputs/FCM: fine-tuning;
+        ``unlabelled`` as in :meth:`EmbeddingRegressor.fit`)."""
         acc = np.asarray(acc, dtype=np.float64)
         if acc.size != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {acc.size} labels")
         if np.ptp(acc) == 0:
             raise ValueError("pairwise training needs labels that differ")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(emb, np.asarray(gflops, dtype=np.float64))
+            self._fit_inputs(*_with_unlabelled(emb, np.asarray(gflops, dtype=np.float64), unlabelled))
         x, u = self._inputs(emb, gflops)
         n = acc.size
         rng = np.random.default_rng(self.seed)

@@ -71,7 +71,7 @@ def test_config_rejects_bad_options() -> None:
     with pytest.raises(ValueError, match="setting"):
         TransferConfig(settings=["one-shot"])
     with pytest.raises(ValueError, match="finetune_batch"):
-        TransferConfig(finetune_batch=1)
+        TransferConfig(finetune_batch=0)
     with pytest.raises(ValueError, match="preset"):
         TransferConfig(preset="huge")
     with pytest.raises(ValueError, match="family/task"):

@@ -43,8 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="protocol settings (default: zero-shot few-shot)")
     p.add_argument("--shots", type=int, default=50, help="labelled target nets for fine-tuning (default %(default)s)")
     p.add_argument("--finetune-epochs", type=int, default=100)
-    p.add_argument("--finetune-batch", type=int, default=2,
-                   help="fine-tuning batch (default 2: the smallest batch the training loop uses)")
+    p.add_argument("--finetune-batch", type=int, default=1, help="fine-tuning batch (default %(default)s, as the protocol asks)")
     p.add_argument("--n-unlabelled", type=int, default=0,
                    help="extra unlabelled source CGs sampled from the builder for the encoder (default 0)")
     p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(MEMBERS))

@@ -1,0 +1,121 @@
+"""Predictor options beyond the basic fit: unlabelled pre-training, label-free adaptation to a
+target family (``adapt`` / ``finetune(adapt=...)``) and regression-proxy feature channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgpredict.cg import CGBuilder
+from cgpredict.metrics import spearman
+from cgpredict.models.heads import EmbeddingRegressor
+from cgpredict.models.synthetic import toy_family
+from cgpredict.predictor import Predictor
+from cgpredict.proxies.features import ProxyConfig
+
+TINY = dict(encoder={"epochs": 3, "batch_size": 64, "branch_dim": 16}, regressor={"epochs": 30, "hidden": 32},
+            pairwise={"epochs": 5, "hidden": 16}, kgnn={"epochs": 10, "batch_size": 32, "lr": 3e-3},
+            n_clusters=3, progress=False)
+TINY_PROXY = {"method": "eproxy", "iterations": 2, "batch_size": 4}
+
+
+def _heads(pred: Predictor) -> list[EmbeddingRegressor]:
+    return [m for m in pred.models.values() if hasattr(m, "x_mean_")]
+
+
+def test_unlabelled_cgs_set_the_input_statistics() -> None:
+    cgs, acc = toy_family(120, seed=1)
+    labelled, y, extra = cgs[:40], acc[:40], cgs[40:]
+    plain = Predictor(**TINY).fit(labelled, y)
+    pre = Predictor(**TINY).fit(labelled, y, unlabelled=extra)
+    emb_all = pre.embed(cgs)  # the standardisation is the mean over labelled + unlabelled inputs
+    for head in _heads(pre):
+        np.testing.assert_allclose(head.x_mean_[:-1], emb_all.mean(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(_heads(plain)[0].x_mean_, _heads(pre)[0].x_mean_)
+    assert np.all(np.isfinite(pre.predict(cgs)))
+    with pytest.raises(TypeError, match="not a cgpredict.CG"):
+        Predictor(**TINY).fit(labelled, y, unlabelled=["not a cg"])
+
+
+def test_adapt_restandardises_to_the_target_family_only() -> None:
+    cgs, acc = toy_family(160, seed=2)
+    pred = Predictor(**TINY).fit(cgs[:80], acc[:80])
+    target = cgs[80:]
+    before = {name: np.array(m.x_mean_) for name, m in pred.models.items() if hasattr(m, "x_mean_")}
+    kgnn_before = pred.models["k-GNN"].predict(target)
+    weights = {k: v.detach().clone() for k, v in pred.modules().state_dict().items()}
+    pred.adapt(target)
+    emb = pred.embed(target)
+    for name, head in ((n, m) for n, m in pred.models.items() if hasattr(m, "x_mean_")):
+        np.testing.assert_allclose(head.x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(head.x_mean_, before[name])
+    after = pred.modules().state_dict()
+    assert all(np.array_equal(weights[k].numpy(), after[k].numpy()) for k in weights)  # no weight changes
+    np.testing.assert_array_equal(pred.models["k-GNN"].predict(target), kgnn_before)
+    with pytest.raises(ValueError, match="at least 2"):
+        pred.adapt(target[:1])
+
+
+def test_finetune_adapt_flag() -> None:
+    cgs, acc = toy_family(160, seed=3)
+    base = Predictor(**TINY).fit(cgs[:80], acc[:80])
+    kept = {n: np.array(m.x_mean_) for n, m in base.models.items() if hasattr(m, "x_mean_")}
+    import copy
+
+    frozen = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2, adapt=False)
+    for name, head in frozen.models.items():
+        if hasattr(head, "x_mean_"):
+            np.testing.assert_array_equal(head.x_mean_, kept[name])
+    adapted = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2)
+    emb = adapted.embed(cgs[80:100])
+    np.testing.assert_allclose(adapted.models["CL+T"].x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def _broken_cg():
+    """An image CG the proxy cannot run (an op without a rebuild rule)."""
+    b = CGBuilder("broken")
+    x = b.add("input", [], (1, 3, 16, 16))
+    c = b.add("conv", [x], (1, 8, 8, 8), weight_shape=(8, 3, 3, 3), kernel=(3, 3), stride=(2, 2),
+              padding=(1, 1), dilation=(1, 1), params=216)
+    u = b.add("unknown", [c], (1, 8, 8, 8), source_op="roll")
+    p = b.add("global_pool", [u], (1, 8, 1, 1))
+    b.add("output", [p], (1, 8, 1, 1))
+    return b.build()
+
+
+def test_proxy_features_are_extra_channels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    cgs, acc = toy_family(48, seed=4)
+    pred = Predictor(proxy=TINY_PROXY, **TINY).fit(cgs[:32], acc[:32])
+    cfg = ProxyConfig(**TINY_PROXY)
+    graph_dim = len(cfg.graph_feature_names)
+    assert pred.models["CL+T"].in_dim == pred.encoder.dim + graph_dim
+    assert pred.models["k-GNN"].extra_node_dim == 3
+    graph, nodes = pred.proxy_features(cgs[:4])
+    assert graph.shape == (4, graph_dim) and np.all(graph[:, 0] == 1.0)  # "available"
+    assert [n.shape for n in nodes] == [(cg.num_nodes, 3) for cg in cgs[:4]]
+    assert all(n[:, 2].any() for n in nodes)  # some nodes measured (mask column)
+    # a network the proxy cannot run is still predicted (neutral fill)
+    broken = _broken_cg()
+    values = pred.predict(cgs[32:] + [broken])
+    assert values.shape == (17,) and np.all(np.isfinite(values))
+    g_broken, n_broken = pred.proxy_features([broken])
+    assert not g_broken.any() and not n_broken[0].any()
+    # the proxy option survives save/load and gives identical predictions
+    pred.save(tmp_path / "ckpt")
+    loaded = Predictor.load(tmp_path / "ckpt", progress=False)
+    assert loaded.proxy == pred.proxy
+    np.testing.assert_array_equal(loaded.predict(cgs[32:]), pred.predict(cgs[32:]))
+    # and fine-tuning uses the proxy channels too
+    loaded.finetune(cgs[32:], acc[32:], epochs=2)
+    assert np.isfinite(spearman(acc[32:], loaded.predict(cgs[32:])))
+
+
+def test_proxy_option_errors() -> None:
+    with pytest.raises(ValueError, match="unknown proxy method"):
+        Predictor(proxy="synflow", **TINY)
+    with pytest.raises(TypeError, match="proxy must be"):
+        Predictor(proxy=3, **TINY)
+    assert Predictor(proxy=ProxyConfig(method="gennas"), **TINY).proxy.method == "gennas"
