@@ -7,8 +7,8 @@ What it does (GENNAPE, Mills et al., AAAI'23, at a size that fits a 2-core CI ma
 1. Samples ``--unlabelled`` NAS-Bench-101 architectures (``cgpredict.datasets.sample``, seed
    ``--seed + 1``) and converts them to CGs (cached under ``~/.cache/cgpredict``).
 2. Pre-trains the contrastive encoder on those unlabelled CGs only, and fits the input
-   standardisation and fuzzy C-means clusters of the ``+FCM`` members on their embeddings — no
-   labels are used for either.
+   standardisation and fuzzy C-means clusters of the ``+FCM`` members on the embeddings of the
+   unlabelled and labelled CGs together — no labels are used for either.
 3. Trains the heads (and the k-GNN) on the labelled NB-101 table (``$CGPREDICT_DATA``; nets below
    80 % dropped, as in the paper): first on a seeded 80 % split, scored on the other 20 %
    (held-out SRCC / Kendall τ / NDCG@10 / MAE), then from scratch on all labelled nets — that is
@@ -22,9 +22,9 @@ Run::
     CGPREDICT_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/train_pretrained.py
     python benchmarks/train_pretrained.py --quick -o /tmp/ckpt     # a 1-minute smoke run
 
-``Predictor.fit`` trains the encoder on the labelled CGs; to pre-train it on unlabelled CGs this
-script drives the members directly (encoder ``fit`` on the unlabelled set, heads with
-``refit=False`` after their input/FCM statistics were fitted on the unlabelled embeddings).
+The encoder is pre-trained once (``predictor.encoder.fit(unlabelled)``) and shared by the
+held-out run and the final model, whose heads are trained with
+``Predictor.fit(labelled, y, unlabelled=..., refit_encoder=False)``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ import torch
 from cgpredict import __version__
 from cgpredict.cg import CG
 from cgpredict.metrics import kendall_tau, mae, ndcg_at_k, spearman
-from cgpredict.models.ensemble import equal_weights
 from cgpredict.models.graph_data import flops_of
-from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker
 from cgpredict.predictor import CHECKPOINT_DIR, Predictor
 
 FAMILY = "nasbench101"
@@ -86,29 +84,11 @@ def new_predictor(sizes: dict[str, Any], seed: int, progress: bool) -> Predictor
                      m=sizes["m"], min_train_accuracy=MIN_ACC, seed=seed, progress=progress)
 
 
-def fit_heads(p: Predictor, cgs: list[CG], y: np.ndarray, unl_emb: np.ndarray, unl_gflops: np.ndarray) -> Predictor:
-    """Train ``p``'s heads and k-GNN on labelled CGs, keeping its (pre-trained) encoder.
-
-    Input standardisation and FCM clusters are fitted on the unlabelled embeddings; the FLOPs
-    label transform on the labelled nets (after dropping those below :data:`MIN_ACC`).
-    """
-    keep = np.flatnonzero(y >= MIN_ACC)
-    cgs, y = [cgs[i] for i in keep], y[keep]
-    gflops = flops_of(cgs)
-    emb = p.encoder.transform(cgs)
-    for name, model in p.models.items():
-        if name == "k-GNN":
-            model.fit(cgs, y)
-            continue
-        model._fit_inputs(unl_emb, unl_gflops)  # label-free: standardisation + FCM on unlabelled CGs
-        if isinstance(model, EmbeddingRegressor):
-            model.transform.fit(y, gflops)
-        assert isinstance(model, (EmbeddingRegressor, PairwiseRanker))
-        model.fit(emb, gflops, y, refit=False)
-    p.weights = equal_weights(p.members)
-    p.taus_ = {}
-    p.fitted = True
-    return p
+def fit_heads(p: Predictor, cgs: list[CG], y: np.ndarray, unl_cgs: list[CG]) -> Predictor:
+    """Train ``p``'s heads and k-GNN on labelled CGs, keeping its (pre-trained) encoder; input
+    standardisation and FCM clusters are fitted on labelled + unlabelled embeddings (label-free);
+    nets below :data:`MIN_ACC` are dropped by the predictor (``min_train_accuracy``)."""
+    return p.fit(cgs, y, unlabelled=unl_cgs, refit_encoder=False)
 
 
 def copy_encoder(src: Predictor, dst: Predictor) -> None:
@@ -239,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     base = new_predictor(sizes, args.seed, progress)
     base.encoder.fit(unl_cgs)
-    unl_emb, unl_gflops = base.encoder.transform(unl_cgs), flops_of(unl_cgs)
     times["encoder"] = time.perf_counter() - t0
     print(f"encoder pre-trained on {len(unl_cgs)} unlabelled CGs ({times['encoder']:.0f} s); "
           f"final loss {base.encoder.history_[-1]:.3f}", flush=True)
@@ -249,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     order = rng.permutation(len(lab_cgs))
     n_hold = int(round(0.2 * len(order)))
     hold, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-    fit_heads(base, [lab_cgs[i] for i in train], y[train], unl_emb, unl_gflops)
+    fit_heads(base, [lab_cgs[i] for i in train], y[train], unl_cgs)
     hold_cgs = [lab_cgs[i] for i in hold]
     holdout = _metrics(y[hold], base.predict(hold_cgs), base.score(hold_cgs))
     times["heads_split"] = time.perf_counter() - t0
@@ -258,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     final = new_predictor(sizes, args.seed, progress)
     copy_encoder(base, final)
-    fit_heads(final, lab_cgs, y, unl_emb, unl_gflops)
+    fit_heads(final, lab_cgs, y, unl_cgs)
     times["heads_final"] = time.perf_counter() - t0
     out = final.save(args.out)
 

@@ -158,6 +158,13 @@ class Predictor:
             elif name == "k-GNN":
                 self.models[name] = GNNPredictor("kgnn", **{**self.kgnn_kwargs, "extra_node_dim": node_dim, **common})
 
+    def _rebuild(self, keep_encoder: bool) -> None:
+        """:meth:`_build`, optionally carrying the trained contrastive encoder over."""
+        old = self.encoder if keep_encoder else None
+        self._build()
+        if old is not None:
+            self.encoder = old
+
     def config(self) -> dict[str, Any]:
         """Constructor options (JSON-ready; FCM options are the ones in use after a grid search)."""
         return {"members": list(self.members), "encoder": self.encoder_kwargs, "regressor": self.regressor_kwargs,
@@ -238,7 +245,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ training
     def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
-            unlabelled: Sequence[CG] | None = None) -> Predictor:
+            unlabelled: Sequence[CG] | None = None, refit_encoder: bool = True) -> Predictor:
         """Train every member on a labelled family (from scratch).
 
         Args:
@@ -247,6 +254,9 @@ class Predictor:
                 family's builder): the contrastive encoder trains on them as well, and the heads'
                 input standardisation and FCM clusters are fitted on labelled + unlabelled
                 embeddings (with ``proxy`` set, on the labelled ones only, to avoid proxy runs).
+            refit_encoder: ``False`` keeps an already trained contrastive encoder (e.g. one
+                pre-trained with ``predictor.encoder.fit(unlabelled_cgs)``) and trains only the
+                heads and the k-GNN.
         """
         y = self._check(cgs, labels)
         unlabelled = list(unlabelled or [])
@@ -257,8 +267,11 @@ class Predictor:
             if keep.size < 4:
                 raise ValueError(f"only {keep.size} training CGs reach min_train_accuracy={self.min_train_accuracy}")
             cgs, y = [cgs[i] for i in keep], y[keep]
-        self._build()
-        if self.encoder is not None:
+        keep_encoder = not refit_encoder and self.encoder is not None and self.encoder.fitted
+        if not refit_encoder and not keep_encoder:
+            raise RuntimeError("refit_encoder=False needs an encoder that is already trained")
+        self._rebuild(keep_encoder)
+        if self.encoder is not None and not keep_encoder:
             self.encoder.fit(list(cgs) + unlabelled)
         emb, gflops, nodes = self._inputs(cgs)
         extra = None
@@ -271,13 +284,7 @@ class Predictor:
             kwargs.update(grid)  # any other entry (e.g. epochs) overrides the regressor options during the search
             self.n_clusters, self.m, self.grid_scores_ = grid_search_fcm(
                 emb, gflops, y, seed=self.seed, progress=self.progress, **search, **kwargs)
-            encoder_state = self.encoder.module.state_dict() if self.encoder is not None else None
-            encoder_fit = self.encoder.state() if self.encoder is not None else None
-            self._build()  # rebuild heads with the chosen C and m, keep the trained encoder
-            if self.encoder is not None and encoder_state is not None and encoder_fit is not None:
-                self.encoder.module.load_state_dict(encoder_state)
-                self.encoder.load_state(encoder_fit)
-                self.encoder.module.eval()
+            self._rebuild(keep_encoder=True)  # heads with the chosen C and m, same trained encoder
         for name, model in self.models.items():
             if name == "k-GNN":
                 model.fit(cgs, y, node_extra=nodes)

@@ -164,6 +164,7 @@ class ContrastiveEncoder:
         self.log_flops_mean_: float = 0.0
         self.log_flops_std_: float = 1.0
         self.history_: list[float] = []
+        self.fitted = False  # True after fit() or load_state()
 
     @property
     def dim(self) -> int:
@@ -185,6 +186,7 @@ class ContrastiveEncoder:
         """Inverse of :meth:`state`."""
         self.log_flops_mean_ = float(state["log_flops_mean"])
         self.log_flops_std_ = float(state["log_flops_std"])
+        self.fitted = True
 
     def fit(self, cgs: Sequence[CG], epochs: int | None = None) -> ContrastiveEncoder:
         """Pre-train the encoder on unlabelled CGs."""
@@ -211,6 +213,7 @@ class ContrastiveEncoder:
                                  self.batch_size, self.lr, self.seed, "contrastive encoder",
                                  progress=self.progress)
         self.module.eval()
+        self.fitted = True
         return self
 
     @torch.no_grad()

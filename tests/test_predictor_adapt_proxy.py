@@ -119,3 +119,15 @@ def test_proxy_option_errors() -> None:
     with pytest.raises(TypeError, match="proxy must be"):
         Predictor(proxy=3, **TINY)
     assert Predictor(proxy=ProxyConfig(method="gennas"), **TINY).proxy.method == "gennas"
+
+
+def test_refit_encoder_false_keeps_a_pretrained_encoder() -> None:
+    cgs, acc = toy_family(100, seed=5)
+    pred = Predictor(**TINY)
+    with pytest.raises(RuntimeError, match="already trained"):
+        pred.fit(cgs[:40], acc[:40], refit_encoder=False)
+    pred.encoder.fit(cgs[40:])  # pre-train on "unlabelled" CGs only
+    before = pred.embed(cgs[:10])
+    pred.fit(cgs[:40], acc[:40], unlabelled=cgs[40:], refit_encoder=False)
+    np.testing.assert_array_equal(pred.embed(cgs[:10]), before)
+    assert np.all(np.isfinite(pred.predict(cgs[40:])))
