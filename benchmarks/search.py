@@ -36,6 +36,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,10 @@ def part_freeform(args: argparse.Namespace, log: list[str]) -> None:
               f"nasbench201:{best_arch}": None}
     log.append("")
     log.append(f"### Free-form local search (hard budget × start MACs, T={args.iterations}, "
-               f"top-k {args.free_topk}, {args.free_mutants} mutants/parent)")
+               f"top-k {args.free_topk}, {args.free_mutants} mutants/parent, explore {args.explore})")
+    log.append("")
+    log.append("Over-budget mutants are scored too (counted in `queries`); repair rounds until the budget is met "
+               "are not counted in T.")
     log.append("")
     log.append("| start | budget | start pred | start MMACs | best pred | best MMACs | returned | all run | all ≤ budget | "
                "ONNX checker + same CG | pred ≥ start | queries | search s | export s |")
@@ -188,8 +192,11 @@ def part_freeform(args: argparse.Namespace, log: list[str]) -> None:
         start = resolve_start(spec)
         for budget_frac in args.budgets:
             t = time.time()
-            res = search_cg(start, predictor.predict, flops_budget=budget_frac, iterations=args.iterations,
-                            topk=args.free_topk, mutants=args.free_mutants, seed=0, progress=False)
+            with warnings.catch_warnings():  # reported in the table and the notes below
+                warnings.simplefilter("ignore", UserWarning)
+                res = search_cg(start, predictor.predict, flops_budget=budget_frac, iterations=args.iterations,
+                                topk=args.free_topk, mutants=args.free_mutants, explore=args.explore, seed=0,
+                                progress=False)
             t_search = time.time() - t
             t = time.time()
             folder = out_root / f"{spec.replace(':', '_').replace(' ', '')}_{budget_frac}"
@@ -205,6 +212,9 @@ def part_freeform(args: argparse.Namespace, log: list[str]) -> None:
                        f"{b.pred if b else float('nan'):.2f} | {(b.flops if b else math.nan) / 1e6:.1f} | "
                        f"{len(rows)} | {runs} | {under} | {onnx_ok} | {ge}/{len(rows)} | {res.queries} | "
                        f"{t_search:.0f} | {t_export:.0f} |")
+            warning = res.below_start()
+            if warning:
+                notes.append(f"- **warning** for `{spec}` at {budget_frac}: {warning}")
             if b is not None:
                 notes.append(f"- best for `{spec}` at {budget_frac}: " + "; ".join(b.moves))
     log.append("")
@@ -278,9 +288,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="labelled part: scorer configurations to compare")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.8, 1.0],
                         help="free-form hard budgets as fractions of the start's MACs")
-    parser.add_argument("--free-mutants", type=int, default=8)
+    parser.add_argument("--free-mutants", type=int, default=16)
+    parser.add_argument("--explore", type=float, default=0.5, help="free-form local search: over-budget parent share")
     parser.add_argument("--iterations", type=int, default=6)
-    parser.add_argument("--free-topk", type=int, default=3)
+    parser.add_argument("--free-topk", type=int, default=10)
     parser.add_argument("--throughput-n", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--export-dir", default="/tmp/cgpredict_search_bench")

@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -335,3 +336,80 @@ def test_pretrained_search_on_torchvision_models(tmp_path, model) -> None:
     for row in rows:
         assert row["macs"] <= 0.8 * start.flops
         assert row["runs"] and row["onnx_same_cg"]
+
+
+def _flops_scorer(start: CG):
+    """Rises with MACs (like the pretrained predictor) plus a bonus per SiLU: a 20 % MAC cut costs
+    about 0.22, each ReLU turned into SiLU gives back 0.05."""
+    def score(cgs: list[CG]) -> np.ndarray:
+        return np.array([math.log(c.flops / start.flops) + 0.05 * _count(c, "silu") for c in cgs])
+    return score
+
+
+def test_budget_forcing_cuts_returns_feasible_nets_and_scores_over_budget_ones(nets) -> None:
+    start = nets["resnet18"]
+    budget = 0.8 * start.macs("torchvision")
+    kwargs = dict(flops_budget=0.8, iterations=4, topk=4, mutants=6, seed=3, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = search_cg(start, _flops_scorer(start), **kwargs)
+        again = search_cg(start, _flops_scorer(start), **kwargs)
+    assert res.top and res.best.flops <= budget and all(c.flops <= budget for c in res.top)
+    assert all(math.isfinite(c.value) and c.query > 0 for c in res.top)
+    over = [c for c in res.history if c.flops > budget]
+    assert over and all(c.query > 0 and math.isfinite(c.pred) and c.value == -math.inf for c in over)
+    assert not {c.key for c in over} & {c.key for c in res.top}
+    # the walk to the budget is not counted in the improvement rounds: some came after the first feasible one
+    first = min(c.iteration for c in res.history if c.flops <= budget)
+    assert max(c.iteration for c in res.history) >= first + 3
+    assert [c.key for c in again.history] == [c.key for c in res.history]
+    assert [c.pred for c in again.top] == [c.pred for c in res.top]
+
+
+def test_explore_keeps_over_budget_parents_and_is_validated(nets) -> None:
+    start = nets["resnet18"]
+    budget = 0.8 * start.macs("torchvision")
+    space = CGSpace(start, _flops_scorer(start))
+    parents_over = {}
+    for explore in (0.0, 0.5):
+        res = local_search(space, start, Objective(budget), iterations=3, topk=4, mutants=4, explore=explore,
+                           progress=False)
+        assert res.top and all(c.flops <= budget for c in res.top)
+        first = min(c.iteration for c in res.history if c.flops <= budget)
+        by_key = {c.key: c for c in res.history}
+        later = [c for c in res.history if c.iteration > first + 1 and c.parent in by_key]
+        parents_over[explore] = sum(by_key[c.parent].flops > budget for c in later)
+    assert parents_over[0.0] == 0 < parents_over[0.5]
+    with pytest.raises(ValueError, match="explore"):
+        local_search(space, start, Objective(budget), explore=1.5, progress=False)
+
+
+def test_over_budget_order_prefers_cheap_cuts_that_keep_the_prediction() -> None:
+    from cgpredict.search.algorithms import Candidate, _over_budget_order
+
+    def cand(key: str, pred: float, flops: float, query: int) -> Candidate:
+        return Candidate(None, key, pred, flops, 0.0, -math.inf, query, 1)
+
+    lowest = cand("lowest-flops", 1.0, 100.0, 1)    # the greedy cut, loses most
+    cheap = cand("cheap-cut", 2.9, 110.0, 2)        # nearly as few FLOPs, keeps the prediction
+    high = cand("no-cut", 3.0, 150.0, 3)
+    mid = cand("dominated", 2.0, 130.0, 4)          # worse than cheap-cut in both
+    unscored = cand("unscored", math.nan, 90.0, 0)
+    order = [c.key for c in _over_budget_order([high, mid, lowest, unscored, cheap])]
+    assert order == ["cheap-cut", "lowest-flops", "no-cut", "dominated", "unscored"]
+
+
+def test_search_warns_when_no_net_within_budget_predicts_the_start(nets) -> None:
+    start = nets["mobilenet_v2"]
+
+    def macs_only(cgs: list[CG]) -> np.ndarray:  # any cut lowers the prediction: 0.8 cannot reach the start
+        return np.array([c.flops / start.flops for c in cgs])
+
+    with pytest.warns(UserWarning, match=r"below the start's 1\.000"):
+        res = search_cg(start, macs_only, flops_budget=0.8, iterations=2, topk=3, mutants=4, progress=False)
+    assert res.best is not None and res.best.pred < res.start.pred
+    assert "predicts" in res.below_start() and f"{res.best.pred:.3f}" in res.below_start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no warning when the start is matched
+        ok = search_cg(start, macs_only, flops_budget=1.0, iterations=1, topk=2, mutants=4, progress=False)
+    assert ok.below_start() is None

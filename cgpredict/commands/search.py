@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["register"]
@@ -38,10 +39,12 @@ def _run(args: argparse.Namespace) -> int:
     scorer = _scorer(args)
     start = resolve_start(args.model, args.input_shape)
     mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
-    result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty, method=args.method,
-                       iterations=args.iterations, topk=args.topk, mutants=args.mutants,
-                       max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
-                       run_check=args.run_check, seed=args.seed, progress=not args.quiet)
+    with warnings.catch_warnings():  # said once below, in the CLI's own words
+        warnings.simplefilter("ignore", UserWarning)
+        result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty, method=args.method,
+                           iterations=args.iterations, topk=args.topk, mutants=args.mutants,
+                           max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
+                           run_check=args.run_check, explore=args.explore, seed=args.seed, progress=not args.quiet)
     rows = write_results(result, start, args.output, onnx=not args.no_onnx, progress=not args.quiet)
     if not rows:
         print(f"cgpredict search: no candidate met the budget after {result.queries} queries; "
@@ -58,6 +61,9 @@ def _run(args: argparse.Namespace) -> int:
         for msg in skipped:
             print(f"note: {msg}", file=sys.stderr)
         print(f"{result.queries} predictor queries; wrote {len(rows)} networks to {args.output}")
+    message = result.below_start()
+    if message:
+        print(f"cgpredict search: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -79,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("local", "evolution", "random"), default="local")
     parser.add_argument("--iterations", type=int, default=6, help="local-search rounds (default 6)")
     parser.add_argument("--topk", type=int, default=10, help="networks kept per round and returned (default 10)")
-    parser.add_argument("--mutants", type=int, default=8, help="mutants per kept network per round (default 8)")
+    parser.add_argument("--mutants", type=int, default=16, help="mutants per kept network per round (default 16)")
+    parser.add_argument("--explore", type=float, default=0.5,
+                        help="local search, hard budget: share of parents kept over the budget (default 0.5)")
     parser.add_argument("--max-queries", type=int, default=None, help="stop after this many predictor queries")
     parser.add_argument("--mutations", default=None, help="comma-separated mutation names (default: all)")
     parser.add_argument("--flops-mode", default="torchvision", help="MAC counting mode of the budget")

@@ -4,7 +4,8 @@ Pipeline position: model → CG → features → predictor → ranking/**search*
 
 All three share one evaluator: candidates are deduplicated by :meth:`SearchSpace.key`, a
 *query* is one candidate scored by the predictor (over-budget candidates under a hard budget are
-not sent to the predictor and cost no query), and every algorithm stops at ``max_queries``.
+not sent to the predictor and cost no query, except in local search, which scores them to choose
+promising over-budget parents), and every algorithm stops at ``max_queries``.
 Seeded with ``numpy.random.default_rng(seed)``: the same seed gives the same history.
 
 * :func:`local_search` (Mills et al., AAAI'23): for ``iterations`` rounds, mutate each of the
@@ -102,8 +103,24 @@ class SearchResult:
         """The best feasible candidate (``None`` if none is feasible)."""
         return self.top[0] if self.top else None
 
+    def below_start(self) -> str | None:
+        """A warning when no returned candidate predicts at least the start's accuracy (e.g. a tight
+        FLOPs budget the search could not compensate), naming the best feasible prediction and the
+        start's; ``None`` otherwise."""
+        if self.start is None or not math.isfinite(self.start.pred):
+            return None
+        if self.best is None:
+            return (f"no candidate met the budget after {self.queries} queries "
+                    f"(start predicts {self.start.pred:.3f})")
+        if self.best.pred >= self.start.pred:
+            return None
+        return (f"the best candidate within the budget predicts {self.best.pred:.3f}, below the start's "
+                f"{self.start.pred:.3f} ({self.queries} queries); more --iterations / --mutants or a "
+                "looser budget may help")
+
     def pareto(self) -> list[Candidate]:
-        """Non-dominated scored candidates (higher prediction, fewer FLOPs), by increasing FLOPs."""
+        """Non-dominated scored candidates (higher prediction, fewer FLOPs), by increasing FLOPs
+        (over-budget ones that local search scored included: the trade-off beyond the budget)."""
         scored = [c for c in self.history if c.query > 0]
         idx = pareto_front([c.pred for c in scored], [c.flops for c in scored])
         return [scored[i] for i in idx]
@@ -135,10 +152,13 @@ class _Evaluator:
     def exhausted(self) -> bool:
         return self.max_queries is not None and self.queries >= self.max_queries
 
-    def evaluate(self, batch: list[tuple[Any, Hashable | None, int, list[str]]], force: bool = False) -> list[Candidate]:
+    def evaluate(self, batch: list[tuple[Any, Hashable | None, int, list[str]]], force: bool = False,
+                 score_infeasible: bool = False) -> list[Candidate]:
         """Score new items (``(item, parent key, iteration, moves)``); returns their candidates
         (already-seen items return their earlier candidate and cost nothing). ``force`` scores
-        even over-budget items (the start, so that its prediction is known)."""
+        even over-budget items (the start, so that its prediction is known); ``score_infeasible``
+        also queries over-budget items (their value stays ``-inf``; local search uses their
+        prediction to pick promising parents)."""
         out: list[Candidate] = []
         todo: list[tuple[Any, Hashable, Hashable | None, int, list[str], float]] = []
         pending: set[Hashable] = set()
@@ -150,7 +170,7 @@ class _Evaluator:
             if key in pending:
                 continue
             flops = self.space.flops(item)
-            if not force and not self.objective.feasible(flops):
+            if not force and not score_infeasible and not self.objective.feasible(flops):
                 cand = Candidate(item, key, math.nan, flops, math.nan, -math.inf, 0, iteration, parent, moves)
                 self.seen[key] = cand
                 self.history.append(cand)
@@ -190,11 +210,47 @@ def _moves(space: SearchSpace, item: Any, parent: Candidate | None, move: str) -
     return [*(parent.moves if parent else []), move]
 
 
+def _over_budget_order(cands: list[Candidate]) -> list[Candidate]:
+    """Over-budget candidates, most promising first: scored ones by the sum of their rank by
+    prediction (high first) and by FLOPs (low first), ties by fewer FLOPs; unscored ones last, by
+    fewer FLOPs. Scale-free, so it needs no exchange rate between prediction and FLOPs."""
+    scored = [c for c in cands if math.isfinite(c.pred)]
+    by_pred = {c.key: i for i, c in enumerate(sorted(scored, key=lambda c: (-c.pred, c.flops, c.query)))}
+    by_flops = {c.key: i for i, c in enumerate(sorted(scored, key=lambda c: (c.flops, -c.pred, c.query)))}
+    scored.sort(key=lambda c: (by_pred[c.key] + by_flops[c.key], c.flops, c.query))
+    unscored = sorted((c for c in cands if not math.isfinite(c.pred)), key=lambda c: (c.flops, c.query))
+    return scored + unscored
+
+
+def _select(ev: _Evaluator, cands: list[Candidate], topk: int, explore: float) -> list[Candidate]:
+    """The ``topk`` parents of the next local-search round.
+
+    While no candidate meets a hard budget, all parents are over-budget ones in
+    :func:`_over_budget_order` (cheap cuts that keep the prediction are preferred to the
+    lowest-FLOPs cut, which loses the most prediction). Once some are feasible,
+    ``round(explore * topk)`` parents stay over budget (the most promising ones: a FLOPs-raising
+    move with a high prediction plus a later cheap cut is a two-move path a hard budget alone never
+    takes); the rest are the best feasible candidates. Free slots of either kind go to the other."""
+    feasible = ev.rank([c for c in cands if math.isfinite(c.value)])
+    over = _over_budget_order([c for c in cands if not math.isfinite(c.value)])
+    n_over = topk if not feasible else min(len(over), int(round(explore * topk)))
+    parents = feasible[:topk - n_over] + over[:n_over]
+    if len(parents) < topk:
+        chosen = {c.key for c in parents}
+        parents += [c for c in [*feasible, *over] if c.key not in chosen][:topk - len(parents)]
+    return parents
+
+
 @_with_gc_paused
 def local_search(space: SearchSpace, start: Any, objective: Objective | None = None, iterations: int = 6,
-                 topk: int = 10, mutants: int = 8, max_queries: int | None = None, repair_rounds: int = 30,
-                 patience: int = 10, seed: int = 0, progress: bool = True) -> SearchResult:
+                 topk: int = 10, mutants: int = 8, max_queries: int | None = None, repair_rounds: int = 60,
+                 patience: int = 10, explore: float = 0.5, seed: int = 0, progress: bool = True) -> SearchResult:
     """GENNAPE's local search from ``start``.
+
+    Under a hard FLOPs budget the search runs in two phases: *repair* rounds (not counted in
+    ``iterations``) while no candidate meets the budget, then ``iterations`` improvement rounds.
+    Over-budget mutants are scored too (they cost queries) so that both phases can keep promising
+    over-budget parents (see :func:`_select`); only candidates within the budget are returned.
 
     Args:
         space: the search space (scores, mutates).
@@ -203,13 +259,17 @@ def local_search(space: SearchSpace, start: Any, objective: Objective | None = N
         iterations: rounds T; topk: parents kept per round; mutants: children per parent.
         max_queries: stop after this many predictor queries (default: no limit).
         repair_rounds: when the start is over a hard budget, up to this many extra rounds (not
-            counted in ``iterations``) keep the lowest-FLOPs candidates until one is feasible.
+            counted in ``iterations``) walk towards the budget until a candidate meets it.
         patience: stop after this many rounds without any new candidate (a local optimum).
+        explore: share of the parents kept over a hard budget once feasible candidates exist
+            (0 = feasible parents only).
         seed: RNG seed.
         progress: tqdm bar over queries.
     """
     if iterations < 0 or topk < 1 or mutants < 1:
         raise ValueError(f"need iterations >= 0, topk >= 1, mutants >= 1 (got {iterations}, {topk}, {mutants})")
+    if not 0 <= explore <= 1:
+        raise ValueError(f"explore must be in [0, 1], got {explore}")
     objective = objective or Objective()
     rng = np.random.default_rng(seed)
     ev = _Evaluator(space, objective, max_queries, progress, "local search",
@@ -224,9 +284,8 @@ def local_search(space: SearchSpace, start: Any, objective: Objective | None = N
             iteration += 1
         else:
             repairs += 1  # no feasible candidate yet: this round walks towards the budget
-        parents = ev.rank(pool)[:topk]
         batch = []
-        for parent in parents:
+        for parent in pool:
             for _ in range(mutants):
                 out = space.mutate(parent.item, rng)
                 if out is not None:
@@ -235,12 +294,12 @@ def local_search(space: SearchSpace, start: Any, objective: Objective | None = N
         if not batch:
             break
         before = ev.queries + len(ev.history)
-        new = ev.evaluate(batch)
+        new = ev.evaluate(batch, score_infeasible=objective.hard)
         stale = stale + 1 if ev.queries + len(ev.history) == before else 0
         if stale >= patience:
             break  # a local optimum: every mutant of the top-k has been seen
         merged = {c.key: c for c in [*pool, *new]}
-        pool = ev.rank(list(merged.values()))[:topk]
+        pool = _select(ev, list(merged.values()), topk, explore)
     return ev.result("local", start_c, topk)
 
 

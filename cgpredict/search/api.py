@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,10 @@ def resolve_start(spec: str, input_shape: tuple[int, ...] | str | None = None) -
 
 
 def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget: float | None = None,
-              penalty: float = 0.0, method: str = "local", iterations: int = 6, topk: int = 10, mutants: int = 8,
+              penalty: float = 0.0, method: str = "local", iterations: int = 6, topk: int = 10, mutants: int = 16,
               max_queries: int | None = None, population: int = 50, tournament: int = 10,
               mutations: Sequence[str] | None = None, flops_mode: str = "torchvision", run_check: bool = False,
-              seed: int = 0, progress: bool = True) -> SearchResult:
+              explore: float = 0.5, seed: int = 0, progress: bool = True) -> SearchResult:
     """Search CGs around ``start`` for higher predicted accuracy within a FLOPs budget.
 
     Args:
@@ -73,6 +74,8 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
         penalty: 0 = hard budget, > 0 = soft penalty weight (see :mod:`cgpredict.search.objective`).
         method: ``local`` (GENNAPE local search), ``evolution`` or ``random``.
         iterations, topk, mutants: local-search rounds, kept parents, children per parent.
+        explore: local search under a hard budget: share of parents kept over the budget once
+            feasible candidates exist (see :func:`~cgpredict.search.algorithms.local_search`).
         max_queries: predictor-query budget (default: local search is bounded by its rounds,
             evolution/random get ``iterations * topk * mutants``).
         population, tournament: regularized evolution settings.
@@ -81,6 +84,9 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
         run_check: build and run every candidate (slow) instead of checking shapes only.
         seed: RNG seed (same seed, same result).
         progress: tqdm progress bars.
+
+    Warns (``UserWarning``, text from :meth:`SearchResult.below_start`) when the best candidate
+    within the budget predicts less than the start.
     """
     if method not in METHODS:
         raise ValueError(f"unknown search method {method!r}; choose from {', '.join(METHODS)}")
@@ -90,13 +96,19 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
     budget = None if flops_budget is None else flops_budget * start.macs(flops_mode)
     objective = Objective(budget, penalty)
     if method == "local":
-        return METHODS["local"](space, start, objective, iterations=iterations, topk=topk, mutants=mutants,
-                                max_queries=max_queries, seed=seed, progress=progress)
-    queries = max_queries or iterations * topk * mutants
-    if method == "evolution":
-        return METHODS["evolution"](space, start, objective, population=population, tournament=tournament,
-                                    max_queries=queries, topk=topk, seed=seed, progress=progress)
-    return METHODS["random"](space, start, objective, max_queries=queries, topk=topk, seed=seed, progress=progress)
+        result = METHODS["local"](space, start, objective, iterations=iterations, topk=topk, mutants=mutants,
+                                  max_queries=max_queries, explore=explore, seed=seed, progress=progress)
+    elif method == "evolution":
+        result = METHODS["evolution"](space, start, objective, population=population, tournament=tournament,
+                                      max_queries=max_queries or iterations * topk * mutants, topk=topk, seed=seed,
+                                      progress=progress)
+    else:
+        result = METHODS["random"](space, start, objective, max_queries=max_queries or iterations * topk * mutants,
+                                   topk=topk, seed=seed, progress=progress)
+    message = result.below_start()
+    if message:
+        warnings.warn(f"{start.name or 'start'}: {message}", UserWarning, stacklevel=2)
+    return result
 
 
 def plot_search(result: SearchResult, path: str | Path, title: str = "") -> Path:
@@ -160,8 +172,8 @@ def write_results(result: SearchResult, start: CG, outdir: str | Path, onnx: boo
         for c in result.pareto():
             writer.writerow([c.pred, int(c.flops), int(c.params), c.query, " | ".join(c.moves)])
     summary = {"method": result.method, "queries": result.queries, "flops_budget": result.objective.flops_budget,
-               "penalty": result.objective.penalty, "start": {"name": start.name, "pred": start_pred,
-                                                              "macs": start.flops, "params": start.params},
+               "penalty": result.objective.penalty, "warning": result.below_start(),
+               "start": {"name": start.name, "pred": start_pred, "macs": start.flops, "params": start.params},
                "top": [{k: r.get(k) for k in columns} for r in rows]}
     (out / "search.json").write_text(json.dumps(summary, indent=1, default=str))
     plot_search(result, out / "search.png", title=start.name)
