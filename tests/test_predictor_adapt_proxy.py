@@ -64,11 +64,11 @@ def test_finetune_adapt_flag() -> None:
     kept = {n: np.array(m.x_mean_) for n, m in base.models.items() if hasattr(m, "x_mean_")}
     import copy
 
-    frozen = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2, adapt=False)
+    frozen = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2)  # default: no adapt
     for name, head in frozen.models.items():
         if hasattr(head, "x_mean_"):
             np.testing.assert_array_equal(head.x_mean_, kept[name])
-    adapted = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2)
+    adapted = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2, adapt=True)
     emb = adapted.embed(cgs[80:100])
     np.testing.assert_allclose(adapted.models["CL+T"].x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
 
