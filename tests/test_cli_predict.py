@@ -101,6 +101,19 @@ def test_rank_sampled_family(run_cli, tmp_path: Path, monkeypatch: pytest.Monkey
     assert len({r["arch"] for r in rows}) == 12
 
 
+def test_rank_adapt_changes_the_scores_not_the_nets(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("CGPREDICT_DATA", raising=False)
+    plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "--seed", 3, "-q", "-o", plain) == 0
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "--seed", 3, "-q", "--adapt", "-o", adapted) == 0
+    a, b = _rows(plain), _rows(adapted)
+    assert {r["arch"] for r in a} == {r["arch"] for r in b}
+    pred_a = {r["arch"]: float(r["predicted_acc"]) for r in a}
+    pred_b = {r["arch"]: float(r["predicted_acc"]) for r in b}
+    assert any(abs(pred_a[k] - pred_b[k]) > 1e-6 for k in pred_a)  # the heads saw re-centred inputs
+
+
 def test_rank_labelled_family_metrics(run_cli, tmp_path: Path, shared_data: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rank.csv"

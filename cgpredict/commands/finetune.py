@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     cgs = fam.cgs(progress=not args.quiet)
     y = np.asarray(fam.labels, dtype=np.float64)
     before = predictor.score(cgs)
-    predictor.finetune(cgs, y, epochs=args.epochs)
+    predictor.finetune(cgs, y, epochs=args.epochs, adapt=args.adapt)
     after = predictor.score(cgs)
     predictor.save(out)
     print(f"fine-tuned on {len(cgs)} nets from {args.labels} ({args.epochs} epochs)")
@@ -122,6 +122,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="starting predictor (default: the shipped NB-101 checkpoint)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the fine-tuned checkpoint")
     parser.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs of the heads and the k-GNN")
+    parser.add_argument("--adapt", action="store_true",
+                        help="re-fit the heads' input standardisation to these nets before training (Predictor.adapt)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser

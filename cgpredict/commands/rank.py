@@ -49,14 +49,18 @@ def load_ranked_family(family: str, task: str | None = None, n: int | None = Non
     return load_family(family, task=task, n=DEFAULT_N if n is None else n, seed=seed)
 
 
-def rank_family(predictor: Any, fam: Any, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def rank_family(predictor: Any, fam: Any, progress: bool = True,
+                adapt: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
     ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
-    ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score."""
+    ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score. ``adapt`` first calls
+    ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot)."""
     from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
     from cgpredict.models.fcm import OutOfDistributionWarning
 
     cgs = fam.cgs(progress=progress)
+    if adapt:
+        predictor.adapt(cgs)
     score = predictor.score(cgs)
     pred = predictor.predict(cgs)
     with warnings.catch_warnings():
@@ -93,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     labelled = fam.labels is not None
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
           f"{fam.name}{'/' + fam.task if fam.task else ''}")
-    rows, metrics = rank_family(predictor, fam, progress=not args.quiet)
+    rows, metrics = rank_family(predictor, fam, progress=not args.quiet, adapt=args.adapt)
     shown = [{**r, "arch": _short(r["arch"], args.arch_width), "ood_text": "yes" if r["ood"] else "no"}
              for r in rows[: args.top]]
     columns = [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
@@ -128,6 +132,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=None, metavar="DIR",
                         help="predictor folder (default: the shipped NB-101 checkpoint)")
     parser.add_argument("--data", default=None, metavar="DIR", help="labelled-data folder (default $CGPREDICT_DATA)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="re-centre the predictor's head inputs on these nets first (label-free; Predictor.adapt)")
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--arch-width", type=int, default=60, help="truncate architecture text to this width")
     parser.add_argument("-o", "--output", default=None, metavar="CSV", help="write the full ranking as CSV")
