@@ -56,7 +56,7 @@ FULL = {
     "encoder": {"epochs": 5, "batch_size": 128},
     "regressor": {"epochs": 200, "hidden": 128, "hidden_layers": 3, "flops_transform": False},
     "pairwise": {"epochs": 60, "hidden": 64},
-    "kgnn": {"epochs": 60, "flops_transform": False},
+    "kgnn": {"epochs": 60, "flops_transform": False, "loss": "mse+hinge"},
     "n_clusters": 10,
     "m": 2.0,
 }
@@ -153,7 +153,8 @@ Members: {members}. Zero-shot the members are averaged with equal weights;
   Regression target of CL(+FCM)+T and k-GNN: {target}.
   Heads: CL(+FCM)+T regressors {s['regressor']['hidden_layers']}×{s['regressor']['hidden']} hidden,
   {s['regressor']['epochs']} epochs (paper: 4×256); pairwise classifiers hidden {s['pairwise']['hidden']},
-  {s['pairwise']['epochs']} epochs (paper: 128); k-GNN (6 layers, hidden 32) {s['kgnn']['epochs']} epochs.
+  {s['pairwise']['epochs']} epochs (paper: 128); k-GNN (6 layers, hidden 32) {s['kgnn']['epochs']} epochs,
+  loss {s['kgnn'].get('loss', 'mse')}.
 * Seed {info['seed']} everywhere; `OMP_NUM_THREADS={info['omp']}`; torch {info['torch']}, {info['platform']}.
 * Reproduce: `CGPREDICT_DATA=<data> OMP_NUM_THREADS=1 python benchmarks/train_pretrained.py`
   (command used: `{info['command']}`).
