@@ -161,13 +161,16 @@ def test_inconsistent_conv_raises_naming_node() -> None:
 def test_rebuilt_module_survives_deepcopy() -> None:
     import copy
 
-    cg = from_torch(torchvision.models.squeezenet1_0(num_classes=3), input_shape=(1, 3, 48, 48))
-    net = cg.to_module()
+    # resnet18 ends in a linear layer, so a random input gives a non-zero output (squeezenet's final
+    # ReLU could zero it for some initialisations and made this test depend on the RNG state)
+    torch.manual_seed(0)
+    cg = from_torch(torchvision.models.resnet18(num_classes=3), input_shape=(1, 3, 32, 32))
+    net = cg.to_module().eval()
     twin = copy.deepcopy(net)
     with torch.no_grad():
         for p in twin.parameters():
             p.zero_()
-    x = torch.randn(1, 3, 48, 48)
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert float(net(x).abs().sum()) > 0  # the original did not see the copy's zeroed weights
         assert float(twin(x).abs().sum()) == 0
