@@ -310,10 +310,13 @@ class Predictor:
         if len(cgs) < 2:
             raise ValueError("adapt() needs at least 2 CGs to estimate a spread")
         emb, gflops, _ = self._inputs(cgs)
+        self._standardize_heads(emb, gflops)
+        return self
+
+    def _standardize_heads(self, emb: np.ndarray | None, gflops: np.ndarray) -> None:
         for model in self.models.values():
             if isinstance(model, (EmbeddingRegressor, PairwiseRanker)):
                 model.standardize_to(emb, gflops)
-        return self
 
     def finetune(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray, epochs: int = 100,
                  adapt: bool = False) -> Predictor:
@@ -330,9 +333,9 @@ class Predictor:
         y = self._check(cgs, labels)
         if y.size < 2:
             raise ValueError("fine-tuning needs at least 2 labelled CGs")
-        if adapt:
-            self.adapt(cgs)
         emb, gflops, nodes = self._inputs(cgs)
+        if adapt:
+            self._standardize_heads(emb, gflops)
         for name, model in self.models.items():
             if name == "k-GNN":
                 model.fit(cgs, y, epochs=epochs, refit_transform=False, node_extra=nodes)
