@@ -98,13 +98,14 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
     if method == "local":
         result = METHODS["local"](space, start, objective, iterations=iterations, topk=topk, mutants=mutants,
                                   max_queries=max_queries, explore=explore, seed=seed, progress=progress)
-    elif method == "evolution":
-        result = METHODS["evolution"](space, start, objective, population=population, tournament=tournament,
-                                      max_queries=max_queries or iterations * topk * mutants, topk=topk, seed=seed,
-                                      progress=progress)
     else:
-        result = METHODS["random"](space, start, objective, max_queries=max_queries or iterations * topk * mutants,
-                                   topk=topk, seed=seed, progress=progress)
+        queries = max_queries or iterations * topk * mutants
+        if method == "evolution":
+            result = METHODS["evolution"](space, start, objective, population=population, tournament=tournament,
+                                          max_queries=queries, topk=topk, seed=seed, progress=progress)
+        else:
+            result = METHODS["random"](space, start, objective, max_queries=queries, topk=topk, seed=seed,
+                                       progress=progress)
     message = result.below_start()
     if message:
         warnings.warn(f"{start.name or 'start'}: {message}", UserWarning, stacklevel=2)
