@@ -3,6 +3,7 @@ target family (``adapt`` / ``finetune(adapt=...)``) and regression-proxy feature
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ TINY = dict(encoder={"epochs": 3, "batch_size": 64, "branch_dim": 16}, regressor
 TINY_PROXY = {"method": "eproxy", "iterations": 2, "batch_size": 4}
 
 
-def _heads(pred: Predictor) -> list[EmbeddingRegressor]:
-    return [m for m in pred.models.values() if hasattr(m, "x_mean_")]
+def _heads(pred: Predictor) -> dict[str, EmbeddingRegressor]:
+    """The CL heads (members with an input standardisation), by member name."""
+    return {name: m for name, m in pred.models.items() if hasattr(m, "x_mean_")}
 
 
 def test_unlabelled_cgs_set_the_input_statistics() -> None:
@@ -31,9 +33,9 @@ def test_unlabelled_cgs_set_the_input_statistics() -> None:
     plain = Predictor(**TINY).fit(labelled, y)
     pre = Predictor(**TINY).fit(labelled, y, unlabelled=extra)
     emb_all = pre.embed(cgs)  # the standardisation is the mean over labelled + unlabelled inputs
-    for head in _heads(pre):
+    for head in _heads(pre).values():
         np.testing.assert_allclose(head.x_mean_[:-1], emb_all.mean(0), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(_heads(plain)[0].x_mean_, _heads(pre)[0].x_mean_)
+    assert not np.allclose(_heads(plain)["CL+T"].x_mean_, _heads(pre)["CL+T"].x_mean_)
     assert np.all(np.isfinite(pre.predict(cgs)))
     with pytest.raises(TypeError, match="not a cgpredict.CG"):
         Predictor(**TINY).fit(labelled, y, unlabelled=["not a cg"])
@@ -43,12 +45,12 @@ def test_adapt_restandardises_to_the_target_family_only() -> None:
     cgs, acc = toy_family(160, seed=2)
     pred = Predictor(**TINY).fit(cgs[:80], acc[:80])
     target = cgs[80:]
-    before = {name: np.array(m.x_mean_) for name, m in pred.models.items() if hasattr(m, "x_mean_")}
+    before = {name: np.array(m.x_mean_) for name, m in _heads(pred).items()}
     kgnn_before = pred.models["k-GNN"].predict(target)
     weights = {k: v.detach().clone() for k, v in pred.modules().state_dict().items()}
     pred.adapt(target)
     emb = pred.embed(target)
-    for name, head in ((n, m) for n, m in pred.models.items() if hasattr(m, "x_mean_")):
+    for name, head in _heads(pred).items():
         np.testing.assert_allclose(head.x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
         assert not np.allclose(head.x_mean_, before[name])
     after = pred.modules().state_dict()
@@ -61,13 +63,11 @@ def test_adapt_restandardises_to_the_target_family_only() -> None:
 def test_finetune_adapt_flag() -> None:
     cgs, acc = toy_family(160, seed=3)
     base = Predictor(**TINY).fit(cgs[:80], acc[:80])
-    kept = {n: np.array(m.x_mean_) for n, m in base.models.items() if hasattr(m, "x_mean_")}
-    import copy
+    kept = {n: np.array(m.x_mean_) for n, m in _heads(base).items()}
 
     frozen = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2)  # default: no adapt
-    for name, head in frozen.models.items():
-        if hasattr(head, "x_mean_"):
-            np.testing.assert_array_equal(head.x_mean_, kept[name])
+    for name, head in _heads(frozen).items():
+        np.testing.assert_array_equal(head.x_mean_, kept[name])
     adapted = copy.deepcopy(base).finetune(cgs[80:100], acc[80:100], epochs=2, adapt=True)
     emb = adapted.embed(cgs[80:100])
     np.testing.assert_allclose(adapted.models["CL+T"].x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
