@@ -14,6 +14,8 @@ member                    what it is
 ``CL+FCM+Pairwise``       the same with FCM-mixed classifier heads
 ``k-GNN``                 end-to-end k-GNN regressor (6 layers, hidden 32) on the CG
 ``FLOPs``                 the CG's FLOPs (bigger is better) — a zero-cost baseline
+``Proxy`` (optional)      proxy scores (GenNAS/Eproxy loss, SynFlow, NASWOT); after fine-tuning
+                          a ridge on [scores, ln GFLOPs] (:mod:`cgpredict.models.proxy_member`)
 ========================  ==================================================================
 
 * :meth:`Predictor.rank` / :meth:`Predictor.score` use the whole ensemble: each member's scores
@@ -32,6 +34,11 @@ member                    what it is
   features (:func:`cgpredict.proxies.proxy_features`, disk-cached): the graph-level vector is
   appended to the CL members' embedding, the node-level statistics (+ a mask column) to the
   k-GNN's node features. A net the proxy cannot run gets the neutral fill and stays predictable.
+  ``proxy_inputs=False`` skips that wiring (the heads then need no proxy runs on the training
+  family). The optional ``Proxy`` member uses training-free scores — the proxy's final loss and
+  the ``zero_cost`` proxies (:mod:`cgpredict.proxies.zero_cost`) — directly zero-shot, and fits a
+  ridge on them at :meth:`Predictor.finetune`; :meth:`Predictor.add_proxy_member` adds it to a
+  fitted or pretrained predictor.
 * :meth:`Predictor.save` writes a directory with ``weights.pt`` (one ``state_dict``, loaded with
   ``weights_only=True``) and ``config.json`` (versions, constructor options, scalers, PCA and FCM
   state as arrays); no pickle. :meth:`Predictor.load` refuses checkpoints of another checkpoint
@@ -54,17 +61,21 @@ from cgpredict.cg import CG
 from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
-from cgpredict.models.ensemble import combine, equal_weights, kendall_weights
+from cgpredict.models.ensemble import combine, equal_weights, kendall_weights, softmax_weights
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
+from cgpredict.models.proxy_member import ProxyRanker
 
 if TYPE_CHECKING:
     from cgpredict.proxies.features import ProxyConfig
 
 #: Every member, in the paper's order.
 MEMBERS: tuple[str, ...] = ("CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise", "k-GNN", "FLOPs")
-#: Members that regress accuracy (used by :meth:`Predictor.predict`).
+#: Members outside the paper's ensemble, added on request (``Proxy`` needs ``proxy`` or ``zero_cost``).
+OPTIONAL_MEMBERS: tuple[str, ...] = ("Proxy",)
+ALL_MEMBERS: tuple[str, ...] = MEMBERS + OPTIONAL_MEMBERS
+#: Members that regress accuracy (used by :meth:`Predictor.predict`; ``Proxy`` too once fine-tuned).
 REGRESSION_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "k-GNN"})
 CL_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise"})
 CHECKPOINT_FORMAT = "cgpredict.predictor"
@@ -84,7 +95,8 @@ class Predictor:
     """The GENNAPE ensemble behind one object: ``fit``, ``finetune``, ``predict``, ``rank``, ``ood``.
 
     Args:
-        members: which members to build (subset of :data:`MEMBERS`).
+        members: which members to build (subset of :data:`ALL_MEMBERS`; default the paper's six,
+            :data:`MEMBERS`).
         encoder: keyword arguments of :class:`~cgpredict.models.contrastive.ContrastiveEncoder`.
         regressor: keyword arguments of :class:`~cgpredict.models.heads.EmbeddingRegressor`
             (both ``CL+T`` and ``CL+FCM+T``).
@@ -96,11 +108,18 @@ class Predictor:
             split of the training family (``{}`` = the paper's grid C ∈ [10, 20], m ∈ {2, …, 4}).
         min_train_accuracy: drop training CGs below this accuracy (the paper drops NB-101 nets
             below 80%).
-        weight_temperature: temperature of the Kendall-τ softmax after fine-tuning.
+        weight_temperature: temperature of the Kendall-τ softmax after fine-tuning (default 0.1,
+            about the standard error of τ over 50 nets, so a member must rank clearly better to
+            dominate; at 1.0 the weights of members with τ 0.5–0.7 differ by under 25 %).
         proxy: ``None`` (CG features only), ``"gennas"``, ``"eproxy"``, a
             :class:`~cgpredict.proxies.ProxyConfig` or its keyword dict: regression-proxy features
             as extra graph (CL heads) and node (k-GNN) inputs. Every CG given to ``fit``/``predict``
             is then run through the proxy once (cached on disk by CG hash and config).
+        proxy_inputs: with ``proxy`` set, also feed its features to the CL heads and the k-GNN
+            (``False``: only the ``Proxy`` member uses them, so fitting on a training family needs
+            no proxy runs).
+        zero_cost: names of zero-cost proxies (``"synflow"``, ``"naswot"``) scored for the ``Proxy``
+            member, after the regression proxy's loss.
         seed: seeds every member.
         progress: tqdm progress bars.
 
@@ -118,12 +137,21 @@ class Predictor:
                  regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
                  kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
-                 weight_temperature: float = 1.0, proxy: str | ProxyConfig | dict[str, Any] | None = None,
-                 seed: int = 0, progress: bool = True) -> None:
-        unknown = [name for name in members if name not in MEMBERS]
+                 weight_temperature: float = 0.1, proxy: str | ProxyConfig | dict[str, Any] | None = None,
+                 proxy_inputs: bool = True, zero_cost: Sequence[str] = (), seed: int = 0,
+                 progress: bool = True) -> None:
+        unknown = [name for name in members if name not in ALL_MEMBERS]
         if unknown or not members:
-            raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(MEMBERS)}")
-        self.members = [name for name in MEMBERS if name in members]
+            raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(ALL_MEMBERS)}")
+        from cgpredict.proxies.zero_cost import ZERO_COST
+
+        bad = [name for name in zero_cost if name not in ZERO_COST]
+        if bad:
+            raise ValueError(f"unknown zero-cost proxy {bad}; choose from {sorted(ZERO_COST)}")
+        if "Proxy" in members and proxy is None and not zero_cost:
+            raise ValueError("the 'Proxy' member needs proxy scores: pass proxy='gennas' (or 'eproxy', a "
+                             "ProxyConfig, a dict) and/or zero_cost=('synflow',)")
+        self.members = [name for name in ALL_MEMBERS if name in members]
         self.encoder_kwargs = dict(encoder or {})
         self.regressor_kwargs = dict(regressor or {})
         self.pairwise_kwargs = dict(pairwise or {})
@@ -134,6 +162,8 @@ class Predictor:
         self.weight_temperature = weight_temperature
         self.seed, self.progress = seed, progress
         self.proxy = _proxy_config(proxy)
+        self.proxy_inputs = bool(proxy_inputs)
+        self.zero_cost = tuple(zero_cost)
         self.weights: dict[str, float] = equal_weights(self.members)
         self.taus_: dict[str, float] = {}
         self.grid_scores_: dict[str, float] = {}
@@ -157,6 +187,8 @@ class Predictor:
                 self.models[name] = PairwiseRanker(dim, **{**self.pairwise_kwargs, **fcm, **common})
             elif name == "k-GNN":
                 self.models[name] = GNNPredictor("kgnn", **{**self.kgnn_kwargs, "extra_node_dim": node_dim, **common})
+            elif name == "Proxy":
+                self.models[name] = ProxyRanker(self.proxy_columns())
 
     def _rebuild(self, keep_encoder: bool) -> None:
         """:meth:`_build`, optionally carrying the trained contrastive encoder over."""
@@ -171,7 +203,8 @@ class Predictor:
                 "pairwise": self.pairwise_kwargs, "kgnn": self.kgnn_kwargs, "n_clusters": self.n_clusters,
                 "m": self.m, "fcm_grid": self.fcm_grid, "min_train_accuracy": self.min_train_accuracy,
                 "weight_temperature": self.weight_temperature,
-                "proxy": None if self.proxy is None else _proxy_dict(self.proxy), "seed": self.seed}
+                "proxy": None if self.proxy is None else _proxy_dict(self.proxy), "proxy_inputs": self.proxy_inputs,
+                "zero_cost": list(self.zero_cost), "seed": self.seed}
 
     def modules(self) -> nn.ModuleDict:
         """All trainable torch modules, keyed by member (``encoder`` for the CL encoder)."""
@@ -179,7 +212,8 @@ class Predictor:
         if self.encoder is not None:
             mods["encoder"] = self.encoder.module
         for name, model in self.models.items():
-            mods[name] = model.module
+            if model.module is not None:
+                mods[name] = model.module
         return mods
 
     # ------------------------------------------------------------------ inputs
@@ -212,8 +246,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ proxy features
     def _proxy_dims(self) -> tuple[int, int]:
-        """Widths of the proxy graph vector and of the extra node columns (0, 0 without proxy)."""
-        if self.proxy is None:
+        """Widths of the proxy graph vector and of the extra node columns fed to the CL heads and
+        the k-GNN (0, 0 without proxy or with ``proxy_inputs=False``)."""
+        if self.proxy is None or not self.proxy_inputs:
             return 0, 0
         from cgpredict.proxies.features import NODE_FEATURES
 
@@ -231,17 +266,39 @@ class Predictor:
         nodes = [np.concatenate([f.node, f.node_mask[:, None].astype(np.float32)], axis=1) for f in feats]
         return graph, nodes
 
-    def _inputs(self, cgs: Sequence[CG]) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray] | None]:
-        """Head inputs (embedding [+ proxy graph vector]), GFLOPs and k-GNN extra node columns."""
+    def proxy_columns(self) -> tuple[str, ...]:
+        """Names of the ``Proxy`` member's score columns: the proxy method, then ``zero_cost``."""
+        return ((self.proxy.method,) if self.proxy is not None else ()) + self.zero_cost
+
+    def proxy_scores(self, cgs: Sequence[CG], graph: np.ndarray | None = None) -> np.ndarray:
+        """``[N, len(proxy_columns())]`` training-free scores, higher = better, NaN where a proxy
+        failed: ``-ln(final loss)`` of the regression proxy (``graph``: its graph vectors, when
+        already computed) and each zero-cost proxy."""
+        from cgpredict.proxies.zero_cost import zero_cost_scores
+
+        cols = []
+        if self.proxy is not None:
+            if graph is None:
+                graph = self.proxy_features(cgs)[0]
+            cols.append(np.where(graph[:, 0] > 0, -graph[:, 1], np.nan))
+        cols += [zero_cost_scores(cgs, name, progress=self.progress) for name in self.zero_cost]
+        return np.stack(cols, axis=1)
+
+    def _inputs(self, cgs: Sequence[CG]) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray] | None,
+                                                  np.ndarray | None]:
+        """``(head inputs, GFLOPs, k-GNN extra node columns, Proxy-member scores)``: the head inputs
+        are the embedding (+ the proxy graph vector with ``proxy_inputs``); the last item is
+        :meth:`proxy_scores` with a ``Proxy`` member, else ``None``."""
         gflops = flops_of(cgs)
         emb = self.encoder.transform(cgs) if self.encoder is not None else None
-        proxy = self.proxy_features(cgs)
-        if proxy is None:
-            return emb, gflops, None
-        graph, nodes = proxy
+        wanted = self.proxy is not None and (self.proxy_inputs or "Proxy" in self.members)
+        graph, nodes = self.proxy_features(cgs) if wanted else (None, None)
+        scores = self.proxy_scores(cgs, graph) if "Proxy" in self.members else None
+        if graph is None or not self.proxy_inputs:
+            return emb, gflops, None, scores
         if emb is not None:
             emb = np.concatenate([emb, graph], axis=1)
-        return emb, gflops, nodes
+        return emb, gflops, nodes, scores
 
     # ------------------------------------------------------------------ training
     def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
@@ -273,7 +330,7 @@ class Predictor:
         self._rebuild(keep_encoder)
         if self.encoder is not None and not keep_encoder:
             self.encoder.fit(list(cgs) + unlabelled)
-        emb, gflops, nodes = self._inputs(cgs)
+        emb, gflops, nodes, _ = self._inputs(cgs)
         extra = None
         if unlabelled and emb is not None and self.proxy is None:
             extra = (self.encoder.transform(unlabelled), flops_of(unlabelled))
@@ -288,6 +345,8 @@ class Predictor:
         for name, model in self.models.items():
             if name == "k-GNN":
                 model.fit(cgs, y, node_extra=nodes)
+            elif name == "Proxy":
+                self.models[name] = ProxyRanker(self.proxy_columns())  # never learns from the training family
             else:
                 model.fit(emb, gflops, y, unlabelled=extra)
         self.weights = equal_weights(self.members)
@@ -309,7 +368,7 @@ class Predictor:
         self._check(cgs)
         if len(cgs) < 2:
             raise ValueError("adapt() needs at least 2 CGs to estimate a spread")
-        emb, gflops, _ = self._inputs(cgs)
+        emb, gflops, _, _ = self._inputs(cgs)
         self._standardize_heads(emb, gflops)
         return self
 
@@ -319,44 +378,119 @@ class Predictor:
                 model.standardize_to(emb, gflops)
 
     def finetune(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray, epochs: int = 100,
-                 adapt: bool = False) -> Predictor:
+                 adapt: bool = False, weight_folds: int = 2) -> Predictor:
         """Adapt to a target family from a few labelled CGs, then weight members by Kendall τ.
 
         The encoder, FCM clusters and label statistics stay as fitted; with ``adapt`` the heads'
         input standardisation is re-fitted to these CGs first (:meth:`adapt`; off by default: on
         NB-201 with the shipped checkpoint it changed the 50-shot SRCC by −0.02 to +0.005, within
-        seed noise); heads and the k-GNN
-        then train ``epochs`` more epochs on the new labels. Ensemble weights become
-        ``softmax(τ / weight_temperature)`` of each member's Kendall τ on these CGs.
+        seed noise); heads and the k-GNN then train ``epochs`` more epochs on the new labels, and
+        the ``Proxy`` member fits its ridge.
+
+        Ensemble weights become ``softmax(τ / weight_temperature)`` of each member's Kendall τ on
+        these CGs. With ``weight_folds = K ≥ 2`` (default 2) τ is cross-fitted: a copy of the
+        predictor is fine-tuned on K−1 folds and scored on the held-out fold, τ averaged over folds.
+        That costs one more fine-tuning run but measures what the weights are for — how a member
+        ranks nets it was not fine-tuned on; the in-sample τ (``weight_folds=0``, the paper's
+        reading; ``Proxy`` then uses its leave-one-out predictions) is inflated for the members that
+        fit 50 nets almost perfectly (NB-201, 50 nets: in-sample τ 0.82–0.91 for the MLP heads and
+        k-GNN whose held-out τ is 0.44–0.63).
         """
         self._require_fitted()
         y = self._check(cgs, labels)
         if y.size < 2:
             raise ValueError("fine-tuning needs at least 2 labelled CGs")
-        emb, gflops, nodes = self._inputs(cgs)
+        if weight_folds == 1 or weight_folds < 0:
+            raise ValueError(f"weight_folds must be 0 (in-sample τ) or >= 2, got {weight_folds}")
+        if weight_folds and y.size < 2 * weight_folds:
+            raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0")
+        taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
+        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
         if adapt:
             self._standardize_heads(emb, gflops)
         for name, model in self.models.items():
             if name == "k-GNN":
                 model.fit(cgs, y, epochs=epochs, refit_transform=False, node_extra=nodes)
+            elif name == "Proxy":
+                if y.size >= 3 and np.ptp(y) > 0:
+                    model.finetune(proxy_scores, gflops, y)
             elif isinstance(model, PairwiseRanker) and np.ptp(y) == 0:
                 continue
             else:
                 model.fit(emb, gflops, y, epochs=epochs, refit=False)
-        self.weights, self.taus_ = kendall_weights(self.member_scores(cgs), y, self.weight_temperature)
+        if taus is None:
+            scores = self.member_scores(cgs)
+            if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
+                scores["Proxy"] = self.models["Proxy"].loo_scores_
+            self.weights, self.taus_ = kendall_weights(scores, y, self.weight_temperature)
+        else:
+            self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
+        return self
+
+    def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,
+                           folds: int) -> dict[str, float]:
+        """Per member, Kendall τ on held-out folds of copies fine-tuned on the other folds (mean)."""
+        import copy
+
+        order = np.random.default_rng(self.seed).permutation(y.size)
+        per_member: dict[str, list[float]] = {name: [] for name in self.members}
+        for k in range(folds):
+            held = np.sort(order[k::folds])
+            train = np.setdiff1d(np.arange(y.size), held)
+            clone = copy.deepcopy(self)
+            for part in (clone, clone.encoder, *clone.models.values()):
+                if hasattr(part, "progress"):
+                    part.progress = False
+            clone.finetune([cgs[i] for i in train], y[train], epochs=epochs, adapt=adapt, weight_folds=0)
+            scores = clone.member_scores([cgs[i] for i in held])
+            _, fold_taus = kendall_weights(scores, y[held], 1.0)
+            for name, tau in fold_taus.items():
+                per_member[name].append(tau)
+        return {name: float(np.mean(v)) for name, v in per_member.items()}
+
+    def add_proxy_member(self, proxy: str | ProxyConfig | dict[str, Any] | None = "gennas",
+                         zero_cost: Sequence[str] = ("synflow",)) -> Predictor:
+        """Add the ``Proxy`` member to a fitted (e.g. pretrained) predictor, without retraining.
+
+        ``proxy`` becomes this predictor's regression proxy with ``proxy_inputs=False`` if it has
+        none (the trained heads keep their inputs; ``None``: zero-cost scores only); ``zero_cost``
+        names the zero-cost proxies. Weights return to equal — call :meth:`finetune` to re-weight.
+        """
+        self._require_fitted()
+        from cgpredict.proxies.zero_cost import ZERO_COST
+
+        bad = [name for name in zero_cost if name not in ZERO_COST]
+        if bad:
+            raise ValueError(f"unknown zero-cost proxy {bad}; choose from {sorted(ZERO_COST)}")
+        if proxy is not None:
+            if self.proxy is None:
+                self.proxy, self.proxy_inputs = _proxy_config(proxy), False
+            elif _proxy_config(proxy) != self.proxy:
+                raise ValueError("this predictor already uses another proxy config; the Proxy member must share it")
+        if self.proxy is None and not zero_cost:
+            raise ValueError("the Proxy member needs a proxy and/or zero_cost scores")
+        self.zero_cost = tuple(zero_cost)
+        self.members = [n for n in ALL_MEMBERS if n in (*self.members, "Proxy")]
+        fresh = ProxyRanker(self.proxy_columns())
+        self.models = {n: fresh if n == "Proxy" else self.models[n] for n in self.members
+                       if n == "Proxy" or n in self.models}
+        self.weights, self.taus_ = equal_weights(self.members), {}
         return self
 
     # ------------------------------------------------------------------ inference
     def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Each member's scores (higher = better): accuracies for the regressors, merge-sort
-        positions for the pairwise members, GFLOPs for ``FLOPs``."""
+        positions for the pairwise members, GFLOPs for ``FLOPs``, ``-log loss`` (or, fine-tuned,
+        accuracies) for ``Proxy``."""
         self._require_fitted()
         self._check(cgs)
-        emb, gflops, nodes = self._inputs(cgs)
+        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
         out: dict[str, np.ndarray] = {}
         for name in self.members:
             if name == "FLOPs":
                 out[name] = gflops
+            elif name == "Proxy":
+                out[name] = self.models[name].decision_function(proxy_scores, gflops)
             elif name == "k-GNN":
                 out[name] = self.models[name].predict(cgs, node_extra=nodes)
             elif name in REGRESSION_MEMBERS:
@@ -365,19 +499,29 @@ class Predictor:
                 out[name] = self.models[name].decision_function(emb, gflops)
         return out
 
+    def accuracy_members(self) -> list[str]:
+        """Members whose scores are accuracies: ``CL+FCM+T``, ``CL+T``, ``k-GNN`` and a fine-tuned ``Proxy``."""
+        return [n for n in self.members
+                if n in REGRESSION_MEMBERS or (n == "Proxy" and self.models[n].finetuned)]
+
     def predict(self, cgs: Sequence[CG]) -> np.ndarray:
         """Predicted accuracies: the ensemble-weighted mean of the regressing members."""
         self._require_fitted()
         self._check(cgs)
-        names = [n for n in self.members if n in REGRESSION_MEMBERS]
+        names = self.accuracy_members()
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
-        emb, gflops, nodes = self._inputs(cgs)
+        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
         total = sum(self.weights[n] for n in names)
         pred = np.zeros(len(cgs))
         for name in names:
             model = self.models[name]
-            values = model.predict(cgs, node_extra=nodes) if name == "k-GNN" else model.predict(emb, gflops)
+            if name == "k-GNN":
+                values = model.predict(cgs, node_extra=nodes)
+            elif name == "Proxy":
+                values = model.decision_function(proxy_scores, gflops)
+            else:
+                values = model.predict(emb, gflops)
             pred += self.weights[name] / total * values
         return pred
 
@@ -398,7 +542,7 @@ class Predictor:
         fcm_member = next((self.models[n] for n in ("CL+FCM+T", "CL+FCM+Pairwise") if n in self.models), None)
         if fcm_member is None or fcm_member.fcm is None:
             raise RuntimeError("ood() needs an FCM member (CL+FCM+T or CL+FCM+Pairwise)")
-        emb, gflops, _ = self._inputs(cgs)
+        emb, gflops, _, _ = self._inputs(cgs)
         feats = fcm_member.fcm_features.transform(emb, gflops)
         return fcm_member.fcm.ood(feats, name=name)
 

@@ -48,11 +48,18 @@ def kendall_weights(member_scores: Mapping[str, np.ndarray], labels: np.ndarray,
             warnings.simplefilter("ignore", DegenerateMetricWarning)
             tau = kendall_tau(labels, scores)
         taus[name] = 0.0 if np.isnan(tau) else float(tau)
+    return softmax_weights(taus, temperature), taus
+
+
+def softmax_weights(taus: Mapping[str, float], temperature: float = 1.0) -> dict[str, float]:
+    """``softmax(τ / temperature)`` over members."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     names = list(taus)
-    logits = np.array([taus[n] for n in names]) / temperature
+    logits = np.array([taus[n] for n in names], dtype=np.float64) / temperature
     w = np.exp(logits - logits.max())
     w /= w.sum()
-    return dict(zip(names, w.tolist())), taus
+    return dict(zip(names, w.tolist()))
 
 
 def combine(member_scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:

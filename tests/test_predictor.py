@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgpredict.metrics import spearman
+from cgpredict.metrics import kendall_tau, spearman
 from cgpredict.models.fcm import OutOfDistributionWarning
 from cgpredict.models.synthetic import toy_family
 from cgpredict.models.transform import FlopsTransform
@@ -78,15 +79,42 @@ def test_finetune_weights_are_softmax_of_kendall_tau(fitted, tmp_path: Path) -> 
     pred, _, _ = fitted
     fresh = Predictor.load(pred.save(tmp_path / "ckpt"), progress=False)  # leave the shared fixture untouched
     target, y = toy_family(40, seed=9, min_depth=3, max_depth=8)
-    fresh.finetune(target[:20], y[:20], epochs=5)
-    taus = fresh.taus_
+    insample = copy.deepcopy(fresh).finetune(target[:20], y[:20], epochs=5, weight_folds=0)
+    taus = insample.taus_
     assert set(taus) == set(MEMBERS)
-    expected = np.exp(list(taus.values()))
+    # in-sample: τ of the fine-tuned members on the fine-tuning nets themselves
+    scores = insample.member_scores(target[:20])
+    for name in MEMBERS:
+        assert taus[name] == pytest.approx(kendall_tau(y[:20], scores[name]))
+    expected = np.exp(np.array(list(taus.values())) / insample.weight_temperature)
     expected /= expected.sum()
-    assert list(fresh.weights.values()) == pytest.approx(expected.tolist())
+    assert list(insample.weights.values()) == pytest.approx(expected.tolist())
     best = max(taus, key=taus.get)
-    assert fresh.weights[best] == max(fresh.weights.values())
-    assert spearman(y[20:], fresh.predict(target[20:])) > 0.5
+    assert insample.weights[best] == max(insample.weights.values())
+    assert spearman(y[20:], insample.predict(target[20:])) > 0.5
+
+
+def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path) -> None:
+    pred, _, _ = fitted
+    fresh = Predictor.load(pred.save(tmp_path / "ckpt"), progress=False)
+    target, y = toy_family(24, seed=10, min_depth=3, max_depth=8)
+    tuned = copy.deepcopy(fresh).finetune(target, y, epochs=3, weight_folds=2)
+    order = np.random.default_rng(fresh.seed).permutation(24)
+    per_fold = []
+    for k in range(2):  # redo the two folds by hand
+        held = np.sort(order[k::2])
+        train = np.setdiff1d(np.arange(24), held)
+        clone = copy.deepcopy(fresh).finetune([target[i] for i in train], y[train], epochs=3, weight_folds=0)
+        scores = clone.member_scores([target[i] for i in held])
+        per_fold.append({n: kendall_tau(y[held], scores[n]) for n in MEMBERS})
+    for name in MEMBERS:
+        assert tuned.taus_[name] == pytest.approx(np.mean([f[name] for f in per_fold]), abs=1e-9)
+    expected = np.exp(np.array([tuned.taus_[n] for n in tuned.weights]) / tuned.weight_temperature)
+    assert list(tuned.weights.values()) == pytest.approx((expected / expected.sum()).tolist())
+    with pytest.raises(ValueError, match="weight_folds"):
+        copy.deepcopy(fresh).finetune(target, y, epochs=1, weight_folds=1)
+    with pytest.raises(ValueError, match="too few"):
+        copy.deepcopy(fresh).finetune(target[:5], y[:5], epochs=1, weight_folds=3)
 
 
 def test_ood_flags_a_far_family(fitted) -> None:

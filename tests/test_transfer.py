@@ -34,9 +34,9 @@ def toy_rows():
     captured = []
     real = transfer.finetuned
 
-    def spy(pred, cgs, labels, epochs, batch):
+    def spy(pred, cgs, labels, epochs, batch, weight_folds=2):
         captured.append((list(cgs), labels.copy(), epochs, batch))
-        return real(pred, cgs, labels, epochs, batch)
+        return real(pred, cgs, labels, epochs, batch, weight_folds)
 
     transfer.finetuned = spy
     try:
@@ -156,3 +156,20 @@ def test_eval_cli_rejects_bad_predictor_json() -> None:
     args = parser.parse_args(["--predictor", "[1]"])
     with pytest.raises(ValueError, match="JSON object"):
         eval_cmd.config_from_args(args)
+
+
+def test_protocol_with_the_proxy_member_reports_both_ensembles(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path))
+    data = {"toya/x": _toy_set("toya/x", 40, 2), "toyb/x": _toy_set("toyb/x", 30, 3, min_depth=6, max_depth=14)}
+    members = [*transfer.MEMBERS, "Proxy"]
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=1, settings=["zero-shot", "few-shot"], shots=8,
+                         finetune_epochs=2, preset="quick", members=members,
+                         predictor={**TINY, "zero_cost": ["synflow"]}, progress=False)
+    rows = run_transfer(cfg, data=data)
+    for setting in ("zero-shot", "8-shot"):
+        methods = {r["method"]: r for r in rows if r["setting"] == setting}
+        assert {"Proxy", ENSEMBLE, transfer.PAPER_ENSEMBLE} <= set(methods)
+        assert methods[transfer.PAPER_ENSEMBLE]["kind"] == "ensemble"
+    few = {r["method"]: r for r in rows if r["setting"] == "8-shot"}
+    assert np.isfinite(few["Proxy"]["mae"])  # fine-tuned, the Proxy member predicts accuracies
+    assert "paper's 6 members" in to_markdown(rows, cfg)

@@ -29,7 +29,7 @@ __all__ = ["add_arguments", "config_from_args", "register", "run_protocol"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the protocol options to ``p`` (shared by ``cgpredict eval`` and ``benchmarks/transfer.py``)."""
-    from cgpredict.predictor import MEMBERS
+    from cgpredict.predictor import ALL_MEMBERS, MEMBERS
     from cgpredict.transfer import ALL_TARGETS, PRESETS, SOURCE
 
     p.add_argument("--source", default=SOURCE, help="labelled training family/task (default %(default)s)")
@@ -44,9 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=50, help="labelled target nets for fine-tuning (default %(default)s)")
     p.add_argument("--finetune-epochs", type=int, default=100)
     p.add_argument("--finetune-batch", type=int, default=1, help="fine-tuning batch (default %(default)s, as the protocol asks)")
+    p.add_argument("--weight-folds", type=int, default=2,
+                   help="folds of the cross-fitted Kendall τ behind the fine-tuned ensemble weights (0 = in-sample; default 2)")
     p.add_argument("--n-unlabelled", type=int, default=0,
                    help="extra unlabelled source CGs sampled from the builder for the encoder (default 0)")
-    p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(MEMBERS))
+    p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(ALL_MEMBERS))
     p.add_argument("--preset", default="full", choices=sorted(PRESETS),
                    help="predictor sizes: full (library defaults), reduced (fewer epochs), quick (tiny)")
     p.add_argument("--predictor", default="{}", help='JSON overrides of Predictor options, e.g. \'{"kgnn": {"epochs": 50}}\'')
@@ -78,7 +80,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     cfg: dict[str, Any] = dict(
         source=args.source, targets=list(targets), seeds=args.seeds, first_seed=args.first_seed,
         settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,
-        finetune_batch=args.finetune_batch, n_unlabelled=args.n_unlabelled, members=list(args.members),
+        finetune_batch=args.finetune_batch, weight_folds=args.weight_folds, n_unlabelled=args.n_unlabelled, members=list(args.members),
         preset=args.preset, predictor=overrides, max_source=args.max_source, max_target=args.max_target,
         data_dir=args.data_dir, progress=not args.no_progress)
     if args.quick:

@@ -1,0 +1,142 @@
+"""Zero-cost proxies of a CG: SynFlow and NASWOT, with a disk cache.
+
+Pipeline position: model → CG → rebuilt module → **zero-cost score** → ``Proxy`` ensemble member
+(:mod:`cgpredict.models.proxy_member`) → ranking/search.
+
+Unlike the regression proxies (GenNAS, Eproxy) these need no training step, only one forward (and
+backward) pass of the network rebuilt with ``CG.to_module()`` at initialisation:
+
+* **SynFlow** (Tanaka et al., NeurIPS'20, as used by Abdelfattah et al., ICLR'21): every parameter is
+  replaced by its absolute value, the network runs in float64 on one all-ones input of the CG's
+  input shape, and the score is ``ln Σ |θ ⊙ ∂R/∂θ|`` over convolution and linear weights, with
+  ``R`` the sum of the outputs. Batch norm runs in eval mode (its freshly initialised running
+  statistics make it a near-identity), so the score does not depend on a batch.
+* **NASWOT** (Mellor et al., ICML'21): on a batch of ``batch_size`` seeded natural-looking images,
+  each ReLU's output is binarised (active or not) per sample; ``K[i, j]`` counts the units where
+  samples i and j agree, summed over ReLUs; the score is ``ln |det K|``.
+
+Higher is better for both. A net that cannot be rebuilt, or whose score is not finite (e.g. a
+SynFlow overflow), scores NaN; the failure is cached like a success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from cgpredict.cg import CG
+from cgpredict.proxies.features import cache_root
+
+__all__ = ["ZERO_COST", "naswot", "synflow", "zero_cost_scores"]
+
+CACHE_VERSION = 1
+
+
+def _module(cg: CG) -> nn.Module:
+    if not isinstance(cg, CG):
+        raise TypeError(f"expected a cgpredict CG, got {type(cg).__name__}")
+    return cg.to_module()
+
+
+def synflow(cg: CG, seed: int = 0) -> float:
+    """``ln`` of the SynFlow saliency of ``cg`` at a seeded initialisation (NaN if not finite)."""
+    torch.manual_seed(seed)
+    net = _module(cg).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    shapes = [tuple(n.out_shape) for n in cg.input_nodes]
+    inputs = [torch.ones((1, *s[1:]), dtype=torch.float64) for s in shapes]
+    out = net(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    net.zero_grad()
+    sum(o.sum() for o in outs).backward()
+    total = 0.0
+    for module in net.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and module.weight.grad is not None:
+            total += float((module.weight * module.weight.grad).abs().sum())
+    return math.log(total) if math.isfinite(total) and total > 0 else math.nan
+
+
+def naswot(cg: CG, batch_size: int = 64, seed: int = 0, inputs: str = "natural") -> float:
+    """``ln |det K|`` of the NASWOT activation-pattern kernel of ``cg`` (NaN without ReLUs)."""
+    from cgpredict.proxies.inputs import make_inputs
+
+    torch.manual_seed(seed)
+    net = _module(cg).train()
+    shape = tuple(cg.input_nodes[0].out_shape)
+    if len(shape) != 4:
+        raise ValueError(f"NASWOT needs an image input (N, C, H, W), {cg.name!r} takes {shape}")
+    images = make_inputs(inputs, batch_size, int(shape[-1]), seed)
+    if images.shape[1] != shape[1] or images.shape[2] != shape[2]:
+        images = torch.nn.functional.interpolate(images, size=tuple(shape[2:]), mode="bilinear",
+                                                 align_corners=False)[:, : shape[1]]
+    kernel = torch.zeros((batch_size, batch_size), dtype=torch.float64)
+    seen = [0]
+
+    def hook(_module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        codes = (out.detach().reshape(out.shape[0], -1) > 0).double()
+        kernel.add_(codes @ codes.t() + (1.0 - codes) @ (1.0 - codes).t())
+        seen[0] += 1
+
+    relu_ids = [n.id for n in cg.nodes if n.op == "relu"]
+    with torch.no_grad():
+        values = net.forward_nodes(images, keep=relu_ids) if relu_ids else {}
+        for nid in relu_ids:
+            hook(net, (), values[nid])
+    if not seen[0]:
+        return math.nan
+    sign, logdet = torch.linalg.slogdet(kernel)
+    return float(logdet) if float(sign) != 0 and math.isfinite(float(logdet)) else math.nan
+
+
+#: The zero-cost proxies by name.
+ZERO_COST = {"synflow": synflow, "naswot": naswot}
+
+
+def _cache_path(cg: CG, name: str, root: Path) -> Path:
+    key = hashlib.sha256(f"zero-cost|{CACHE_VERSION}|{name}|{cg.hash()}".encode()).hexdigest()
+    return root / key[:2] / f"{key}.json"
+
+
+def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = True,
+                     cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> np.ndarray:
+    """``[N]`` scores of the zero-cost proxy ``name`` (NaN where it fails), disk-cached by CG hash.
+
+    Raises:
+        ValueError: an unknown proxy name.
+    """
+    if name not in ZERO_COST:
+        raise ValueError(f"unknown zero-cost proxy {name!r}; expected one of {sorted(ZERO_COST)}")
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    out = np.full(len(cgs), np.nan)
+    for i, cg in enumerate(tqdm(cgs, desc=f"zero-cost ({name})", unit="net", disable=not progress)):
+        path = _cache_path(cg, name, root)
+        if cache and path.is_file():
+            cached = json.loads(path.read_text())["score"]
+            out[i] = math.nan if cached is None else float(cached)
+            continue
+        try:
+            value = ZERO_COST[name](cg)
+        except (RuntimeError, ValueError, TypeError) as exc:  # a net that cannot be rebuilt or run
+            value, error = math.nan, f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            error = None
+        out[i] = value
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"score": None if math.isnan(value) else value, "error": error}, handle)
+            os.replace(tmp, path)
+    return out
