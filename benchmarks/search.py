@@ -96,6 +96,20 @@ def labelled_scores(name: str, fam, cgs, args: argparse.Namespace) -> tuple[np.n
         pred = Predictor.pretrained("nb101", progress=False).finetune([cgs[i] for i in idx], fam.labels[idx])
         return pred.predict(cgs), (f"`Predictor.pretrained('nb101')` fine-tuned on {args.finetune_n} random "
                                    "labelled NB-201 nets (seed 0), `.predict`")
+    if name in ("proxy-zero-shot", "proxy-finetuned"):
+        from cgpredict.commands.proxy_member_args import CPU_GENNAS
+
+        pred = Predictor.pretrained("nb101", progress=False).add_proxy_member(CPU_GENNAS, ("synflow",))
+        pred.progress = False
+        what = ("`Predictor.pretrained('nb101').add_proxy_member(<CPU GenNAS-combo>, ('synflow',))`, "
+                "7-member ensemble `.score`")
+        if name == "proxy-zero-shot":
+            return pred.score(cgs), what + " zero-shot (equal weights)"
+        idx = rng.choice(len(cgs), size=args.finetune_n, replace=False)
+        pred.finetune([cgs[i] for i in idx], fam.labels[idx])
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in pred.weights.items())
+        return pred.score(cgs), (what + f" fine-tuned on {args.finetune_n} random labelled NB-201 nets (seed 0; "
+                                 f"2-fold cross-fitted τ weights: {weights})")
     if name == "nb201-fit":
         idx = rng.choice(len(cgs), size=args.fit_n, replace=False)
         pred = Predictor(members=["CL+T", "k-GNN"], encoder={"epochs": 30, "batch_size": 64, "branch_dim": 32},
@@ -285,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-n", type=int, default=20, help="NB-201 nets to fine-tune the pretrained one on")
     parser.add_argument("--scorers", nargs="+", default=["pretrained-predict", "pretrained-score",
                                                           "pretrained-finetuned", "nb201-fit", "oracle"],
-                        help="labelled part: scorer configurations to compare")
+                        help="labelled part: scorer configurations to compare (also: proxy-zero-shot, "
+                             "proxy-finetuned — the pretrained predictor with the Proxy member)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.8, 1.0],
                         help="free-form hard budgets as fractions of the start's MACs")
     parser.add_argument("--free-mutants", type=int, default=16)

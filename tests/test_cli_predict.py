@@ -154,6 +154,33 @@ def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
     assert run_cli("predict", "torchvision:resnet18", "--checkpoint", out) == 0
 
 
+def test_finetune_and_rank_with_the_proxy_member(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from cgpredict.datasets import load_family, sample
+    from cgpredict.predictor import Predictor
+
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CGPREDICT_DATA", raising=False)
+    archs = sample("nasbench201", 12, seed=6)
+    labels = tmp_path / "my12.csv"
+    labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
+    out = tmp_path / "proxy.ckpt"
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 2,
+                   "--zero-cost", "synflow", "--weight-folds", 0, "-q") == 0
+    assert "in-sample Kendall tau" in capsys.readouterr().out
+    tuned = Predictor.load(out, progress=False)
+    assert "Proxy" in tuned.members and tuned.zero_cost == ("synflow",) and tuned.models["Proxy"].finetuned
+    cgs = load_family("nasbench201", n=12, seed=6).cgs(progress=False)
+    assert np.all(np.isfinite(tuned.predict(cgs)))
+    ranked = tmp_path / "rank.csv"
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "--seed", 3, "-q", "--zero-cost", "synflow",
+                   "-o", ranked) == 0
+    assert len(_rows(ranked)) == 12
+    capsys.readouterr()
+    assert run_cli("rank", "--family", "nasbench201", "--n", 4, "-q", "--proxy", "synflow") == 1
+    assert "--proxy must be gennas, eproxy, cpu or a JSON object" in capsys.readouterr().err
+
+
 def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     space = tmp_path / "space.py"
     space.write_text(

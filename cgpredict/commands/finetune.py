@@ -9,11 +9,13 @@ Example::
     # your own search space: `arch` cells are Python literals passed to a builder function
     cgpredict finetune --labels widths.csv --builder my_space.py:build --input-shape 1,3,32,32 -o my.ckpt
     cgpredict rank --family nasbench201 --checkpoint my.ckpt
+    # add the Proxy member (GenNAS loss + SynFlow, re-weighted by a ridge on your labels)
+    cgpredict finetune --labels my50.csv --family nasbench201 --proxy cpu --zero-cost synflow -o my.ckpt
 
 Keeps the contrastive encoder and FCM clusters of the starting checkpoint (the shipped NB-101 one
 unless ``--checkpoint``), trains the heads and the k-GNN ``--epochs`` more epochs on the given
-nets and re-weights the ensemble members by their Kendall τ on them (GENNAPE's fine-tuning). The
-result is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and
+nets and re-weights the ensemble members by softmax of their Kendall τ (GENNAPE's fine-tuning;
+τ cross-fitted over ``--weight-folds`` folds, 0 = in-sample). The result is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and
 ``Predictor.load`` read.
 """
 
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cgpredict.commands import proxy_member_args
 
 __all__ = ["register", "load_builder", "labelled_family"]
 
@@ -83,19 +87,21 @@ def _run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"-o {out} is a file; the checkpoint is a folder (config.json + weights.pt)")
     predictor = load_predictor(args.checkpoint, progress=not args.quiet)
+    proxy_member_args.apply(predictor, args)
     fam = labelled_family(args.labels, args.family, args.builder, args.task, parse_input_shape(args.input_shape))
     if len(fam) < 2:
         raise ValueError(f"{args.labels}: fine-tuning needs at least 2 labelled nets, found {len(fam)}")
     cgs = fam.cgs(progress=not args.quiet)
     y = np.asarray(fam.labels, dtype=np.float64)
     before = predictor.score(cgs)
-    predictor.finetune(cgs, y, epochs=args.epochs, adapt=args.adapt)
+    predictor.finetune(cgs, y, epochs=args.epochs, adapt=args.adapt, weight_folds=args.weight_folds)
     after = predictor.score(cgs)
     predictor.save(out)
     print(f"fine-tuned on {len(cgs)} nets from {args.labels} ({args.epochs} epochs)")
     print(f"SRCC on these nets: {spearman(y, before):.3f} before, {spearman(y, after):.3f} after; "
           f"Kendall tau {kendall_tau(y, before):.3f} -> {kendall_tau(y, after):.3f}")
-    print("member weights (softmax of Kendall tau): "
+    how = f"{args.weight_folds}-fold cross-fitted" if args.weight_folds else "in-sample"
+    print(f"member weights (softmax of {how} Kendall tau): "
           + ", ".join(f"{name} {w:.2f} (tau {predictor.taus_.get(name, float('nan')):.2f})"
                       for name, w in predictor.weights.items()))
     print(f"wrote {out} (use it with --checkpoint {out})")
@@ -124,6 +130,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs of the heads and the k-GNN")
     parser.add_argument("--adapt", action="store_true",
                         help="re-fit the heads' input standardisation to these nets before training (Predictor.adapt)")
+    parser.add_argument("--weight-folds", type=int, default=2,
+                        help="folds of the cross-fitted Kendall tau behind the member weights (0 = in-sample; default 2)")
+    proxy_member_args.add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser

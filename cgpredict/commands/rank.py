@@ -7,6 +7,8 @@ Example::
     cgpredict rank --family ofa_mbv3 --n 100                  # sampled nets, no labels needed
     CGPREDICT_DATA=data cgpredict rank --family nasbench201 --task cifar10 --n 200
     cgpredict rank --family hiaml --n 50 --checkpoint my.ckpt -o ranking.csv
+    # add the training-free Proxy member (GenNAS loss + SynFlow) to the zero-shot ensemble
+    CGPREDICT_DATA=data cgpredict rank --family nasbench201 --n 100 --proxy cpu --zero-cost synflow
 
 With labels (a family table under ``$CGPREDICT_DATA`` or ``--data``) the family's labelled nets
 are ranked (a seeded subset of ``--n`` of them if given) and SRCC, Kendall τ and NDCG@10 of the
@@ -22,6 +24,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from cgpredict.commands import proxy_member_args
 
 __all__ = ["register", "load_ranked_family", "rank_family"]
 
@@ -93,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ValueError(f"--n must be at least 2 to rank, got {args.n}")
     predictor = load_predictor(args.checkpoint, progress=not args.quiet)
+    proxy_member_args.apply(predictor, args)
     fam = load_ranked_family(args.family, args.task, args.n, args.seed, args.data)
     labelled = fam.labels is not None
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
@@ -137,6 +142,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--arch-width", type=int, default=60, help="truncate architecture text to this width")
     parser.add_argument("-o", "--output", default=None, metavar="CSV", help="write the full ranking as CSV")
+    proxy_member_args.add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser

@@ -64,7 +64,7 @@ def synflow(cg: CG, seed: int = 0) -> float:
     total = 0.0
     for module in net.modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and module.weight.grad is not None:
-            total += float((module.weight * module.weight.grad).abs().sum())
+            total += float((module.weight.detach() * module.weight.grad).abs().sum())
     return math.log(total) if math.isfinite(total) and total > 0 else math.nan
 
 

@@ -1,0 +1,58 @@
+"""Shared ``--proxy`` / ``--zero-cost`` options of ``cgpredict rank`` and ``cgpredict finetune``.
+
+Pipeline position: CLI → **optional Proxy ensemble member** → predictor → ranking.
+
+``--proxy gennas`` (or ``eproxy``, or a JSON dict of :class:`cgpredict.proxies.ProxyConfig`
+fields) and ``--zero-cost synflow [naswot]`` add the ``Proxy`` member
+(:meth:`cgpredict.Predictor.add_proxy_member`) to the loaded predictor: training-free scores of
+each net, ridge-re-weighted at fine-tuning. ``--proxy cpu`` is the CPU-sized GenNAS-combo
+(20 steps, batch 4) that the benchmarks in ``benchmarks/results`` use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+#: The CPU-sized GenNAS configuration of the benchmarks (``--proxy cpu``).
+CPU_GENNAS: dict[str, Any] = {"method": "gennas", "preset": "combo", "iterations": 20, "batch_size": 4}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--proxy`` and ``--zero-cost``."""
+    parser.add_argument("--proxy", default=None, metavar="NAME|JSON",
+                        help="add the Proxy ensemble member with this regression proxy: gennas, eproxy, cpu "
+                             "(GenNAS-combo, 20 steps, batch 4) or a JSON dict of ProxyConfig fields")
+    parser.add_argument("--zero-cost", nargs="+", default=None, choices=["synflow", "naswot"],
+                        help="zero-cost proxies of the Proxy member (default with --proxy: synflow)")
+
+
+def proxy_option(text: str | None) -> str | dict[str, Any] | None:
+    """``--proxy`` text → what :meth:`Predictor.add_proxy_member` takes."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "cpu":
+        return dict(CPU_GENNAS)
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--proxy is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ValueError("--proxy JSON must be an object of ProxyConfig fields")
+        return value
+    if text not in ("gennas", "eproxy"):
+        raise ValueError(f"--proxy must be gennas, eproxy, cpu or a JSON object, got {text!r}")
+    return text
+
+
+def apply(predictor: Any, args: argparse.Namespace) -> bool:
+    """Add the Proxy member when ``--proxy`` or ``--zero-cost`` was given; returns whether it did."""
+    proxy = proxy_option(args.proxy)
+    if proxy is None and not args.zero_cost:
+        return False
+    zero_cost = tuple(args.zero_cost) if args.zero_cost else ("synflow",)
+    predictor.add_proxy_member(proxy=proxy, zero_cost=zero_cost)
+    return True
