@@ -104,7 +104,7 @@ def model_card(info: dict[str, Any]) -> str:
     target = ("GENNAPE's eq. 5, Z(A / (log10(GFLOPs+1)+1))" if s["regressor"].get("flops_transform", True) else
               "Z(accuracy) — the eq. 5 FLOPs transform is off (`--flops-transform` turns it on): on NB-101 the "
               "transformed target falls with FLOPs (Spearman −0.80) and the heads carry that into other families, "
-              "see `benchmarks/results/transfer_full.md`")
+              "see `benchmarks/results/transfer_full_eq5.md`")
 
     def row(name: str, m: dict[str, float] | None) -> str:
         if not m:
@@ -137,7 +137,8 @@ pre-trained on NAS-Bench-101. Load with `cgpredict.predictor.Predictor.pretraine
 `Predictor.load(<this folder>)`); weights load with `torch.load(..., weights_only=True)`.
 
 Members: {members}. Zero-shot the members are averaged with equal weights;
-`Predictor.finetune` (or `cgpredict finetune`) re-weights them by Kendall τ on your labelled nets.
+`Predictor.finetune` (or `cgpredict finetune`) re-weights them by softmax(τ / 0.1) of their Kendall τ on your
+labelled nets, τ cross-fitted over 2 folds (`weight_folds`).
 
 ## Training data and procedure
 

@@ -24,7 +24,9 @@ Protocol (per seed ``s``):
 
 Every method is scored on exactly the same nets: the baselines FLOPs and params (of the CG),
 each zero-cost proxy column of the data table (:attr:`Family.extra`), every ensemble member and
-the GENNAPE ensemble. Metrics are those of :func:`cgpredict.metrics.evaluate`; ``mae`` is only
+the GENNAPE ensemble. With the optional ``Proxy`` member in ``members`` the ensemble has seven
+members, and the paper's six alone (same weights, renormalised) are reported as
+:data:`PAPER_ENSEMBLE`. Metrics are those of :func:`cgpredict.metrics.evaluate`; ``mae`` is only
 reported for methods that output accuracies (regression members and the ensemble's
 :meth:`~cgpredict.predictor.Predictor.predict`), and is ``nan`` elsewhere.
 """
