@@ -45,3 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture()
+def broken_cg():
+    """An image CG that cannot be rebuilt or run (an op without an executable meaning)."""
+    from cgpredict.cg import CGBuilder
+
+    b = CGBuilder("broken")
+    x = b.add("input", [], (1, 3, 16, 16))
+    c = b.add("conv", [x], (1, 8, 8, 8), weight_shape=(8, 3, 3, 3), kernel=(3, 3), stride=(2, 2),
+              padding=(1, 1), dilation=(1, 1), params=216)
+    u = b.add("unknown", [c], (1, 8, 8, 8), source_op="roll")
+    p = b.add("global_pool", [u], (1, 8, 1, 1))
+    b.add("output", [p], (1, 8, 1, 1))
+    return b.build()

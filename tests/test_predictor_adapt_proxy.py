@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgpredict.cg import CGBuilder
 from cgpredict.metrics import spearman
 from cgpredict.models.heads import EmbeddingRegressor
 from cgpredict.models.synthetic import toy_family
@@ -73,19 +72,7 @@ def test_finetune_adapt_flag() -> None:
     np.testing.assert_allclose(adapted.models["CL+T"].x_mean_[:-1], emb.mean(0), rtol=1e-5, atol=1e-6)
 
 
-def _broken_cg():
-    """An image CG the proxy cannot run (an op without a rebuild rule)."""
-    b = CGBuilder("broken")
-    x = b.add("input", [], (1, 3, 16, 16))
-    c = b.add("conv", [x], (1, 8, 8, 8), weight_shape=(8, 3, 3, 3), kernel=(3, 3), stride=(2, 2),
-              padding=(1, 1), dilation=(1, 1), params=216)
-    u = b.add("unknown", [c], (1, 8, 8, 8), source_op="roll")
-    p = b.add("global_pool", [u], (1, 8, 1, 1))
-    b.add("output", [p], (1, 8, 1, 1))
-    return b.build()
-
-
-def test_proxy_features_are_extra_channels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_features_are_extra_channels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken_cg) -> None:
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
     cgs, acc = toy_family(48, seed=4)
     pred = Predictor(proxy=TINY_PROXY, **TINY).fit(cgs[:32], acc[:32])
@@ -98,7 +85,7 @@ def test_proxy_features_are_extra_channels(tmp_path: Path, monkeypatch: pytest.M
     assert [n.shape for n in nodes] == [(cg.num_nodes, 3) for cg in cgs[:4]]
     assert all(n[:, 2].any() for n in nodes)  # some nodes measured (mask column)
     # a network the proxy cannot run is still predicted (neutral fill)
-    broken = _broken_cg()
+    broken = broken_cg
     values = pred.predict(cgs[32:] + [broken])
     assert values.shape == (17,) and np.all(np.isfinite(values))
     g_broken, n_broken = pred.proxy_features([broken])

@@ -10,7 +10,6 @@ import pytest
 import torch
 from sklearn.linear_model import Ridge
 
-from cgpredict.cg import CGBuilder
 from cgpredict.converters import from_torch
 from cgpredict.metrics import spearman
 from cgpredict.models.proxy_member import ProxyRanker
@@ -32,18 +31,6 @@ def _mlp_cg(width: int, depth: int):
     return from_torch(torch.nn.Sequential(*layers).eval(), input_shape=(1, 3, 16, 16), name=f"w{width}d{depth}")
 
 
-def _broken_cg():
-    """An image CG that cannot be rebuilt (an op without an executable meaning)."""
-    b = CGBuilder("broken")
-    x = b.add("input", [], (1, 3, 16, 16))
-    c = b.add("conv", [x], (1, 8, 8, 8), weight_shape=(8, 3, 3, 3), kernel=(3, 3), stride=(2, 2),
-              padding=(1, 1), dilation=(1, 1), params=216)
-    u = b.add("unknown", [c], (1, 8, 8, 8), source_op="roll")
-    p = b.add("global_pool", [u], (1, 8, 1, 1))
-    b.add("output", [p], (1, 8, 1, 1))
-    return b.build()
-
-
 # ------------------------------------------------------------------------------ zero-cost proxies
 def test_synflow_matches_a_direct_computation() -> None:
     torch.manual_seed(0)
@@ -61,7 +48,7 @@ def test_synflow_matches_a_direct_computation() -> None:
     assert synflow(cg, seed=0) == pytest.approx(np.log(expect), rel=1e-9)
 
 
-def test_zero_cost_scores_grow_with_capacity_and_cache(tmp_path: Path) -> None:
+def test_zero_cost_scores_grow_with_capacity_and_cache(tmp_path: Path, broken_cg) -> None:
     cgs = [_mlp_cg(4, 2), _mlp_cg(16, 2), _mlp_cg(16, 4)]
     syn = zero_cost_scores(cgs, "synflow", cache_dir=tmp_path, progress=False)
     assert syn[0] < syn[1] < syn[2]  # SynFlow grows with width and depth
@@ -70,7 +57,7 @@ def test_zero_cost_scores_grow_with_capacity_and_cache(tmp_path: Path) -> None:
     assert naswot(cgs[1], batch_size=16) != naswot(cgs[1], batch_size=16, seed=1)
     assert len(list(tmp_path.rglob("*.json"))) == 6
     # cached values come back unchanged, and a net that cannot be rebuilt scores NaN (cached too)
-    again = zero_cost_scores(cgs + [_broken_cg()], "synflow", cache_dir=tmp_path, progress=False)
+    again = zero_cost_scores(cgs + [broken_cg], "synflow", cache_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again[:3], syn)
     assert np.isnan(again[3])
     with pytest.raises(ValueError, match="unknown zero-cost proxy"):
