@@ -346,7 +346,7 @@ class Predictor:
             if name == "k-GNN":
                 model.fit(cgs, y, node_extra=nodes)
             elif name == "Proxy":
-                self.models[name] = ProxyRanker(self.proxy_columns())  # never learns from the training family
+                continue  # never learns from the training family (rebuilt fresh above)
             else:
                 model.fit(emb, gflops, y, unlabelled=extra)
         self.weights = equal_weights(self.members)

@@ -81,21 +81,15 @@ def naswot(cg: CG, batch_size: int = 64, seed: int = 0, inputs: str = "natural")
     if images.shape[1] != shape[1] or images.shape[2] != shape[2]:
         images = torch.nn.functional.interpolate(images, size=tuple(shape[2:]), mode="bilinear",
                                                  align_corners=False)[:, : shape[1]]
-    kernel = torch.zeros((batch_size, batch_size), dtype=torch.float64)
-    seen = [0]
-
-    def hook(_module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        codes = (out.detach().reshape(out.shape[0], -1) > 0).double()
-        kernel.add_(codes @ codes.t() + (1.0 - codes) @ (1.0 - codes).t())
-        seen[0] += 1
-
     relu_ids = [n.id for n in cg.nodes if n.op == "relu"]
-    with torch.no_grad():
-        values = net.forward_nodes(images, keep=relu_ids) if relu_ids else {}
-        for nid in relu_ids:
-            hook(net, (), values[nid])
-    if not seen[0]:
+    if not relu_ids:
         return math.nan
+    with torch.no_grad():
+        outputs = net.forward_nodes(images, keep=relu_ids)
+    kernel = torch.zeros((batch_size, batch_size), dtype=torch.float64)
+    for nid in relu_ids:
+        codes = (outputs[nid].reshape(batch_size, -1) > 0).double()
+        kernel += codes @ codes.t() + (1.0 - codes) @ (1.0 - codes).t()
     sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet) if float(sign) != 0 and math.isfinite(float(logdet)) else math.nan
 
