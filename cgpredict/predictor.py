@@ -143,11 +143,9 @@ class Predictor:
         unknown = [name for name in members if name not in ALL_MEMBERS]
         if unknown or not members:
             raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(ALL_MEMBERS)}")
-        from cgpredict.proxies.zero_cost import ZERO_COST
+        from cgpredict.proxies.zero_cost import check_names
 
-        bad = [name for name in zero_cost if name not in ZERO_COST]
-        if bad:
-            raise ValueError(f"unknown zero-cost proxy {bad}; choose from {sorted(ZERO_COST)}")
+        zero_cost = check_names(zero_cost)
         if "Proxy" in members and proxy is None and not zero_cost:
             raise ValueError("the 'Proxy' member needs proxy scores: pass proxy='gennas' (or 'eproxy', a "
                              "ProxyConfig, a dict) and/or zero_cost=('synflow',)")
@@ -457,11 +455,9 @@ class Predictor:
         names the zero-cost proxies. Weights return to equal — call :meth:`finetune` to re-weight.
         """
         self._require_fitted()
-        from cgpredict.proxies.zero_cost import ZERO_COST
+        from cgpredict.proxies.zero_cost import check_names
 
-        bad = [name for name in zero_cost if name not in ZERO_COST]
-        if bad:
-            raise ValueError(f"unknown zero-cost proxy {bad}; choose from {sorted(ZERO_COST)}")
+        zero_cost = check_names(zero_cost)
         if proxy is not None:
             if self.proxy is None:
                 self.proxy, self.proxy_inputs = _proxy_config(proxy), False
@@ -469,7 +465,7 @@ class Predictor:
                 raise ValueError("this predictor already uses another proxy config; the Proxy member must share it")
         if self.proxy is None and not zero_cost:
             raise ValueError("the Proxy member needs a proxy and/or zero_cost scores")
-        self.zero_cost = tuple(zero_cost)
+        self.zero_cost = zero_cost
         self.members = [n for n in ALL_MEMBERS if n in (*self.members, "Proxy")]
         fresh = ProxyRanker(self.proxy_columns())
         self.models = {n: fresh if n == "Proxy" else self.models[n] for n in self.members

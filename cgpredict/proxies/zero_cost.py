@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from cgpredict.cg import CG
 from cgpredict.proxies.features import cache_root
 
-__all__ = ["ZERO_COST", "naswot", "synflow", "zero_cost_scores"]
+__all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
 
 CACHE_VERSION = 1
 
@@ -98,6 +98,14 @@ def naswot(cg: CG, batch_size: int = 64, seed: int = 0, inputs: str = "natural")
 ZERO_COST = {"synflow": synflow, "naswot": naswot}
 
 
+def check_names(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` as a tuple; raises ValueError naming any that is not a zero-cost proxy."""
+    bad = [name for name in names if name not in ZERO_COST]
+    if bad:
+        raise ValueError(f"unknown zero-cost proxy {bad}; choose from {sorted(ZERO_COST)}")
+    return tuple(names)
+
+
 def _cache_path(cg: CG, name: str, root: Path) -> Path:
     key = hashlib.sha256(f"zero-cost|{CACHE_VERSION}|{name}|{cg.hash()}".encode()).hexdigest()
     return root / key[:2] / f"{key}.json"
@@ -110,8 +118,7 @@ def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = 
     Raises:
         ValueError: an unknown proxy name.
     """
-    if name not in ZERO_COST:
-        raise ValueError(f"unknown zero-cost proxy {name!r}; expected one of {sorted(ZERO_COST)}")
+    check_names([name])
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     out = np.full(len(cgs), np.nan)
     for i, cg in enumerate(tqdm(cgs, desc=f"zero-cost ({name})", unit="net", disable=not progress)):
