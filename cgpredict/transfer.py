@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,6 +105,12 @@ class TransferConfig:
         lofo_sources: source families for ``lofo`` (``None`` = every labelled family/task in
             :data:`ALL_TARGETS` plus the source whose family differs from the target's).
         data_dir: labelled-data folder (default ``$CGPREDICT_DATA``).
+        cache_dir: if set, every fitted source predictor is saved there (one sub-folder per hash of
+            what determines the fit: options, seed, source, split, caps) and loaded instead of
+            refitted by a later run with the same inputs.
+        scores_dir: if set, every evaluated ``(setting, target, seed)`` writes
+            ``<setting>__<family>__<task>__seed<s>.npz`` with the labels and every method's
+            per-net scores, for analyses beyond the report.
         progress: tqdm bars.
     """
 
@@ -124,6 +132,8 @@ class TransferConfig:
     max_target: int | None = None
     lofo_sources: list[str] | None = None
     data_dir: str | None = None
+    cache_dir: str | None = None
+    scores_dir: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -332,9 +342,9 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
         train, _val, test = split_indices(len(source.cgs), seed, config.split)
         tr = source.take(train)
         t0 = time.perf_counter()
-        pred = fit_predictor(opts, tr.cgs, tr.labels, unlabelled)
+        pred, cached = _cached_fit(config, opts, seed, tr, unlabelled)
         fit_s = time.perf_counter() - t0
-        say(f"seed {seed}: fitted on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
+        say(f"seed {seed}: {'loaded' if cached else 'fitted'} on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
         te = source.take(test)
         scores, acc = predictor_scores(pred, te.cgs)
         base = baseline_scores(te)
@@ -364,6 +374,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
                 scores, acc = predictor_scores(model, ev.cgs)
                 base = baseline_scores(ev)
                 label = f"{config.shots}-shot" if setting == "few-shot" else setting
+                _dump_scores(config, label, name, seed, ev.labels, {**base, **scores})
                 rows += score_rows(ev.labels, {**base, **scores}, acc, {**base_kind, **{k: "baseline" for k in base},
                                                                          ENSEMBLE: "ensemble", PAPER_ENSEMBLE: "ensemble"},
                                    setting=label, target=name, seed=seed, n_eval=len(ev.cgs),
@@ -372,6 +383,63 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
             bar.update()
     bar.close()
     return _merge_predict_row(rows)
+
+
+def _learned_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The options that determine the trained members: with ``proxy_inputs=False`` the ``Proxy``
+    member and its proxies do not touch training, so they are left out (and added after the fit)."""
+    if opts.get("proxy_inputs", True) or "Proxy" not in opts.get("members", ()):
+        return opts
+    learned = {k: v for k, v in opts.items() if k not in ("proxy", "zero_cost", "proxy_inputs")}
+    learned["members"] = [m for m in opts["members"] if m != "Proxy"]
+    return learned
+
+
+def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, n_train: int, n_unlabelled: int) -> str:
+    """Hash of everything that determines the fitted source predictor of ``seed``."""
+    from cgpredict import __version__
+
+    doc = {"version": __version__, "options": opts, "seed": seed, "source": config.source, "split": config.split,
+           "max_source": config.max_source, "n_train": n_train, "n_unlabelled": n_unlabelled}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, train: LabelledSet,
+                unlabelled: Sequence[CG]) -> tuple[Predictor, bool]:
+    """``(predictor, loaded)``: the source predictor of ``seed``.
+
+    The trained members come from ``config.cache_dir`` when a fit with the same inputs was saved
+    there, else they are fitted (and saved when caching). A ``Proxy`` member that does not feed
+    the heads (``proxy_inputs=False``) is training-free and is added afterwards, so runs that differ
+    only in their proxies share the cached fit.
+    """
+    learned = _learned_options(opts)
+    path = None
+    if config.cache_dir:
+        key = _fit_key(config, learned, seed, len(train.cgs), len(unlabelled))
+        path = Path(config.cache_dir) / f"seed{seed}-{key}"
+    loaded = path is not None and (path / "config.json").is_file()
+    if loaded:
+        pred = Predictor.load(path, progress=False)
+    else:
+        pred = fit_predictor(learned, train.cgs, train.labels, unlabelled)
+        if path is not None:
+            pred.save(path)
+    if learned is not opts:
+        pred.add_proxy_member(opts.get("proxy"), opts.get("zero_cost", ()))
+    return pred, loaded
+
+
+def _dump_scores(config: TransferConfig, setting: str, target: str, seed: int, labels: np.ndarray,
+                 scores: dict[str, np.ndarray]) -> None:
+    """Write the per-net scores of one evaluation to ``config.scores_dir`` (if set)."""
+    if not config.scores_dir:
+        return
+    out = Path(config.scores_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{setting}__{target.replace('/', '__')}__seed{seed}"
+    np.savez(out / f"{stem}.npz", labels=np.asarray(labels, dtype=np.float64), names=np.array(list(scores)),
+             **{f"score_{i}": np.asarray(v, dtype=np.float64) for i, v in enumerate(scores.values())})
 
 
 def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: int,
@@ -472,7 +540,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], config: TransferConfig | None = 
         lines += ["Reproduce with:", "", "```", command, "```", ""]
     if config is not None:
         cfg = asdict(config)
-        cfg.pop("progress", None)
+        for key in ("progress", "cache_dir", "scores_dir"):
+            cfg.pop(key, None)
         lines += ["Configuration: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items()), ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     lines += ["Mean ± std over seeds. spearman/kendall_tau/ndcg/precision: higher is better; "

@@ -173,3 +173,34 @@ def test_protocol_with_the_proxy_member_reports_both_ensembles(tmp_path, monkeyp
     few = {r["method"]: r for r in rows if r["setting"] == "8-shot"}
     assert np.isfinite(few["Proxy"]["mae"])  # fine-tuned, the Proxy member predicts accuracies
     assert "paper's 6 members" in to_markdown(rows, cfg)
+
+
+def _metrics(rows, setting):
+    return {r["method"]: [r[c] for c in METRIC_COLUMNS] for r in rows if r["setting"] == setting}
+
+
+def test_cached_source_fits_are_reused_and_give_the_same_results(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "proxies"))
+    data = {"toya/x": _toy_set("toya/x", 40, 4), "toyb/x": _toy_set("toyb/x", 30, 5, min_depth=6, max_depth=14)}
+    common = dict(source="toya/x", targets=["toyb/x"], seeds=1, settings=["zero-shot", "few-shot"], shots=8,
+                  finetune_epochs=2, preset="quick", progress=False, cache_dir=str(tmp_path / "fits"))
+    six = TransferConfig(**common, predictor=TINY, scores_dir=str(tmp_path / "scores"))
+    fresh = run_transfer(six, data=data)
+    again = run_transfer(six, data=data)
+    assert len(list((tmp_path / "fits").iterdir())) == 1
+    for setting in ("zero-shot", "8-shot"):
+        np.testing.assert_allclose(np.array(list(_metrics(again, setting).values()), dtype=float),
+                                   np.array(list(_metrics(fresh, setting).values()), dtype=float), equal_nan=True)
+    dump = np.load(tmp_path / "scores" / "zero-shot__toyb__x__seed0.npz")
+    np.testing.assert_array_equal(dump["labels"], data["toyb/x"].labels)
+    names = list(dump["names"])
+    assert ENSEMBLE in names and "FLOPs" in names and len(dump[f"score_{names.index(ENSEMBLE)}"]) == 30
+    # a training-free Proxy member (proxy_inputs=False) reuses the same cached fit
+    seven = TransferConfig(**common, members=[*transfer.MEMBERS, "Proxy"],
+                           predictor={**TINY, "proxy_inputs": False, "zero_cost": ["synflow"]})
+    with_proxy = run_transfer(seven, data=data)
+    assert len(list((tmp_path / "fits").iterdir())) == 1
+    zs = _metrics(with_proxy, "zero-shot")
+    assert "Proxy" in zs
+    for name in transfer.MEMBERS:
+        np.testing.assert_allclose(zs[name], _metrics(fresh, "zero-shot")[name], equal_nan=True)
