@@ -61,7 +61,8 @@ from cgpredict.cg import CG
 from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
-from cgpredict.models.ensemble import combine, equal_weights, kendall_weights, softmax_weights
+from cgpredict.models.ensemble import (combine, equal_weights, kendall_weights, proxy_agreement_weights,
+                                       softmax_weights)
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
@@ -471,6 +472,25 @@ class Predictor:
         self.models = {n: fresh if n == "Proxy" else self.models[n] for n in self.members
                        if n == "Proxy" or n in self.models}
         self.weights, self.taus_ = equal_weights(self.members), {}
+        return self
+
+    def reweight_by_proxy(self, cgs: Sequence[CG]) -> Predictor:
+        """Label-free ensemble weights for ranking these (target-family) CGs zero-shot.
+
+        Needs the ``Proxy`` member (:meth:`add_proxy_member`). It keeps its equal share; the other
+        members share the rest by ``softmax(τ / weight_temperature)`` of their Kendall τ with the
+        ``Proxy`` scores on ``cgs`` (:func:`cgpredict.models.ensemble.proxy_agreement_weights`),
+        so members that transferred badly to this family lose weight without any label. Pass the
+        whole target set (≥ 10 CGs); the weights stay until :meth:`finetune` replaces them with
+        weights from real labels. ``taus_`` holds the pseudo-τ.
+        """
+        self._require_fitted()
+        self._check(cgs)
+        if "Proxy" not in self.members:
+            raise ValueError("reweight_by_proxy() needs the Proxy member: call add_proxy_member() first")
+        if len(cgs) < 10:
+            raise ValueError(f"reweight_by_proxy() needs at least 10 target CGs to measure agreement, got {len(cgs)}")
+        self.weights, self.taus_ = proxy_agreement_weights(self.member_scores(cgs), self.weight_temperature)
         return self
 
     # ------------------------------------------------------------------ inference

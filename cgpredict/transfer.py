@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.metrics import DegenerateMetricWarning, evaluate
-from cgpredict.models.ensemble import combine
+from cgpredict.models.ensemble import combine, proxy_agreement_weights
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import MEMBERS, Predictor
 
@@ -69,6 +69,8 @@ ALL_TARGETS: tuple[str, ...] = (
 ENSEMBLE = "GENNAPE ensemble"
 #: With the optional ``Proxy`` member, the ensemble of the paper's six members alone (same weights).
 PAPER_ENSEMBLE = "GENNAPE ensemble, paper's 6 members"
+#: With the ``Proxy`` member, zero-shot: the ensemble with label-free proxy-agreement weights.
+AGREEMENT_ENSEMBLE = "GENNAPE ensemble, proxy-agreement weights"
 
 #: Predictor options of the presets. ``full`` = the library defaults (paper sizes);
 #: ``reduced`` = the same models with fewer epochs (fits a 2-core budget); ``quick`` = tiny
@@ -263,14 +265,19 @@ def finetuned(pred: Predictor, cgs: Sequence[CG], labels: np.ndarray, epochs: in
     return tuned.finetune(cgs, labels, epochs=epochs, weight_folds=weight_folds)
 
 
-def predictor_scores(pred: Predictor, cgs: Sequence[CG]) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Scores of every member and of the ensemble, and the names whose scores are accuracies."""
+def predictor_scores(pred: Predictor, cgs: Sequence[CG], zero_shot: bool = False) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Scores of every member and of the ensemble, and the names whose scores are accuracies;
+    ``zero_shot`` with a ``Proxy`` member adds :data:`AGREEMENT_ENSEMBLE`
+    (:meth:`Predictor.reweight_by_proxy` on ``cgs``)."""
     scores = dict(pred.member_scores(cgs))
     regress = pred.accuracy_members()
     out = {name: scores[name] for name in pred.members}
     out[ENSEMBLE] = combine(scores, pred.weights)
     if "Proxy" in pred.members:
         out[PAPER_ENSEMBLE] = combine({k: v for k, v in scores.items() if k != "Proxy"}, pred.weights)
+        if zero_shot and len(cgs) >= 10:
+            agreed, _ = proxy_agreement_weights(scores, pred.weight_temperature)
+            out[AGREEMENT_ENSEMBLE] = combine(scores, agreed)
     acc_units = set(regress)
     if regress:
         total = sum(pred.weights[n] for n in regress)
@@ -371,12 +378,13 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
                 else:  # lofo
                     model = _fit_lofo(config, name, opts, seed, data)
                     ev = tgt
-                scores, acc = predictor_scores(model, ev.cgs)
+                scores, acc = predictor_scores(model, ev.cgs, zero_shot=setting != "few-shot")
                 base = baseline_scores(ev)
                 label = f"{config.shots}-shot" if setting == "few-shot" else setting
                 _dump_scores(config, label, name, seed, ev.labels, {**base, **scores})
                 rows += score_rows(ev.labels, {**base, **scores}, acc, {**base_kind, **{k: "baseline" for k in base},
-                                                                         ENSEMBLE: "ensemble", PAPER_ENSEMBLE: "ensemble"},
+                                                                         ENSEMBLE: "ensemble", PAPER_ENSEMBLE: "ensemble",
+                                                                         AGREEMENT_ENSEMBLE: "ensemble"},
                                    setting=label, target=name, seed=seed, n_eval=len(ev.cgs),
                                    fit_s=time.perf_counter() - t0)
                 say(f"seed {seed}: {label} on {name} done in {time.perf_counter() - t0:.0f}s")
@@ -502,12 +510,15 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict
 
 
 def headline(rows: Sequence[dict[str, Any]], metric: str = "spearman") -> list[str]:
-    """A markdown summary table: per (setting, target) the ``metric`` of the ensemble, the best
+    """A markdown summary table: per (setting, target) the ``metric`` of the ensemble (and, with the
+    ``Proxy`` member, of the paper's six members and of the proxy-agreement weights), the best
     member, FLOPs and the best zero-cost proxy column (mean ± std over seeds)."""
-    paper = any(r["method"] == PAPER_ENSEMBLE for r in rows)
+    extra = [(name, label) for name, label in ((PAPER_ENSEMBLE, "paper's 6 members"),
+                                               (AGREEMENT_ENSEMBLE, "proxy-agreement weights"))
+             if any(r["method"] == name for r in rows)]
     lines = [f"## Summary ({metric}, mean ± std over seeds)", "",
-             "| setting | target | GENNAPE ensemble | " + ("paper's 6 members | " if paper else "")
-             + "best member | FLOPs | best zero-cost proxy |", "|---|---|---|---|---|---|" + ("---|" if paper else "")]
+             "| setting | target | GENNAPE ensemble | " + "".join(f"{label} | " for _, label in extra)
+             + "best member | FLOPs | best zero-cost proxy |", "|---|---|---|---|---|---|" + "---|" * len(extra)]
     for (setting, target), table in summarize(rows).items():
         by = {e["method"]: e for e in table}
 
@@ -519,10 +530,12 @@ def headline(rows: Sequence[dict[str, Any]], metric: str = "spearman") -> list[s
             e = max(cands, key=lambda e: e[metric][0])
             return f"{e['method']} {_fmt(*e[metric], 3)}"
 
-        ens = _fmt(*by[ENSEMBLE][metric], 3) if ENSEMBLE in by else "—"
-        flops = _fmt(*by["FLOPs"][metric], 3) if "FLOPs" in by else "—"
-        six = (_fmt(*by[PAPER_ENSEMBLE][metric], 3) if PAPER_ENSEMBLE in by else "—") + " | " if paper else ""
-        lines.append(f"| {setting} | {target} | {ens} | {six}{best('member')} | {flops} | {best('baseline', 'zc:')} |")
+        def cell(name: str) -> str:
+            return _fmt(*by[name][metric], 3) if name in by else "—"
+
+        more = "".join(f"{cell(name)} | " for name, _ in extra)
+        lines.append(f"| {setting} | {target} | {cell(ENSEMBLE)} | {more}{best('member')} | {cell('FLOPs')} | "
+                     f"{best('baseline', 'zc:')} |")
     return lines
 
 

@@ -8,6 +8,10 @@ member's scores are first turned into normalised ranks: average ranks for ties, 
 Zero-shot, all members weigh the same; after fine-tuning on a few labelled CGs of the target
 family, the weights are ``softmax(τ_member / temperature)`` of each member's Kendall τ on those
 CGs (a member with an undefined τ, e.g. constant scores, counts as τ = 0).
+
+With the training-free ``Proxy`` member there is a label-free alternative for zero-shot ranking,
+:func:`proxy_agreement_weights`: the proxy scores, computed on the target family itself, act as
+pseudo-labels that judge which of the members learned on another family transfer to this one.
 """
 
 from __future__ import annotations
@@ -60,6 +64,29 @@ def softmax_weights(taus: Mapping[str, float], temperature: float = 1.0) -> dict
     w = np.exp(logits - logits.max())
     w /= w.sum()
     return dict(zip(names, w.tolist()))
+
+
+def proxy_agreement_weights(member_scores: Mapping[str, np.ndarray], temperature: float = 0.1,
+                            judge: str = "Proxy") -> tuple[dict[str, float], dict[str, float]]:
+    """``(weights, taus)``: label-free zero-shot weights from agreement with a training-free judge.
+
+    ``judge`` (the ``Proxy`` member: proxy scores computed on the target CGs) keeps its equal share
+    ``1 / M`` of the ``M`` members; the other ``(M − 1) / M`` is split among the remaining members
+    by ``softmax(τ / temperature)`` of their Kendall τ with the judge's scores on the same CGs —
+    the fine-tuning rule of :func:`kendall_weights` with the judge's scores as pseudo-labels.
+    ``taus`` are those pseudo-τ (the judge's own is 1). Members learned on another family transfer
+    with a large spread across seeds (zero-shot NB-201: k-GNN 0.49 ± 0.23 Spearman); agreement with
+    the target's own proxies is the only label-free evidence of which ones did.
+    """
+    if judge not in member_scores:
+        raise ValueError(f"proxy-agreement weights need the {judge!r} member's scores")
+    others = {n: s for n, s in member_scores.items() if n != judge}
+    if not others:
+        return {judge: 1.0}, {judge: 1.0}
+    inner, taus = kendall_weights(others, np.asarray(member_scores[judge], dtype=np.float64), temperature)
+    share = 1.0 / len(member_scores)
+    weights = {n: share if n == judge else (1.0 - share) * inner[n] for n in member_scores}
+    return weights, {**taus, judge: 1.0}
 
 
 def combine(member_scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:

@@ -177,6 +177,14 @@ def test_finetune_and_rank_with_the_proxy_member(run_cli, tmp_path: Path, monkey
                    "-o", ranked) == 0
     assert len(_rows(ranked)) == 12
     capsys.readouterr()
+    weighted = tmp_path / "weighted.csv"
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "--seed", 3, "-q", "--zero-cost", "synflow",
+                   "--proxy-weights", "-o", weighted) == 0
+    shares = dict(re.findall(r"([\w+-]+) ([0-9.]+)(?:,|$)", capsys.readouterr().out.split("Proxy member): ")[1].splitlines()[0]))
+    assert float(shares["Proxy"]) == pytest.approx(1 / 7, abs=0.01) and len(shares) == 7
+    assert {r["arch"] for r in _rows(weighted)} == {r["arch"] for r in _rows(ranked)}
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "-q", "--proxy-weights") == 1
+    assert "--proxy-weights needs the Proxy member" in capsys.readouterr().err
     assert run_cli("rank", "--family", "nasbench201", "--n", 4, "-q", "--proxy", "synflow") == 1
     assert "--proxy must be gennas, eproxy, cpu or a JSON object" in capsys.readouterr().err
 

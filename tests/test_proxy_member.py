@@ -142,3 +142,44 @@ def test_add_proxy_member_to_a_fitted_predictor(tmp_path: Path, monkeypatch: pyt
         Predictor(members=["CL+T", "Proxy"], **TINY)
     with pytest.raises(ValueError, match="unknown zero-cost"):
         Predictor(zero_cost=("jacov",), **TINY)
+
+
+def test_proxy_agreement_weights_follow_agreement_with_the_judge() -> None:
+    from cgpredict.models.ensemble import proxy_agreement_weights
+
+    rng = np.random.default_rng(0)
+    judge = rng.normal(size=100)
+    scores = {"agrees": judge + 0.3 * rng.normal(size=100), "noise": rng.normal(size=100), "reversed": -judge,
+              "Proxy": judge}
+    weights, taus = proxy_agreement_weights(scores, temperature=0.1)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["Proxy"] == pytest.approx(1 / 4)  # the judge keeps its equal share
+    assert weights["agrees"] > 0.7 > 1e-3 > weights["noise"] > weights["reversed"]
+    assert taus["reversed"] == pytest.approx(-1.0) and taus["Proxy"] == 1.0
+    # at a high temperature the weights approach equal shares
+    flat, _ = proxy_agreement_weights(scores, temperature=100.0)
+    assert flat["noise"] == pytest.approx(0.25, abs=0.01)
+    with pytest.raises(ValueError, match="Proxy"):
+        proxy_agreement_weights({"a": judge})
+
+
+def test_reweight_by_proxy_sets_label_free_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    cgs, acc = toy_family(60, seed=9)
+    pred = Predictor(**TINY).fit(cgs[:40], acc[:40])
+    with pytest.raises(ValueError, match="add_proxy_member"):
+        pred.reweight_by_proxy(cgs[40:])
+    pred.add_proxy_member(proxy=None, zero_cost=("synflow",))
+    with pytest.raises(ValueError, match="at least 10"):
+        pred.reweight_by_proxy(cgs[40:45])
+    target = cgs[40:]
+    pred.reweight_by_proxy(target)
+    scores = pred.member_scores(target)
+    assert pred.weights["Proxy"] == pytest.approx(1 / 7) and sum(pred.weights.values()) == pytest.approx(1.0)
+    from cgpredict.metrics import kendall_tau
+
+    for name in MEMBERS:  # the pseudo-τ is each member's agreement with the Proxy member's ranking
+        assert pred.taus_[name] == pytest.approx(kendall_tau(scores["Proxy"], scores[name]))
+    best = max(MEMBERS, key=lambda n: pred.taus_[n])
+    worst = min(MEMBERS, key=lambda n: pred.taus_[n])
+    assert pred.weights[best] > pred.weights[worst]

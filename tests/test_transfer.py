@@ -170,9 +170,13 @@ def test_protocol_with_the_proxy_member_reports_both_ensembles(tmp_path, monkeyp
         methods = {r["method"]: r for r in rows if r["setting"] == setting}
         assert {"Proxy", ENSEMBLE, transfer.PAPER_ENSEMBLE} <= set(methods)
         assert methods[transfer.PAPER_ENSEMBLE]["kind"] == "ensemble"
+    zero = {r["method"] for r in rows if r["setting"] == "zero-shot"}
+    few_methods = {r["method"] for r in rows if r["setting"] == "8-shot"}
+    assert transfer.AGREEMENT_ENSEMBLE in zero and transfer.AGREEMENT_ENSEMBLE not in few_methods
     few = {r["method"]: r for r in rows if r["setting"] == "8-shot"}
     assert np.isfinite(few["Proxy"]["mae"])  # fine-tuned, the Proxy member predicts accuracies
-    assert "paper's 6 members" in to_markdown(rows, cfg)
+    text = to_markdown(rows, cfg)
+    assert "paper's 6 members" in text and "| proxy-agreement weights |" in text
 
 
 def _metrics(rows, setting):

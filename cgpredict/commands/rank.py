@@ -53,18 +53,22 @@ def load_ranked_family(family: str, task: str | None = None, n: int | None = Non
     return load_family(family, task=task, n=DEFAULT_N if n is None else n, seed=seed)
 
 
-def rank_family(predictor: Any, fam: Any, progress: bool = True,
-                adapt: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def rank_family(predictor: Any, fam: Any, progress: bool = True, adapt: bool = False,
+                proxy_weights: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
     ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
     ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score. ``adapt`` first calls
-    ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot)."""
+    ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot); ``proxy_weights``
+    weights the members by agreement with the ``Proxy`` member on them
+    (``predictor.reweight_by_proxy``, also label-free)."""
     from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
     from cgpredict.models.fcm import OutOfDistributionWarning
 
     cgs = fam.cgs(progress=progress)
     if adapt:
         predictor.adapt(cgs)
+    if proxy_weights:
+        predictor.reweight_by_proxy(cgs)
     score = predictor.score(cgs)
     pred = predictor.predict(cgs)
     with warnings.catch_warnings():
@@ -97,12 +101,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ValueError(f"--n must be at least 2 to rank, got {args.n}")
     predictor = load_predictor(args.checkpoint, progress=not args.quiet)
-    proxy_member_args.apply(predictor, args)
+    if not proxy_member_args.apply(predictor, args) and args.proxy_weights and "Proxy" not in predictor.members:
+        raise ValueError("--proxy-weights needs the Proxy member: add --proxy and/or --zero-cost")
     fam = load_ranked_family(args.family, args.task, args.n, args.seed, args.data)
     labelled = fam.labels is not None
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
           f"{fam.name}{'/' + fam.task if fam.task else ''}")
-    rows, metrics = rank_family(predictor, fam, progress=not args.quiet, adapt=args.adapt)
+    rows, metrics = rank_family(predictor, fam, progress=not args.quiet, adapt=args.adapt,
+                                proxy_weights=args.proxy_weights)
+    if args.proxy_weights:
+        print("member weights (agreement with the Proxy member): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in predictor.weights.items()))
     shown = [{**r, "arch": _short(r["arch"], args.arch_width), "ood_text": "yes" if r["ood"] else "no"}
              for r in rows[: args.top]]
     columns = [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
@@ -143,6 +152,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--arch-width", type=int, default=60, help="truncate architecture text to this width")
     parser.add_argument("-o", "--output", default=None, metavar="CSV", help="write the full ranking as CSV")
     proxy_member_args.add_arguments(parser)
+    parser.add_argument("--proxy-weights", action="store_true",
+                        help="weight the members by their agreement with the Proxy member on these nets "
+                             "(label-free zero-shot weights; Predictor.reweight_by_proxy)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser
