@@ -106,6 +106,8 @@ class TransferConfig:
         max_source, max_target: cap the nets used per family (``None`` = all; for smoke tests).
         lofo_sources: source families for ``lofo`` (``None`` = every labelled family/task in
             :data:`ALL_TARGETS` plus the source whose family differs from the target's).
+        lofo_max: cap on the nets of each ``lofo`` source family/task (seeded subset; ``None`` =
+            ``max_source``).
         data_dir: labelled-data folder (default ``$CGPREDICT_DATA``).
         cache_dir: if set, every fitted source predictor is saved there (one sub-folder per hash of
             what determines the fit: options, seed, source, split, caps) and loaded instead of
@@ -133,6 +135,7 @@ class TransferConfig:
     max_source: int | None = None
     max_target: int | None = None
     lofo_sources: list[str] | None = None
+    lofo_max: int | None = None
     data_dir: str | None = None
     cache_dir: str | None = None
     scores_dir: str | None = None
@@ -349,7 +352,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
         train, _val, test = split_indices(len(source.cgs), seed, config.split)
         tr = source.take(train)
         t0 = time.perf_counter()
-        pred, cached = _cached_fit(config, opts, seed, tr, unlabelled)
+        pred, cached = _cached_fit(config, opts, seed, tr.cgs, tr.labels, unlabelled)
         fit_s = time.perf_counter() - t0
         say(f"seed {seed}: {'loaded' if cached else 'fitted'} on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
         te = source.take(test)
@@ -403,18 +406,22 @@ def _learned_options(opts: dict[str, Any]) -> dict[str, Any]:
     return learned
 
 
-def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, n_train: int, n_unlabelled: int) -> str:
-    """Hash of everything that determines the fitted source predictor of ``seed``."""
+def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, n_train: int, n_unlabelled: int,
+             tag: str) -> str:
+    """Hash of everything that determines a fitted predictor of ``seed`` (``tag``: its training sets)."""
     from cgpredict import __version__
 
     doc = {"version": __version__, "options": opts, "seed": seed, "source": config.source, "split": config.split,
            "max_source": config.max_source, "n_train": n_train, "n_unlabelled": n_unlabelled}
+    if tag != "source":
+        doc["tag"] = tag
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, train: LabelledSet,
-                unlabelled: Sequence[CG]) -> tuple[Predictor, bool]:
-    """``(predictor, loaded)``: the source predictor of ``seed``.
+def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
+                unlabelled: Sequence[CG], tag: str = "source") -> tuple[Predictor, bool]:
+    """``(predictor, loaded)``: the predictor of ``seed`` trained on ``cgs``/``labels`` (``tag`` names
+    the training sets in the cache key: the source split, or the leave-one-family-out sets).
 
     The trained members come from ``config.cache_dir`` when a fit with the same inputs was saved
     there, else they are fitted (and saved when caching). A ``Proxy`` member that does not feed
@@ -424,13 +431,14 @@ def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, train: 
     learned = _learned_options(opts)
     path = None
     if config.cache_dir:
-        key = _fit_key(config, learned, seed, len(train.cgs), len(unlabelled))
-        path = Path(config.cache_dir) / f"seed{seed}-{key}"
+        key = _fit_key(config, learned, seed, len(cgs), len(unlabelled), tag)
+        prefix = "" if tag == "source" else f"{tag.split()[0]}-"
+        path = Path(config.cache_dir) / f"{prefix}seed{seed}-{key}"
     loaded = path is not None and (path / "config.json").is_file()
     if loaded:
         pred = Predictor.load(path, progress=False)
     else:
-        pred = fit_predictor(learned, train.cgs, train.labels, unlabelled)
+        pred = fit_predictor(learned, cgs, labels, unlabelled)
         if path is not None:
             pred.save(path)
     if learned is not opts:
@@ -458,19 +466,25 @@ def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: i
                                       if s in data or _has_table(s, config.data_dir)]
     cgs: list[CG] = []
     ys: list[np.ndarray] = []
+    used: list[str] = []
+    cap = config.lofo_max if config.lofo_max is not None else config.max_source
     for spec in dict.fromkeys(sources):
         if parse_target(spec)[0] == family:
             continue
         if spec not in data:
-            data[spec] = load_labelled(spec, config.data_dir, config.max_source, seed, progress=config.progress)
+            data[spec] = load_labelled(spec, config.data_dir, progress=config.progress)
         part = data[spec]
+        if cap is not None and cap < len(part.cgs):
+            rng = np.random.default_rng(_stable_seed("lofo", spec, seed))
+            part = part.take(np.sort(rng.permutation(len(part.cgs))[:cap]))
+        used.append(f"{spec}:{len(part.cgs)}")
         cgs += part.cgs
         ys.append((part.labels - part.labels.mean()) / (part.labels.std() or 1.0))
     if not cgs:
         raise ValueError(f"no labelled family other than {family} to train a leave-one-family-out predictor")
     y = np.concatenate(ys) * 10.0 + 50.0  # accuracy-like scale: positive, as the FLOPs transform expects
     lofo_opts = {**opts, "min_train_accuracy": None}
-    return fit_predictor(lofo_opts, cgs, y)
+    return _cached_fit(config, lofo_opts, seed, cgs, y, [], tag="lofo " + " ".join(used))[0]
 
 
 def _has_table(spec: str, data_dir: str | None = None) -> bool:

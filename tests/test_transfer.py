@@ -208,3 +208,26 @@ def test_cached_source_fits_are_reused_and_give_the_same_results(tmp_path, monke
     assert "Proxy" in zs
     for name in transfer.MEMBERS:
         np.testing.assert_allclose(zs[name], _metrics(fresh, "zero-shot")[name], equal_nan=True)
+
+
+def test_lofo_caps_each_training_set_and_caches_its_fit(tmp_path, monkeypatch) -> None:
+    data = {"toya/x": _toy_set("toya/x", 40, 6), "toyc/x": _toy_set("toyc/x", 36, 7),
+            "toyb/x": _toy_set("toyb/x", 30, 8, min_depth=6, max_depth=14)}
+    sizes = []
+    real = transfer.fit_predictor
+
+    def spy(options, cgs, labels, encoder_cgs=None):
+        sizes.append(len(cgs))
+        return real(options, cgs, labels, encoder_cgs)
+
+    monkeypatch.setattr(transfer, "fit_predictor", spy)
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=1, settings=["lofo"], preset="quick",
+                         predictor=TINY, progress=False, lofo_sources=["toya/x", "toyc/x", "toyb/x"], lofo_max=15,
+                         cache_dir=str(tmp_path))
+    first = run_transfer(cfg, data=data)
+    assert sizes == [32, 30]  # the source split (80% of 40), then 15 + 15 lofo nets (the target's family left out)
+    again = run_transfer(cfg, data=data)
+    assert sizes == [32, 30]  # both fits come from the cache
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["lofo", "seed0"]
+    np.testing.assert_allclose(np.array(list(_metrics(again, "lofo").values()), dtype=float),
+                               np.array(list(_metrics(first, "lofo").values()), dtype=float), equal_nan=True)

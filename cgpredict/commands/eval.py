@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="labelled-data folder (default $CGPREDICT_DATA)")
     p.add_argument("-o", "--out", default=None, help="markdown file to write (default: print)")
     p.add_argument("--json", default=None, help="also write every per-seed row to this JSON file")
+    p.add_argument("--lofo-sources", nargs="+", default=None, metavar="FAMILY/TASK",
+                   help="training sets of the lofo setting (default: every labelled family/task except the target's family)")
+    p.add_argument("--lofo-max", type=int, default=None, help="cap on nets per lofo training set (seeded subset)")
     p.add_argument("--cache-dir", default=None,
                    help="save fitted source predictors here and reuse them in later runs with the same inputs")
     p.add_argument("--scores-dir", default=None, help="write every evaluation's per-net scores here (.npz)")
@@ -85,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,
         finetune_batch=args.finetune_batch, weight_folds=args.weight_folds, n_unlabelled=args.n_unlabelled, members=list(args.members),
         preset=args.preset, predictor=overrides, max_source=args.max_source, max_target=args.max_target,
-        data_dir=args.data_dir, cache_dir=args.cache_dir, scores_dir=args.scores_dir,
+        lofo_sources=args.lofo_sources, lofo_max=args.lofo_max, data_dir=args.data_dir, cache_dir=args.cache_dir, scores_dir=args.scores_dir,
         progress=not args.no_progress)
     if args.quick:
         cfg.update(preset="quick", seeds=1, max_source=args.max_source or 80, max_target=args.max_target or 60,
