@@ -48,6 +48,25 @@ def test_synflow_matches_a_direct_computation() -> None:
     assert synflow(cg, seed=0) == pytest.approx(np.log(expect), rel=1e-9)
 
 
+def test_naswot_matches_the_two_product_kernel_of_the_paper() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 6, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(6 * 8 * 8, 5)).eval()
+    cg = from_torch(net, input_shape=(1, 3, 8, 8))
+    from cgpredict.proxies.inputs import make_inputs
+
+    torch.manual_seed(3)  # naswot() rebuilds with this seed: the same weights as below
+    rebuilt = cg.to_module().train()
+    relus = [n.id for n in cg.nodes if n.op == "relu"]
+    with torch.no_grad():
+        out = rebuilt.forward_nodes(make_inputs("natural", 16, 8, 3), keep=relus)
+    kernel = torch.zeros((16, 16), dtype=torch.float64)
+    for nid in relus:  # K = C Cᵀ + (1 − C)(1 − C)ᵀ: agreements of the binary ReLU codes
+        c = (out[nid].reshape(16, -1) > 0).double()
+        kernel += c @ c.t() + (1 - c) @ (1 - c).t()
+    assert naswot(cg, batch_size=16, seed=3) == pytest.approx(float(torch.linalg.slogdet(kernel)[1]), rel=1e-12)
+
+
 def test_zero_cost_scores_grow_with_capacity_and_cache(tmp_path: Path, broken_cg) -> None:
     cgs = [_mlp_cg(4, 2), _mlp_cg(16, 2), _mlp_cg(16, 4)]
     syn = zero_cost_scores(cgs, "synflow", cache_dir=tmp_path, progress=False)

@@ -86,10 +86,14 @@ def naswot(cg: CG, batch_size: int = 64, seed: int = 0, inputs: str = "natural")
         return math.nan
     with torch.no_grad():
         outputs = net.forward_nodes(images, keep=relu_ids)
+    # K = C Cᵀ + (1−C)(1−C)ᵀ = 2 C Cᵀ − r 1ᵀ − 1 rᵀ + n with r the row sums of the 0/1 codes C:
+    # one float32 product instead of two float64 ones, exact while n < 2**24 (counts are integers)
     kernel = torch.zeros((batch_size, batch_size), dtype=torch.float64)
     for nid in relu_ids:
-        codes = (outputs[nid].reshape(batch_size, -1) > 0).double()
-        kernel += codes @ codes.t() + (1.0 - codes) @ (1.0 - codes).t()
+        flat = outputs[nid].reshape(batch_size, -1)
+        codes = (flat > 0).to(torch.float32 if flat.shape[1] < 2**24 else torch.float64)
+        rows = codes.sum(1, dtype=torch.float64)
+        kernel += 2.0 * (codes @ codes.t()).double() - rows[:, None] - rows[None, :] + codes.shape[1]
     sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet) if float(sign) != 0 and math.isfinite(float(logdet)) else math.nan
 
