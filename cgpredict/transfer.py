@@ -406,15 +406,17 @@ def _learned_options(opts: dict[str, Any]) -> dict[str, Any]:
     return learned
 
 
-def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, n_train: int, n_unlabelled: int,
-             tag: str) -> str:
-    """Hash of everything that determines a fitted predictor of ``seed`` (``tag``: its training sets)."""
+def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
+             n_unlabelled: int, tag: str) -> str:
+    """Hash of everything that determines a fitted predictor of ``seed``: options, seed, the
+    training nets (names) and labels, ``tag`` (its training sets), the package version."""
     from cgpredict import __version__
 
+    data = hashlib.sha256(np.asarray(labels, dtype=np.float64).tobytes())
+    data.update("\n".join(cg.name or "" for cg in cgs).encode())
     doc = {"version": __version__, "options": opts, "seed": seed, "source": config.source, "split": config.split,
-           "max_source": config.max_source, "n_train": n_train, "n_unlabelled": n_unlabelled}
-    if tag != "source":
-        doc["tag"] = tag
+           "max_source": config.max_source, "n_train": len(cgs), "n_unlabelled": n_unlabelled,
+           "data": data.hexdigest()[:16], "tag": tag}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -431,7 +433,7 @@ def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Se
     learned = _learned_options(opts)
     path = None
     if config.cache_dir:
-        key = _fit_key(config, learned, seed, len(cgs), len(unlabelled), tag)
+        key = _fit_key(config, learned, seed, cgs, labels, len(unlabelled), tag)
         prefix = "" if tag == "source" else f"{tag.split()[0]}-"
         path = Path(config.cache_dir) / f"{prefix}seed{seed}-{key}"
     loaded = path is not None and (path / "config.json").is_file()

@@ -231,3 +231,14 @@ def test_lofo_caps_each_training_set_and_caches_its_fit(tmp_path, monkeypatch) -
     assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["lofo", "seed0"]
     np.testing.assert_allclose(np.array(list(_metrics(again, "lofo").values()), dtype=float),
                                np.array(list(_metrics(first, "lofo").values()), dtype=float), equal_nan=True)
+
+
+def test_fit_key_changes_with_the_labels_and_the_options() -> None:
+    cgs, acc = toy_family(12, seed=1)
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"])
+    key = transfer._fit_key(cfg, {"a": 1}, 0, cgs, acc, 0, "source")
+    assert key == transfer._fit_key(cfg, {"a": 1}, 0, list(cgs), acc.copy(), 0, "source")
+    assert key != transfer._fit_key(cfg, {"a": 1}, 0, cgs, acc + 0.5, 0, "source")  # relabelled data refits
+    assert key != transfer._fit_key(cfg, {"a": 2}, 0, cgs, acc, 0, "source")
+    assert key != transfer._fit_key(cfg, {"a": 1}, 1, cgs, acc, 0, "source")
+    assert key != transfer._fit_key(cfg, {"a": 1}, 0, cgs[::-1], acc[::-1], 0, "source")
