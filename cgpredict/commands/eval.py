@@ -12,6 +12,11 @@ Examples::
     cgpredict eval --quick                                  # smoke test, about a minute
     cgpredict eval --targets nasbench201/cifar10 --seeds 2 --preset reduced -o nb201.md
     cgpredict eval --targets all --seeds 5 --settings zero-shot few-shot lofo -o full.md
+    # fit each seed's NB-101 predictor once; later runs with the same options load it
+    cgpredict eval --settings zero-shot --cache-dir ~/.cache/cgpredict/fits --scores-dir scores/ -o zs.md
+    # leave-one-family-out on one task per family, 300 nets each
+    cgpredict eval --settings lofo --lofo-sources nasbench101/cifar10 nasbench201/cifar10 \
+        nasbench301/cifar10 transbench101_micro/class_scene --lofo-max 300 -o lofo.md
 """
 
 from __future__ import annotations
