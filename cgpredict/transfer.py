@@ -109,9 +109,9 @@ class TransferConfig:
         lofo_max: cap on the nets of each ``lofo`` source family/task (seeded subset; ``None`` =
             ``max_source``).
         data_dir: labelled-data folder (default ``$CGPREDICT_DATA``).
-        cache_dir: if set, every fitted source predictor is saved there (one sub-folder per hash of
-            what determines the fit: options, seed, source, split, caps) and loaded instead of
-            refitted by a later run with the same inputs.
+        cache_dir: if set, every fitted source (and ``lofo``) predictor is saved there, one
+            sub-folder per hash of what determines the fit (options, seed, training nets and labels,
+            package version), and loaded instead of refitted by a later run with the same inputs.
         scores_dir: if set, every evaluated ``(setting, target, seed)`` writes
             ``<setting>__<family>__<task>__seed<s>.npz`` with the labels and every method's
             per-net scores, for analyses beyond the report.
@@ -422,8 +422,8 @@ def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Seque
 
 def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
                 unlabelled: Sequence[CG], tag: str = "source") -> tuple[Predictor, bool]:
-    """``(predictor, loaded)``: the predictor of ``seed`` trained on ``cgs``/``labels`` (``tag`` names
-    the training sets in the cache key: the source split, or the leave-one-family-out sets).
+    """``(predictor, loaded)``: the predictor of ``seed`` trained on ``cgs``/``labels`` (``tag``:
+    ``source`` for the source split, ``lofo`` for the leave-one-family-out sets).
 
     The trained members come from ``config.cache_dir`` when a fit with the same inputs was saved
     there, else they are fitted (and saved when caching). A ``Proxy`` member that does not feed
@@ -434,7 +434,7 @@ def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Se
     path = None
     if config.cache_dir:
         key = _fit_key(config, learned, seed, cgs, labels, len(unlabelled), tag)
-        prefix = "" if tag == "source" else f"{tag.split()[0]}-"
+        prefix = "" if tag == "source" else f"{tag}-"
         path = Path(config.cache_dir) / f"{prefix}seed{seed}-{key}"
     loaded = path is not None and (path / "config.json").is_file()
     if loaded:
@@ -468,7 +468,6 @@ def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: i
                                       if s in data or _has_table(s, config.data_dir)]
     cgs: list[CG] = []
     ys: list[np.ndarray] = []
-    used: list[str] = []
     cap = config.lofo_max if config.lofo_max is not None else config.max_source
     for spec in dict.fromkeys(sources):
         if parse_target(spec)[0] == family:
@@ -479,14 +478,13 @@ def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: i
         if cap is not None and cap < len(part.cgs):
             rng = np.random.default_rng(_stable_seed("lofo", spec, seed))
             part = part.take(np.sort(rng.permutation(len(part.cgs))[:cap]))
-        used.append(f"{spec}:{len(part.cgs)}")
         cgs += part.cgs
         ys.append((part.labels - part.labels.mean()) / (part.labels.std() or 1.0))
     if not cgs:
         raise ValueError(f"no labelled family other than {family} to train a leave-one-family-out predictor")
     y = np.concatenate(ys) * 10.0 + 50.0  # accuracy-like scale: positive, as the FLOPs transform expects
     lofo_opts = {**opts, "min_train_accuracy": None}
-    return _cached_fit(config, lofo_opts, seed, cgs, y, [], tag="lofo " + " ".join(used))[0]
+    return _cached_fit(config, lofo_opts, seed, cgs, y, [], tag="lofo")[0]
 
 
 def _has_table(spec: str, data_dir: str | None = None) -> bool:

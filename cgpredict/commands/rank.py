@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ValueError(f"--n must be at least 2 to rank, got {args.n}")
     predictor = load_predictor(args.checkpoint, progress=not args.quiet)
-    if not proxy_member_args.apply(predictor, args) and args.proxy_weights and "Proxy" not in predictor.members:
+    proxy_member_args.apply(predictor, args)
+    if args.proxy_weights and "Proxy" not in predictor.members:
         raise ValueError("--proxy-weights needs the Proxy member: add --proxy and/or --zero-cost")
     fam = load_ranked_family(args.family, args.task, args.n, args.seed, args.data)
     labelled = fam.labels is not None
