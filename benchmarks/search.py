@@ -100,7 +100,6 @@ def labelled_scores(name: str, fam, cgs, args: argparse.Namespace) -> tuple[np.n
         from cgpredict.commands.proxy_member_args import CPU_GENNAS
 
         pred = Predictor.pretrained("nb101", progress=False).add_proxy_member(CPU_GENNAS, ("synflow",))
-        pred.progress = False
         what = ("`Predictor.pretrained('nb101').add_proxy_member(<CPU GenNAS-combo>, ('synflow',))`, "
                 "7-member ensemble `.score`")
         if name == "proxy-zero-shot":

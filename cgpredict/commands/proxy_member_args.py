@@ -48,11 +48,10 @@ def proxy_option(text: str | None) -> str | dict[str, Any] | None:
     return text
 
 
-def apply(predictor: Any, args: argparse.Namespace) -> bool:
-    """Add the Proxy member when ``--proxy`` or ``--zero-cost`` was given; returns whether it did."""
+def apply(predictor: Any, args: argparse.Namespace) -> None:
+    """Add the Proxy member when ``--proxy`` or ``--zero-cost`` was given."""
     proxy = proxy_option(args.proxy)
     if proxy is None and not args.zero_cost:
-        return False
+        return
     zero_cost = tuple(args.zero_cost) if args.zero_cost else ("synflow",)
     predictor.add_proxy_member(proxy=proxy, zero_cost=zero_cost)
-    return True
