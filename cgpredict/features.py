@@ -69,34 +69,58 @@ def _channels(c: float) -> float:
     return math.log2(1.0 + c) / 12.0
 
 
+def _feature_row(op: str, in_shape: tuple, out_shape: tuple, weight_shape: tuple | None, stride: tuple,
+                 bias: bool, macs: int, ref_h: float, ref_w: float, total: float) -> np.ndarray:
+    """One node's feature row (layout in the module docstring)."""
+    n_ops = len(OP_TYPES)
+    row = np.zeros(NUM_NODE_FEATURES, dtype=np.float32)
+    row[OP_INDEX[op]] = 1.0
+    ih, iw, ic = _hwc(tuple(in_shape))
+    oh, ow, oc = _hwc(tuple(out_shape))
+    row[n_ops : n_ops + 6] = (ih / ref_h, iw / ref_w, _channels(ic), oh / ref_h, ow / ref_w, _channels(oc))
+    ws = weight_shape or ()
+    if ws:
+        row[n_ops + 6] = _channels(ws[0])
+        if len(ws) > 1:
+            row[n_ops + 7] = _channels(ws[1])
+        if len(ws) > 2:
+            row[n_ops + 8] = ws[2] / 7.0
+            row[n_ops + 9] = ws[-1] / 7.0
+    if stride:
+        row[n_ops + 10] = sum(stride) / len(stride) / 4.0
+    row[n_ops + 11] = float(bias)
+    row[n_ops + 12] = math.log1p(macs) / total
+    return row
+
+
 def node_feature_matrix(cg: CG) -> np.ndarray:
-    """The ``[num_nodes, NUM_NODE_FEATURES]`` float32 matrix described in the module docstring."""
+    """The ``[num_nodes, NUM_NODE_FEATURES]`` float32 matrix described in the module docstring.
+
+    A row depends only on the node's op, shapes, stride, bias and MACs, which repeat across a CG's
+    cells (an NB-201 CG of ~230 nodes has ~33 distinct rows), so each distinct row is computed once.
+    """
     inputs = cg.input_nodes
     ref_h, ref_w, _ = _hwc(tuple(inputs[0].out_shape)) if inputs else (1.0, 1.0, 1.0)
     ref_h, ref_w = max(ref_h, 1.0), max(ref_w, 1.0)
     total = math.log1p(max(cg.macs("all"), 1))
-    n_ops = len(OP_TYPES)
-    x = np.zeros((cg.num_nodes, NUM_NODE_FEATURES), dtype=np.float32)
+    which: dict[tuple, int] = {}
+    rows: list[np.ndarray] = []
+    index = np.empty(cg.num_nodes, dtype=np.intp)
     for node in cg.nodes:
-        row = x[node.id]
-        row[OP_INDEX[node.op]] = 1.0
-        in_shape = tuple(node.in_shapes[0]) if node.in_shapes else tuple(node.out_shape)
-        ih, iw, ic = _hwc(in_shape)
-        oh, ow, oc = _hwc(tuple(node.out_shape))
-        row[n_ops : n_ops + 6] = (ih / ref_h, iw / ref_w, _channels(ic), oh / ref_h, ow / ref_w, _channels(oc))
-        ws = node.weight_shape or ()
-        if ws:
-            row[n_ops + 6] = _channels(ws[0])
-            if len(ws) > 1:
-                row[n_ops + 7] = _channels(ws[1])
-            if len(ws) > 2:
-                row[n_ops + 8] = ws[2] / 7.0
-                row[n_ops + 9] = ws[-1] / 7.0
-        if node.stride:
-            row[n_ops + 10] = sum(node.stride) / len(node.stride) / 4.0
-        row[n_ops + 11] = float(node.bias)
-        row[n_ops + 12] = math.log1p(node.macs) / total
-    return x
+        in_shape = node.in_shapes[0] if node.in_shapes else node.out_shape
+        key = (node.op, in_shape, node.out_shape, node.weight_shape, node.stride, node.bias, node.macs)
+        try:
+            k = which.get(key)
+        except TypeError:  # shapes given as lists: hashable copies
+            key = tuple(tuple(v) if isinstance(v, list) else v for v in key)
+            k = which.get(key)
+        if k is None:
+            k = which[key] = len(rows)
+            rows.append(_feature_row(*key, ref_h, ref_w, total))
+        index[node.id] = k
+    if not rows:
+        return np.zeros((0, NUM_NODE_FEATURES), dtype=np.float32)
+    return np.stack(rows)[index]
 
 
 def cg_to_pyg(cg: CG) -> Data:

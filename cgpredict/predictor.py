@@ -47,10 +47,12 @@ member                    what it is
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -61,6 +63,7 @@ from cgpredict.cg import CG
 from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
+from cgpredict.models.dedup import fast_inference_enabled
 from cgpredict.models.ensemble import (combine, equal_weights, kendall_weights, proxy_agreement_weights,
                                        softmax_weights)
 from cgpredict.models.gnn import GNNPredictor
@@ -82,6 +85,47 @@ CL_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "CL+Pairwise", "CL+F
 CHECKPOINT_FORMAT = "cgpredict.predictor"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+class _Inputs(NamedTuple):
+    """What the members read for a list of CGs."""
+
+    emb: np.ndarray | None  #: CL heads' inputs: the embedding (+ the proxy graph vector with proxy_inputs)
+    gflops: np.ndarray  #: GMACs per CG
+    nodes: list[np.ndarray] | None  #: the k-GNN's extra node columns (proxy statistics), if any
+    proxy_scores: np.ndarray | None  #: :meth:`Predictor.proxy_scores` with a Proxy member
+    accuracies: dict[str, np.ndarray]  #: predicted accuracies of the regressing members asked for
+
+
+def _in_parallel(jobs: Sequence[Callable[[], Any]]) -> list[Any]:
+    """``[job() for job in jobs]``, spread over ``torch.get_num_threads()`` Python threads that each
+    run torch single-threaded (torch releases the GIL inside its kernels).
+
+    At inference the CL encoder and the k-GNN are chains of small operators that two cores split
+    poorly inside each operator; independent jobs on one core each measured 1.3x faster on
+    2 cores (``benchmarks/predict_speed.py``). Under torch's OpenMP backend the thread count is
+    per thread, so only the workers change it; on other backends it is restored afterwards."""
+    workers = min(torch.get_num_threads(), len(jobs))
+    if workers < 2 or not fast_inference_enabled():
+        return [job() for job in jobs]
+
+    def single_threaded(job: Callable[[], Any]) -> Any:
+        torch.set_num_threads(1)
+        return job()
+
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(single_threaded, jobs))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _halves(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices covering ``range(n)`` (fewer when ``n`` is small)."""
+    bounds = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class CheckpointError(CGError, ValueError):
@@ -283,21 +327,40 @@ class Predictor:
         cols += [zero_cost_scores(cgs, name, progress=self.progress) for name in self.zero_cost]
         return np.stack(cols, axis=1)
 
-    def _inputs(self, cgs: Sequence[CG]) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray] | None,
-                                                  np.ndarray | None]:
-        """``(head inputs, GFLOPs, k-GNN extra node columns, Proxy-member scores)``: the head inputs
-        are the embedding (+ the proxy graph vector with ``proxy_inputs``); the last item is
-        :meth:`proxy_scores` with a ``Proxy`` member, else ``None``."""
+    def _inputs(self, cgs: Sequence[CG], accuracies: Sequence[str] = ()) -> _Inputs:
+        """What the members read (see :class:`_Inputs`), plus the accuracies of the regressing
+        members named in ``accuracies`` (``CL+FCM+T``, ``CL+T``, ``k-GNN``).
+
+        The embedding (then the CL regressors on it) and the k-GNN run per chunk of the CGs, one
+        chunk per torch thread, as parallel jobs (:func:`_in_parallel`); every CG's result is the
+        same whatever the chunking."""
+        cgs = list(cgs)
         gflops = flops_of(cgs)
-        emb = self.encoder.transform(cgs) if self.encoder is not None else None
         wanted = self.proxy is not None and (self.proxy_inputs or "Proxy" in self.members)
         graph, nodes = self.proxy_features(cgs) if wanted else (None, None)
         scores = self.proxy_scores(cgs, graph) if "Proxy" in self.members else None
         if graph is None or not self.proxy_inputs:
-            return emb, gflops, None, scores
-        if emb is not None:
-            emb = np.concatenate([emb, graph], axis=1)
-        return emb, gflops, nodes, scores
+            graph = nodes = None
+        heads = [n for n in accuracies if n in REGRESSION_MEMBERS and n != "k-GNN" and n in self.models]
+
+        def embed(part: slice) -> dict[str, np.ndarray]:
+            emb = self.encoder.transform(cgs[part])
+            if graph is not None:
+                emb = np.concatenate([emb, graph[part]], axis=1)
+            return {"emb": emb, **{n: self.models[n].predict(emb, gflops[part]) for n in heads}}
+
+        def kgnn(part: slice) -> dict[str, np.ndarray]:
+            return {"k-GNN": self.models["k-GNN"].predict(cgs[part], node_extra=nodes[part] if nodes else None)}
+
+        chunks = _halves(len(cgs), torch.get_num_threads() if fast_inference_enabled() else 1)
+        jobs = [functools.partial(embed, part) for part in chunks] if self.encoder is not None else []
+        if "k-GNN" in accuracies and "k-GNN" in self.models:
+            jobs += [functools.partial(kgnn, part) for part in chunks]
+        results = _in_parallel(jobs)
+        merged = {key: np.concatenate([r[key] for r in results if key in r])
+                  for key in dict.fromkeys(k for r in results for k in r)}
+        emb = merged.pop("emb", None)
+        return _Inputs(emb, gflops, nodes, scores, merged)
 
     # ------------------------------------------------------------------ training
     def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
@@ -329,7 +392,7 @@ class Predictor:
         self._rebuild(keep_encoder)
         if self.encoder is not None and not keep_encoder:
             self.encoder.fit(list(cgs) + unlabelled)
-        emb, gflops, nodes, _ = self._inputs(cgs)
+        emb, gflops, nodes = self._inputs(cgs)[:3]
         extra = None
         if unlabelled and emb is not None and self.proxy is None:
             extra = (self.encoder.transform(unlabelled), flops_of(unlabelled))
@@ -367,7 +430,7 @@ class Predictor:
         self._check(cgs)
         if len(cgs) < 2:
             raise ValueError("adapt() needs at least 2 CGs to estimate a spread")
-        emb, gflops, _, _ = self._inputs(cgs)
+        emb, gflops = self._inputs(cgs)[:2]
         self._standardize_heads(emb, gflops)
         return self
 
@@ -404,7 +467,7 @@ class Predictor:
         if weight_folds and y.size < 2 * weight_folds:
             raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0")
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
-        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
+        emb, gflops, nodes, proxy_scores = self._inputs(cgs)[:4]
         if adapt:
             self._standardize_heads(emb, gflops)
         for name, model in self.models.items():
@@ -500,17 +563,15 @@ class Predictor:
         accuracies) for ``Proxy``."""
         self._require_fitted()
         self._check(cgs)
-        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
+        emb, gflops, _, proxy_scores, accuracies = self._inputs(cgs, accuracies=self.members)
         out: dict[str, np.ndarray] = {}
         for name in self.members:
             if name == "FLOPs":
                 out[name] = gflops
             elif name == "Proxy":
                 out[name] = self.models[name].decision_function(proxy_scores, gflops)
-            elif name == "k-GNN":
-                out[name] = self.models[name].predict(cgs, node_extra=nodes)
-            elif name in REGRESSION_MEMBERS:
-                out[name] = self.models[name].predict(emb, gflops)
+            elif name in accuracies:
+                out[name] = accuracies[name]
             else:
                 out[name] = self.models[name].decision_function(emb, gflops)
         return out
@@ -527,17 +588,14 @@ class Predictor:
         names = self.accuracy_members()
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
-        emb, gflops, nodes, proxy_scores = self._inputs(cgs)
+        _, gflops, _, proxy_scores, accuracies = self._inputs(cgs, accuracies=names)
         total = sum(self.weights[n] for n in names)
         pred = np.zeros(len(cgs))
         for name in names:
-            model = self.models[name]
-            if name == "k-GNN":
-                values = model.predict(cgs, node_extra=nodes)
-            elif name == "Proxy":
-                values = model.decision_function(proxy_scores, gflops)
+            if name == "Proxy":
+                values = self.models[name].decision_function(proxy_scores, gflops)
             else:
-                values = model.predict(emb, gflops)
+                values = accuracies[name]
             pred += self.weights[name] / total * values
         return pred
 
@@ -558,7 +616,7 @@ class Predictor:
         fcm_member = next((self.models[n] for n in ("CL+FCM+T", "CL+FCM+Pairwise") if n in self.models), None)
         if fcm_member is None or fcm_member.fcm is None:
             raise RuntimeError("ood() needs an FCM member (CL+FCM+T or CL+FCM+Pairwise)")
-        emb, gflops, _, _ = self._inputs(cgs)
+        emb, gflops = self._inputs(cgs)[:2]
         feats = fcm_member.fcm_features.transform(emb, gflops)
         return fcm_member.fcm.ood(feats, name=name)
 

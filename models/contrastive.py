@@ -26,9 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Batch
+from torch_geometric.nn import global_mean_pool
+from torch_geometric.utils import to_dense_batch
 
 from cgpredict.cg import CG
 from cgpredict.features import NUM_NODE_FEATURES
+from cgpredict.models.dedup import row_classes, unique_rows_per_graph
 from cgpredict.models.gnn import GNNEncoder
 from cgpredict.models.graph_data import batches, cg_data, collate, dense_nodes, flops_of
 from cgpredict.models.spectral import DEFAULT_Q, spectra, spectral_weights
@@ -55,11 +58,13 @@ class NodeTransformerLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        """``x [B, N, dim]``, ``pad [B, N]`` (True = padding) → ``[B, N, dim]``."""
+    def forward(self, x: torch.Tensor, pad: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [B, N, dim]``, ``pad [B, N]`` (True = padding) → ``[B, N, dim]``. ``key_bias [B, N]``
+        (optional) is added to every query's attention logits of that key, ``-inf`` at padding
+        (``log`` multiplicities of deduplicated rows, see :mod:`cgpredict.models.dedup`)."""
         b, n, d = x.shape
         q, k, v = (t.view(b, n, self.heads, d // self.heads).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
-        keep = (~pad)[:, None, None, :]
+        keep = (~pad)[:, None, None, :] if key_bias is None else key_bias[:, None, None, :]
         att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep,
                                                          dropout_p=self.p if self.training else 0.0)
         h = self.norm1(x + self.drop1(self.out(att.transpose(1, 2).reshape(b, n, d))))
@@ -79,6 +84,8 @@ class CGEncoder(nn.Module):
         self.out_dim = 2 * branch_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        if self.gnn.deduplicates():
+            return self._forward_dedup(batch)
         g = self.gnn(batch)
         dense, pad = dense_nodes(batch)
         h = self.node_proj(dense)
@@ -86,6 +93,21 @@ class CGEncoder(nn.Module):
             h = layer(h, pad)
         keep = (~pad).unsqueeze(-1).to(h.dtype)
         t = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return torch.cat([g, t], dim=1)
+
+    def _forward_dedup(self, batch: Batch) -> torch.Tensor:
+        """Inference computing each distinct node state once (:mod:`cgpredict.models.dedup`): the
+        k-GNN per WL class of the batch, the Transformer per distinct row of each graph with
+        ``log(multiplicity)`` key biases and a multiplicity-weighted mean readout."""
+        start = row_classes(batch.x, getattr(batch, "row_key", None))
+        g = global_mean_pool(self.gnn.node_embeddings(batch, start), batch.batch, size=batch.num_graphs)
+        rows, graph, counts = unique_rows_per_graph(start, batch.batch)
+        h, keep = to_dense_batch(self.node_proj(batch.x[rows]), graph, batch_size=batch.num_graphs)
+        weight, _ = to_dense_batch(counts.to(h.dtype), graph, batch_size=batch.num_graphs)
+        bias = torch.where(keep, weight.clamp(min=1.0).log(), float("-inf"))
+        for layer in self.transformer:
+            h = layer(h, ~keep, bias)
+        t = (h * weight.unsqueeze(-1)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1.0)
         return torch.cat([g, t], dim=1)
 
 
@@ -217,7 +239,7 @@ class ContrastiveEncoder:
         return self
 
     @torch.no_grad()
-    def transform(self, cgs: Sequence[CG], batch_size: int = 64) -> np.ndarray:
+    def transform(self, cgs: Sequence[CG], batch_size: int = 256) -> np.ndarray:
         """``[N, dim]`` float32 embeddings (eval mode, no dropout)."""
         self.module.eval()
         out = np.empty((len(cgs), self.dim), dtype=np.float32)

@@ -43,6 +43,25 @@ def test_predict_and_rank_learn_the_toy_family(fitted) -> None:
     assert pred.weights == pytest.approx({m: 1 / 6 for m in MEMBERS})
 
 
+def test_predictions_do_not_depend_on_thread_count(fitted) -> None:
+    """With several torch threads the encoder, heads and k-GNN run as parallel per-chunk jobs."""
+    import torch
+
+    pred, cgs, _ = fitted
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = pred.predict(cgs[160:]), pred.member_scores(cgs[160:])
+        torch.set_num_threads(3)
+        three = pred.predict(cgs[160:]), pred.member_scores(cgs[160:])
+        assert torch.get_num_threads() == 3  # restored after the parallel jobs
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(three[0], one[0], atol=1e-5)
+    for name in pred.members:
+        np.testing.assert_allclose(three[1][name], one[1][name], atol=1e-5, err_msg=name)
+
+
 def test_save_load_round_trip_is_identical(fitted, tmp_path: Path) -> None:
     pred, cgs, _ = fitted
     pred.save(tmp_path / "ckpt")
