@@ -103,8 +103,9 @@ def _in_parallel(jobs: Sequence[Callable[[], Any]]) -> list[Any]:
 
     At inference the CL encoder and the k-GNN are chains of small operators that two cores split
     poorly inside each operator; independent jobs on one core each measured 1.3x faster on
-    2 cores (``benchmarks/predict_speed.py``). Under torch's OpenMP backend the thread count is
-    per thread, so only the workers change it; on other backends it is restored afterwards."""
+    2 cores (``benchmarks/predict_speed.py``). ``torch.set_num_threads`` in a worker sets that
+    thread's count and also the default of threads started later, so the caller's count is set
+    again afterwards (threads started later, e.g. by the proxies, then get it too)."""
     workers = min(torch.get_num_threads(), len(jobs))
     if workers < 2 or not fast_inference_enabled():
         return [job() for job in jobs]
@@ -118,8 +119,7 @@ def _in_parallel(jobs: Sequence[Callable[[], Any]]) -> list[Any]:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(single_threaded, jobs))
     finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 def _halves(n: int, parts: int) -> list[slice]:

@@ -10,7 +10,11 @@ Protocol (per seed ``s``):
    encoder may additionally see ``n_unlabelled`` unlabelled NB-101 CGs sampled from the builder,
    and — in the *transductive* setting, reported separately — the target family's unlabelled CGs
    (``Predictor.fit(..., unlabelled=...)``, then ``Predictor.adapt`` re-fits the heads' input
-   standardisation to the target CGs; the heads are still trained on the labelled source nets only). The test
+   standardisation to the target CGs; the heads are still trained on the labelled source nets only).
+   With ``shared_encoder`` the encoder is instead pre-trained once, label-free, on the
+   ``n_unlabelled`` CGs alone (as GENNAPE pre-trains on 50k unlabelled NB-101 CGs) and shared by
+   every seed, whose fit then trains the heads only; the transductive setting then continues that
+   encoder's training on the target CGs plus as many unlabelled source CGs (``adapt_epochs``). The test
    split gives the in-family figures; the validation split is held out (unused by the default
    options, which do no FCM grid search).
 2. **Zero-shot**: every labelled net of each target family/task is scored without any target label.
@@ -37,6 +41,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -45,10 +50,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.metrics import DegenerateMetricWarning, evaluate
+from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.ensemble import combine, proxy_agreement_weights
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import MEMBERS, Predictor
@@ -100,6 +107,9 @@ class TransferConfig:
         weight_folds: folds of the cross-fitted Kendall τ behind the fine-tuned ensemble weights
             (``Predictor.finetune``; 0 = in-sample τ).
         n_unlabelled: extra unlabelled source CGs (sampled from the builder) for the encoder/FCM.
+        shared_encoder: pre-train the encoder once on the ``n_unlabelled`` CGs (``predictor``'s
+            encoder options, e.g. its epochs) and share it across seeds (see the module docstring).
+        adapt_epochs: with ``shared_encoder``, epochs of the transductive encoder adaptation.
         split: train/val/test fractions of the source family.
         members: ensemble members.
         preset: ``full``, ``reduced`` or ``quick`` (:data:`PRESETS`); ``predictor`` overrides its entries.
@@ -128,6 +138,8 @@ class TransferConfig:
     finetune_batch: int = 1
     weight_folds: int = 2
     n_unlabelled: int = 0
+    shared_encoder: bool = False
+    adapt_epochs: int = 5
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     members: list[str] = field(default_factory=lambda: list(MEMBERS))
     preset: str = "full"
@@ -156,6 +168,8 @@ class TransferConfig:
             raise ValueError(f"shots must be >= 2, got {self.shots}")
         if self.finetune_batch < 1:
             raise ValueError(f"finetune_batch must be >= 1, got {self.finetune_batch}")
+        if self.shared_encoder and self.n_unlabelled < 2:
+            raise ValueError("shared_encoder pre-trains on the n_unlabelled CGs: set n_unlabelled (e.g. 20000)")
         if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
 
@@ -252,10 +266,57 @@ def baseline_scores(data: LabelledSet) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------- training
 def fit_predictor(options: dict[str, Any], cgs: Sequence[CG], labels: np.ndarray,
-                  encoder_cgs: Sequence[CG] | None = None) -> Predictor:
+                  encoder_cgs: Sequence[CG] | None = None, encoder: ContrastiveEncoder | None = None) -> Predictor:
     """A fitted :class:`Predictor`; ``encoder_cgs`` are extra unlabelled CGs
-    (``Predictor.fit(..., unlabelled=...)``: encoder, input standardisation and FCM)."""
-    return Predictor(**options).fit(cgs, labels, unlabelled=encoder_cgs)
+    (``Predictor.fit(..., unlabelled=...)``: encoder, input standardisation and FCM). With a
+    pre-trained ``encoder`` (copied, kept frozen) only the heads, input standardisation and FCM
+    are fitted."""
+    pred = Predictor(**options)
+    if encoder is None:
+        return pred.fit(cgs, labels, unlabelled=encoder_cgs)
+    pred.encoder = copy.deepcopy(encoder)
+    return pred.fit(cgs, labels, unlabelled=encoder_cgs, refit_encoder=False)
+
+
+_ENCODERS: dict[str, ContrastiveEncoder] = {}
+
+
+def pretrained_encoder(config: TransferConfig, options: dict[str, Any], unlabelled: Sequence[CG]) -> ContrastiveEncoder:
+    """The label-free encoder of ``shared_encoder``: trained on ``unlabelled`` with ``options``'
+    encoder settings (seed ``first_seed``), kept in memory and in ``cache_dir`` for later runs."""
+    from cgpredict import __version__
+
+    kwargs = {**options.get("encoder", {}), "seed": config.first_seed}
+    names = hashlib.sha256("\n".join(cg.name or "" for cg in unlabelled).encode()).hexdigest()[:16]
+    doc = {"version": __version__, "encoder": kwargs, "n": len(unlabelled), "names": names}
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if key in _ENCODERS:
+        return _ENCODERS[key]
+    enc = ContrastiveEncoder(**kwargs, progress=config.progress)
+    path = Path(config.cache_dir) / f"encoder-{key}" if config.cache_dir else None
+    if path is not None and (path / "encoder.json").is_file():
+        enc.module.load_state_dict(torch.load(path / "encoder.pt", weights_only=True))
+        enc.load_state(json.loads((path / "encoder.json").read_text())["state"])
+        enc.module.eval()
+    else:
+        enc.fit(list(unlabelled))
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            torch.save(enc.module.state_dict(), path / "encoder.pt")
+            (path / "encoder.json").write_text(json.dumps({**doc, "state": enc.state(), "history": enc.history_}))
+    _ENCODERS[key] = enc
+    return enc
+
+
+def adapted_encoder(encoder: ContrastiveEncoder, target: Sequence[CG], unlabelled: Sequence[CG], epochs: int,
+                    seed: int) -> ContrastiveEncoder:
+    """A copy of ``encoder`` trained ``epochs`` more epochs on the ``target`` CGs plus as many
+    unlabelled source CGs (seeded sample): the transductive setting with a shared encoder."""
+    rng = np.random.default_rng(_stable_seed("transductive", seed))
+    pick = rng.permutation(len(unlabelled))[: len(target)]
+    enc = copy.deepcopy(encoder)
+    enc.seed = seed
+    return enc.fit(list(target) + [unlabelled[i] for i in pick], epochs=epochs)
 
 
 def finetuned(pred: Predictor, cgs: Sequence[CG], labels: np.ndarray, epochs: int, batch: int,
@@ -319,12 +380,14 @@ def _merge_predict_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------- protocol
 def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = None,
-                 data: dict[str, LabelledSet] | None = None) -> list[dict[str, Any]]:
+                 data: dict[str, LabelledSet] | None = None,
+                 unlabelled: Sequence[CG] | None = None) -> list[dict[str, Any]]:
     """Run the protocol; returns one dict per (setting, target, seed, method) with every metric
     plus ``kind`` (``baseline``/``member``/``ensemble``) and timing columns.
 
     ``data`` maps ``family/task`` names to already loaded sets (e.g. synthetic ones); names not
-    in it are loaded from the labelled-data folder.
+    in it are loaded from the labelled-data folder. ``unlabelled``: the unlabelled source CGs, if
+    already loaded (default: ``n_unlabelled`` CGs sampled from the source family's builder).
     """
     say = log or (lambda _msg: None)
     data = dict(data or {})
@@ -336,12 +399,18 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
 
     source = get(config.source, config.max_source)
     targets = {t: get(t, config.max_target) for t in config.targets}
-    unlabelled: list[CG] = []
-    if config.n_unlabelled:
+    if unlabelled is not None:
+        unlabelled = list(unlabelled)
+    elif config.n_unlabelled:
         from cgpredict.datasets import load_family
 
         family, _ = parse_target(config.source)
-        unlabelled = load_family(family, n=config.n_unlabelled, seed=12345).cgs(progress=config.progress)
+        unlabelled = load_family(family, n=config.n_unlabelled, seed=12345).cgs(
+            progress=config.progress, workers=max(1, min(4, os.cpu_count() or 1)))
+    else:
+        unlabelled = []
+    shared = (pretrained_encoder(config, config.predictor_options(config.first_seed), unlabelled)
+              if config.shared_encoder else None)
     rows: list[dict[str, Any]] = []
     base_kind = {}
     seeds = range(config.first_seed, config.first_seed + config.seeds)
@@ -352,7 +421,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
         train, _val, test = split_indices(len(source.cgs), seed, config.split)
         tr = source.take(train)
         t0 = time.perf_counter()
-        pred, cached = _cached_fit(config, opts, seed, tr.cgs, tr.labels, unlabelled)
+        pred, cached = _cached_fit(config, opts, seed, tr.cgs, tr.labels, unlabelled, encoder=shared)
         fit_s = time.perf_counter() - t0
         say(f"seed {seed}: {'loaded' if cached else 'fitted'} on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
         te = source.take(test)
@@ -376,7 +445,12 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
                                       config.weight_folds)
                     ev = tgt.take(rest)
                 elif setting == "transductive":
-                    model = fit_predictor(opts, tr.cgs, tr.labels, unlabelled + list(tgt.cgs)).adapt(tgt.cgs)
+                    enc = None if shared is None else adapted_encoder(shared, tgt.cgs, unlabelled,
+                                                                      config.adapt_epochs, seed)
+                    model = fit_predictor(_learned_options(opts), tr.cgs, tr.labels, unlabelled + list(tgt.cgs),
+                                          encoder=enc).adapt(tgt.cgs)
+                    if "Proxy" in opts["members"] and "Proxy" not in model.members:
+                        model.add_proxy_member(opts.get("proxy"), opts.get("zero_cost", ()))
                     ev = tgt
                 else:  # lofo
                     model = _fit_lofo(config, name, opts, seed, data)
@@ -407,7 +481,7 @@ def _learned_options(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
-             n_unlabelled: int, tag: str) -> str:
+             n_unlabelled: int, tag: str, shared: bool = False) -> str:
     """Hash of everything that determines a fitted predictor of ``seed``: options, seed, the
     training nets (names) and labels, ``tag`` (its training sets), the package version."""
     from cgpredict import __version__
@@ -416,14 +490,16 @@ def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Seque
     data.update("\n".join(cg.name or "" for cg in cgs).encode())
     doc = {"version": __version__, "options": opts, "seed": seed, "source": config.source, "split": config.split,
            "max_source": config.max_source, "n_train": len(cgs), "n_unlabelled": n_unlabelled,
-           "data": data.hexdigest()[:16], "tag": tag}
+           "data": data.hexdigest()[:16], "tag": tag, **({"shared_encoder": True} if shared else {})}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
-                unlabelled: Sequence[CG], tag: str = "source") -> tuple[Predictor, bool]:
+                unlabelled: Sequence[CG], tag: str = "source",
+                encoder: ContrastiveEncoder | None = None) -> tuple[Predictor, bool]:
     """``(predictor, loaded)``: the predictor of ``seed`` trained on ``cgs``/``labels`` (``tag``:
-    ``source`` for the source split, ``lofo`` for the leave-one-family-out sets).
+    ``source`` for the source split, ``lofo`` for the leave-one-family-out sets; ``encoder``: the
+    shared pre-trained encoder, if any).
 
     The trained members come from ``config.cache_dir`` when a fit with the same inputs was saved
     there, else they are fitted (and saved when caching). A ``Proxy`` member that does not feed
@@ -433,14 +509,14 @@ def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Se
     learned = _learned_options(opts)
     path = None
     if config.cache_dir:
-        key = _fit_key(config, learned, seed, cgs, labels, len(unlabelled), tag)
+        key = _fit_key(config, learned, seed, cgs, labels, len(unlabelled), tag, shared=encoder is not None)
         prefix = "" if tag == "source" else f"{tag}-"
         path = Path(config.cache_dir) / f"{prefix}seed{seed}-{key}"
     loaded = path is not None and (path / "config.json").is_file()
     if loaded:
         pred = Predictor.load(path, progress=False)
     else:
-        pred = fit_predictor(learned, cgs, labels, unlabelled)
+        pred = fit_predictor(learned, cgs, labels, unlabelled, encoder=encoder)
         if path is not None:
             pred.save(path)
     if learned is not opts:

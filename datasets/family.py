@@ -11,9 +11,13 @@ dataset. User families come from :meth:`Family.from_csv` and :meth:`Family.from_
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
+import pickle
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,11 +166,16 @@ class Family:
             return None
         return CGCache(self.cache_name, self.task, self.input_shape, root=root)
 
-    def cgs(self, progress: bool = True, cache: bool = True, cache_root: str | os.PathLike[str] | None = None) -> list[CG]:
+    def cgs(self, progress: bool = True, cache: bool = True, cache_root: str | os.PathLike[str] | None = None,
+            workers: int = 1) -> list[CG]:
         """The CG of every architecture, converted on first use and cached on disk.
 
-        Partial progress is written every :data:`FLUSH_INTERVAL_S` seconds and when the loop ends
-        (also on ``KeyboardInterrupt``), so an interrupted conversion resumes where it stopped.
+        ``workers > 1`` converts in that many worker processes (worth it from a few hundred
+        missing CGs: each worker first spends ~2 s importing torch); a family that cannot be sent
+        to a worker process (e.g. a lambda builder) is converted here instead, with a warning.
+        Partial progress is written every :data:`FLUSH_INTERVAL_S` seconds (or ten times the last
+        write's duration, for large bundles) and when the loop ends (also on ``KeyboardInterrupt``),
+        so an interrupted conversion resumes where it stopped.
         """
         store = self.cache(cache_root) if cache else None
         keys = [self.key(i) for i in range(len(self))]
@@ -174,23 +183,39 @@ class Family:
         missing = [i for i, cg in enumerate(out) if cg is None]
         if not missing:
             return out  # type: ignore[return-value]
-        last_flush = time.monotonic()
         desc = f"CGs {self.name}" + (f"/{self.task}" if self.task else "")
-        bar = tqdm(missing, desc=desc, disable=not progress, unit="net")
+        bar = tqdm(total=len(missing), desc=desc, disable=not progress, unit="net")
+        interval, last_flush = FLUSH_INTERVAL_S, time.monotonic()
         try:
-            for i in bar:
-                cg = self.convert(i)
+            for i, cg in self._converted(missing, workers):
                 out[i] = cg
+                bar.update()
                 if store is not None:
                     store.put(keys[i], cg)
-                    if time.monotonic() - last_flush > FLUSH_INTERVAL_S:
+                    if time.monotonic() - last_flush > interval:
+                        t0 = time.monotonic()
                         store.flush()
                         last_flush = time.monotonic()
+                        interval = max(FLUSH_INTERVAL_S, 10 * (last_flush - t0))
         finally:
             bar.close()
             if store is not None:
                 store.flush()
         return out  # type: ignore[return-value]
+
+    def _converted(self, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
+        """``(index, CG)`` for every index, converted here or by ``workers`` processes."""
+        if workers > 1 and len(indices) > 1:
+            try:
+                pickle.dumps(self)
+            except Exception as exc:  # noqa: BLE001 - anything unpicklable: convert serially
+                warnings.warn(f"family {self.name!r} cannot be sent to worker processes ({exc}); "
+                              "converting in this process", RuntimeWarning, stacklevel=3)
+            else:
+                yield from _convert_in_processes(self, indices, workers)
+                return
+        for i in indices:
+            yield i, self.convert(i)
 
     def to_pyg_dataset(self, root: str | os.PathLike[str] | None = None, progress: bool = True) -> InMemoryDataset:
         """A ``torch_geometric`` ``InMemoryDataset`` of the CGs with ``y`` = labels (NaN if unlabelled)."""
@@ -225,6 +250,30 @@ class Family:
         from cgpredict.datasets.custom import family_from_onnx_folder
 
         return family_from_onnx_folder(folder, labels_csv, name=name)
+
+
+def _convert_chunk(family: Family, indices: list[int]) -> list[CG]:
+    """Worker-process side of :meth:`Family.cgs` with ``workers > 1``."""
+    import torch
+
+    torch.set_num_threads(1)
+    return [family.convert(i) for i in indices]
+
+
+def _convert_in_processes(family: Family, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
+    """Convert ``indices`` in ``workers`` spawned processes (fork is unsafe once torch has started
+    threads), in chunks, yielding results as chunks finish."""
+    size = max(1, min(50, len(indices) // (4 * workers)))
+    chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_convert_chunk, family, chunk): chunk for chunk in chunks}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield from zip(futures[future], future.result())
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _registered_family(family: str, task: str | None, archs: list[Any], **fields: Any) -> Family:

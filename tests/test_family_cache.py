@@ -178,6 +178,27 @@ def test_family_cgs_use_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert fam.subset([2, 0]).cgs(progress=False)[0].hash() == first[2].hash()
 
 
+def test_worker_processes_convert_the_same_cgs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path))
+    fam = load_family("nasbench201", n=6, seed=2)
+    parallel = fam.cgs(progress=False, workers=2)
+    assert len(fam.cache()) == 6  # written by the parent process
+    serial = fam.cgs(progress=False, cache=False)
+
+    def content(cg: CG) -> dict:
+        doc = cg.to_dict()
+        doc["meta"].pop("convert_seconds")
+        return doc
+
+    assert [content(cg) for cg in parallel] == [content(cg) for cg in serial]
+    # a family that cannot be pickled (lambda builder) converts in this process, with a warning
+    local = Family("custom", None, ["a", "b"], builder=lambda _arch: hiaml.build(hiaml.sample(1, seed=0)[0]),
+                   input_shape=(1, 3, 32, 32))
+    with pytest.warns(RuntimeWarning, match="cannot be sent to worker processes"):
+        cgs = local.cgs(progress=False, cache=False, workers=2)
+    assert len(cgs) == 2 and cgs[0].hash() == cgs[1].hash()
+
+
 def test_load_of_725_networks_is_fast(root: Path) -> None:
     """A bundle of 725 CGs of ~300 nodes (the size of NAS-Bench-201's) loads in well under 2 s CPU."""
     cache = CGCache("speed", "t", (1, 3, 32, 32), root=root)

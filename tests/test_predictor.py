@@ -45,6 +45,8 @@ def test_predict_and_rank_learn_the_toy_family(fitted) -> None:
 
 def test_predictions_do_not_depend_on_thread_count(fitted) -> None:
     """With several torch threads the encoder, heads and k-GNN run as parallel per-chunk jobs."""
+    import concurrent.futures
+
     import torch
 
     pred, cgs, _ = fitted
@@ -54,7 +56,9 @@ def test_predictions_do_not_depend_on_thread_count(fitted) -> None:
         one = pred.predict(cgs[160:]), pred.member_scores(cgs[160:])
         torch.set_num_threads(3)
         three = pred.predict(cgs[160:]), pred.member_scores(cgs[160:])
-        assert torch.get_num_threads() == 3  # restored after the parallel jobs
+        assert torch.get_num_threads() == 3  # restored after the parallel jobs, also for new threads:
+        seen = concurrent.futures.ThreadPoolExecutor(1).submit(torch.get_num_threads).result()
+        assert seen == 3
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_allclose(three[0], one[0], atol=1e-5)

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 
 from cgpredict import transfer
 from cgpredict.commands import eval as eval_cmd
@@ -216,9 +217,9 @@ def test_lofo_caps_each_training_set_and_caches_its_fit(tmp_path, monkeypatch) -
     sizes = []
     real = transfer.fit_predictor
 
-    def spy(options, cgs, labels, encoder_cgs=None):
+    def spy(options, cgs, labels, encoder_cgs=None, encoder=None):
         sizes.append(len(cgs))
-        return real(options, cgs, labels, encoder_cgs)
+        return real(options, cgs, labels, encoder_cgs, encoder)
 
     monkeypatch.setattr(transfer, "fit_predictor", spy)
     cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=1, settings=["lofo"], preset="quick",
@@ -242,3 +243,47 @@ def test_fit_key_changes_with_the_labels_and_the_options() -> None:
     assert key != transfer._fit_key(cfg, {"a": 2}, 0, cgs, acc, 0, "source")
     assert key != transfer._fit_key(cfg, {"a": 1}, 1, cgs, acc, 0, "source")
     assert key != transfer._fit_key(cfg, {"a": 1}, 0, cgs[::-1], acc[::-1], 0, "source")
+
+
+def test_shared_encoder_is_pretrained_once_and_frozen(tmp_path, monkeypatch) -> None:
+    """--shared-encoder: one label-free pre-training on the unlabelled CGs, reused by every seed
+    (and from the cache by a later run); the transductive setting adapts a copy of it."""
+    monkeypatch.setattr(transfer, "_ENCODERS", {})
+    data = {"toya/x": _toy_set("toya/x", 50, 0), "toyb/x": _toy_set("toyb/x", 30, 1, min_depth=6, max_depth=14)}
+    unlabelled = toy_family(60, seed=7)[0]
+    fits, fitted = [], []
+    real_fit, real_predictor = transfer.ContrastiveEncoder.fit, transfer.fit_predictor
+
+    def count_fit(self, cgs, epochs=None):
+        fits.append((len(cgs), epochs))
+        return real_fit(self, cgs, epochs)
+
+    def keep(*args, **kwargs):
+        fitted.append(real_predictor(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(transfer.ContrastiveEncoder, "fit", count_fit)
+    monkeypatch.setattr(transfer, "fit_predictor", keep)
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=2, settings=["zero-shot", "transductive"],
+                         preset="quick", predictor=TINY, progress=False, n_unlabelled=len(unlabelled),
+                         shared_encoder=True, adapt_epochs=1, cache_dir=str(tmp_path))
+    rows = run_transfer(cfg, data=data, unlabelled=unlabelled)
+    # one pre-training on the 60 unlabelled CGs, then one adaptation per seed on 30 target + 30 source CGs
+    assert fits == [(60, None), (60, 1), (60, 1)]
+    shared = next(iter(transfer._ENCODERS.values()))
+    source_fits, transductive = fitted[0::2], fitted[1::2]
+    for pred in source_fits:  # frozen copies of the shared encoder
+        for key, value in shared.module.state_dict().items():
+            assert torch.equal(pred.encoder.module.state_dict()[key], value)
+    for pred in transductive:
+        assert not torch.equal(pred.encoder.module.encoder.node_proj.weight, shared.module.encoder.node_proj.weight)
+    assert {r["setting"] for r in rows} == {"in-family test", "zero-shot", "transductive"}
+    # a later run loads the encoder (and the source fits) from the cache: no pre-training
+    monkeypatch.setattr(transfer, "_ENCODERS", {})
+    fits.clear()
+    again = run_transfer(TransferConfig(**{**cfg.__dict__, "settings": ["zero-shot"]}), data=data, unlabelled=unlabelled)
+    assert fits == []
+    first = {(r["seed"], r["method"]): r["spearman"] for r in rows if r["setting"] == "zero-shot"}
+    assert first == {(r["seed"], r["method"]): r["spearman"] for r in again if r["setting"] == "zero-shot"}
+    with pytest.raises(ValueError, match="n_unlabelled"):
+        TransferConfig(shared_encoder=True)

@@ -53,6 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folds of the cross-fitted Kendall τ behind the fine-tuned ensemble weights (0 = in-sample; default 2)")
     p.add_argument("--n-unlabelled", type=int, default=0,
                    help="extra unlabelled source CGs sampled from the builder for the encoder (default 0)")
+    p.add_argument("--shared-encoder", action="store_true",
+                   help="pre-train the encoder once, label-free, on the --n-unlabelled CGs and share it across seeds "
+                        "(the paper's 50k-CG pre-training; cached in --cache-dir)")
+    p.add_argument("--adapt-epochs", type=int, default=5,
+                   help="with --shared-encoder: encoder epochs on the target CGs in the transductive setting")
     p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(ALL_MEMBERS))
     p.add_argument("--preset", default="full", choices=sorted(PRESETS),
                    help="predictor sizes: full (library defaults), reduced (fewer epochs), quick (tiny)")
@@ -91,7 +96,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     cfg: dict[str, Any] = dict(
         source=args.source, targets=list(targets), seeds=args.seeds, first_seed=args.first_seed,
         settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,
-        finetune_batch=args.finetune_batch, weight_folds=args.weight_folds, n_unlabelled=args.n_unlabelled, members=list(args.members),
+        finetune_batch=args.finetune_batch, weight_folds=args.weight_folds, n_unlabelled=args.n_unlabelled,
+        shared_encoder=args.shared_encoder, adapt_epochs=args.adapt_epochs, members=list(args.members),
         preset=args.preset, predictor=overrides, max_source=args.max_source, max_target=args.max_target,
         lofo_sources=args.lofo_sources, lofo_max=args.lofo_max, data_dir=args.data_dir, cache_dir=args.cache_dir, scores_dir=args.scores_dir,
         progress=not args.no_progress)
