@@ -276,6 +276,17 @@ def _convert_in_processes(family: Family, indices: list[int], workers: int) -> I
                 future.cancel()
 
 
+@dataclass(frozen=True)
+class _RegisteredBuilder:
+    """``build(arch)`` of a registered family and task (picklable, for worker processes)."""
+
+    family: str
+    task: str | None
+
+    def __call__(self, arch: Any) -> torch.nn.Module:
+        return registry.family_module(self.family).build(arch, self.task)
+
+
 def _registered_family(family: str, task: str | None, archs: list[Any], **fields: Any) -> Family:
     module = registry.family_module(family)
     shape = registry.input_shape(family, task)
@@ -284,7 +295,7 @@ def _registered_family(family: str, task: str | None, archs: list[Any], **fields
         task=task,
         archs=archs,
         input_shape=shape,
-        builder=lambda arch, _m=module, _t=task: _m.build(arch, _t),
+        builder=_RegisteredBuilder(family, task),
         arch_key=module.format_arch,
         cache_name=family,
         **fields,

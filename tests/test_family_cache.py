@@ -6,6 +6,7 @@ import gzip
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,9 @@ def test_family_cgs_use_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_worker_processes_convert_the_same_cgs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path))
     fam = load_family("nasbench201", n=6, seed=2)
-    parallel = fam.cgs(progress=False, workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # registered families go to the workers
+        parallel = fam.cgs(progress=False, workers=2)
     assert len(fam.cache()) == 6  # written by the parent process
     serial = fam.cgs(progress=False, cache=False)
 
