@@ -10,10 +10,13 @@ Pipeline position: model → CG → features → **predictor** → ranking/searc
 * :mod:`~cgpredict.models.heads` — FCM-mixed MLP regressors and pairwise classifiers;
 * :mod:`~cgpredict.models.transform` — the FLOPs label transform (eq. 5);
 * :mod:`~cgpredict.models.ensemble` — rank averaging and Kendall-τ weights;
+* :mod:`~cgpredict.models.dedup` — exact inference shortcuts (each distinct node state once),
+  switched by :func:`~cgpredict.models.dedup.fast_inference`;
 * :mod:`~cgpredict.models.synthetic` — a toy CG family with a known label, for tests and demos.
 """
 
 from cgpredict.models.contrastive import CGEncoder, ContrastiveEncoder, spectral_contrastive_loss
+from cgpredict.models.dedup import fast_inference
 from cgpredict.models.fcm import FCMFeatures, FuzzyCMeans, OutOfDistributionWarning
 from cgpredict.models.gnn import GNNEncoder, GNNPredictor, GraphRegressor
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
@@ -32,6 +35,7 @@ __all__ = [
     "GraphRegressor",
     "OutOfDistributionWarning",
     "PairwiseRanker",
+    "fast_inference",
     "grid_search_fcm",
     "spectral_contrastive_loss",
     "spectrum",
