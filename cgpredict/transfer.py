@@ -281,12 +281,18 @@ def fit_predictor(options: dict[str, Any], cgs: Sequence[CG], labels: np.ndarray
 _ENCODERS: dict[str, ContrastiveEncoder] = {}
 
 
+SHARED_ENCODER_SEED = 0
+"""Seed of the ``shared_encoder`` pre-training: fixed, so that every seed of a run — and runs
+split over ``first_seed`` ranges — share one encoder."""
+
+
 def pretrained_encoder(config: TransferConfig, options: dict[str, Any], unlabelled: Sequence[CG]) -> ContrastiveEncoder:
     """The label-free encoder of ``shared_encoder``: trained on ``unlabelled`` with ``options``'
-    encoder settings (seed ``first_seed``), kept in memory and in ``cache_dir`` for later runs."""
+    encoder settings (seed :data:`SHARED_ENCODER_SEED`), kept in memory and in ``cache_dir`` for
+    later runs."""
     from cgpredict import __version__
 
-    kwargs = {**options.get("encoder", {}), "seed": config.first_seed}
+    kwargs = {**options.get("encoder", {}), "seed": SHARED_ENCODER_SEED}
     names = hashlib.sha256("\n".join(cg.name or "" for cg in unlabelled).encode()).hexdigest()[:16]
     doc = {"version": __version__, "encoder": kwargs, "n": len(unlabelled), "names": names}
     key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -409,7 +415,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
             progress=config.progress, workers=max(1, min(4, os.cpu_count() or 1)))
     else:
         unlabelled = []
-    shared = (pretrained_encoder(config, config.predictor_options(config.first_seed), unlabelled)
+    shared = (pretrained_encoder(config, config.predictor_options(SHARED_ENCODER_SEED), unlabelled)
               if config.shared_encoder else None)
     rows: list[dict[str, Any]] = []
     base_kind = {}

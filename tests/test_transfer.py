@@ -285,5 +285,12 @@ def test_shared_encoder_is_pretrained_once_and_frozen(tmp_path, monkeypatch) -> 
     assert fits == []
     first = {(r["seed"], r["method"]): r["spearman"] for r in rows if r["setting"] == "zero-shot"}
     assert first == {(r["seed"], r["method"]): r["spearman"] for r in again if r["setting"] == "zero-shot"}
+    # `cgpredict eval` runs one seed at a time (first_seed = 1 here): still the same shared encoder
+    monkeypatch.setattr(transfer, "_ENCODERS", {})
+    one = run_transfer(TransferConfig(**{**cfg.__dict__, "settings": ["zero-shot"], "first_seed": 1, "seeds": 1}),
+                       data=data, unlabelled=unlabelled)
+    assert fits == []
+    assert {k: v for k, v in first.items() if k[0] == 1} == {
+        (r["seed"], r["method"]): r["spearman"] for r in one if r["setting"] == "zero-shot"}
     with pytest.raises(ValueError, match="n_unlabelled"):
         TransferConfig(shared_encoder=True)
