@@ -385,6 +385,18 @@ def _merge_predict_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- protocol
+def unlabelled_source_cgs(config: TransferConfig) -> list[CG]:
+    """The ``n_unlabelled`` unlabelled source CGs (seeded sample of the source family's builder,
+    converted in worker processes, disk-cached); ``[]`` when ``n_unlabelled`` is 0."""
+    if not config.n_unlabelled:
+        return []
+    from cgpredict.datasets import load_family
+
+    family, _ = parse_target(config.source)
+    return load_family(family, n=config.n_unlabelled, seed=12345).cgs(
+        progress=config.progress, workers=max(1, min(4, os.cpu_count() or 1)))
+
+
 def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = None,
                  data: dict[str, LabelledSet] | None = None,
                  unlabelled: Sequence[CG] | None = None) -> list[dict[str, Any]]:
@@ -405,16 +417,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
 
     source = get(config.source, config.max_source)
     targets = {t: get(t, config.max_target) for t in config.targets}
-    if unlabelled is not None:
-        unlabelled = list(unlabelled)
-    elif config.n_unlabelled:
-        from cgpredict.datasets import load_family
-
-        family, _ = parse_target(config.source)
-        unlabelled = load_family(family, n=config.n_unlabelled, seed=12345).cgs(
-            progress=config.progress, workers=max(1, min(4, os.cpu_count() or 1)))
-    else:
-        unlabelled = []
+    unlabelled = list(unlabelled) if unlabelled is not None else unlabelled_source_cgs(config)
     shared = (pretrained_encoder(config, config.predictor_options(SHARED_ENCODER_SEED), unlabelled)
               if config.shared_encoder else None)
     rows: list[dict[str, Any]] = []

@@ -111,15 +111,16 @@ def run_protocol(args: argparse.Namespace, command: str) -> str:
     """Run seed by seed, rewriting ``--out`` (and ``--json``) after each seed; returns the markdown."""
     from dataclasses import replace
 
-    from cgpredict.transfer import run_transfer, to_markdown
+    from cgpredict.transfer import run_transfer, to_markdown, unlabelled_source_cgs
 
     config = config_from_args(args)
+    unlabelled = unlabelled_source_cgs(config)  # loaded once, shared by the one-seed runs
     rows: list[dict[str, Any]] = []
     text = ""
     start = time.perf_counter()
     for seed in range(config.first_seed, config.first_seed + config.seeds):
         one = replace(config, seeds=1, first_seed=seed)
-        rows += run_transfer(one, log=lambda m: print(m, file=sys.stderr, flush=True))
+        rows += run_transfer(one, log=lambda m: print(m, file=sys.stderr, flush=True), unlabelled=unlabelled)
         done = seed - config.first_seed + 1
         notes = [f"seeds finished: {done} of {config.seeds}; wall time {time.perf_counter() - start:.0f} s"]
         text = to_markdown(rows, config, command, notes)
