@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from cgpredict.errors import CGError
+from cgpredict.quiet import hide_known_warnings
 
 #: Modules under cgpredict.commands, in the order their sub-commands are listed in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cgpredict`` console script."""
+    hide_known_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cgpredict.quiet import hide_known_warnings
 
 DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0")
 TARGET_FAMILY = "ofa_mbv3"
@@ -97,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+    hide_known_warnings()
 
     from cgpredict.commands.predict import format_table, load_predictor
     from cgpredict.commands.rank import rank_family
