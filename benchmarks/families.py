@@ -174,4 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from cgpredict.quiet import hide_known_warnings
+
+    hide_known_warnings()
     sys.exit(main())

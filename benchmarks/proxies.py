@@ -171,4 +171,7 @@ def _task_search(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    from cgpredict.quiet import hide_known_warnings
+
+    hide_known_warnings()
     sys.exit(main())

@@ -336,4 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from cgpredict.quiet import hide_known_warnings
+
+    hide_known_warnings()
     sys.exit(main())

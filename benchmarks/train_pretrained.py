@@ -300,4 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from cgpredict.quiet import hide_known_warnings
+
+    hide_known_warnings()
     raise SystemExit(main())
