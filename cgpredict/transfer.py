@@ -59,6 +59,7 @@ from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.ensemble import combine, proxy_agreement_weights
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import MEMBERS, Predictor
+from cgpredict.provenance import code_line
 
 #: The metric columns, in table order.
 METRIC_COLUMNS: tuple[str, ...] = ("spearman", "kendall_tau", "ndcg@10", "ndcg@50", "mae", "precision@1%",
@@ -646,7 +647,8 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 def to_markdown(rows: Sequence[dict[str, Any]], config: TransferConfig | None = None, command: str | None = None,
                 notes: Sequence[str] = ()) -> str:
-    """Markdown report: configuration, command, then one table per (setting, target)."""
+    """Markdown report: command, configuration, the code that ran it (:func:`~cgpredict.provenance.code_line`),
+    then one table per (setting, target)."""
     lines = ["# GENNAPE transfer protocol", ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
@@ -655,6 +657,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], config: TransferConfig | None = 
         for key in ("progress", "cache_dir", "scores_dir"):
             cfg.pop(key, None)
         lines += ["Configuration: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items()), ""]
+    lines += [code_line(), ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     lines += ["Mean ± std over seeds. spearman/kendall_tau/ndcg/precision: higher is better; "
               "mae (accuracy units, only for methods that predict accuracy) and best_rank (percentile of "

@@ -133,6 +133,8 @@ def test_markdown_has_a_table_per_setting_with_all_columns(toy_rows) -> None:
     header = "| method | kind | " + " | ".join(METRIC_COLUMNS) + " |"
     assert text.count(header) == 5
     assert "| GENNAPE ensemble | ensemble |" in text and " ± " in text
+    (code,) = [line for line in text.splitlines() if line.startswith("Code: cgpredict ")]
+    assert f"torch {torch.__version__}" in code
 
 
 def test_eval_cli_quick_on_real_data(shared_data, tmp_path) -> None:
