@@ -15,16 +15,22 @@ import torch
 #: The repository root of a source checkout (the folder above the ``cgpredict`` package).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: Tracked files whose edits change what runs (git pathspecs; ``*`` also matches ``/``). Reports,
+#: README and other text do not: a benchmark rewriting its own tracked report after each seed must
+#: not mark the code as changed.
+CODE_PATHSPECS: tuple[str, ...] = ("*.py", "pyproject.toml", "Makefile")
+
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:
-    """Short commit hash of ``root``'s checkout, with ``+changes`` when tracked files differ from
-    it; ``None`` outside a git checkout (e.g. an installed wheel) or without git."""
+    """Short commit hash of ``root``'s checkout, with ``+changes`` when tracked code files
+    (:data:`CODE_PATHSPECS`) differ from it; ``None`` outside a git checkout (e.g. an installed
+    wheel) or without git."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPECS], cwd=root,
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -24,13 +24,17 @@ def test_commit_clean_changed_and_outside_a_checkout(tmp_path: Path) -> None:
     assert git_commit(tmp_path) is None
     _git(tmp_path, "init", "-q")
     (tmp_path / "a.txt").write_text("one\n")
-    _git(tmp_path, "add", "a.txt")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "a.txt", "pkg/mod.py")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
     head = _git(tmp_path, "rev-parse", "--short=10", "HEAD")
     assert git_commit(tmp_path) == head
     (tmp_path / "untracked.txt").write_text("not part of the commit\n")
     assert git_commit(tmp_path) == head  # untracked files do not mark the code as changed
     (tmp_path / "a.txt").write_text("two\n")
+    assert git_commit(tmp_path) == head  # an edited report or README is not a code change
+    (tmp_path / "pkg" / "mod.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == head + "+changes"
 
 
