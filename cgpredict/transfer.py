@@ -59,7 +59,7 @@ from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.ensemble import combine, proxy_agreement_weights
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import MEMBERS, Predictor
-from cgpredict.provenance import code_line
+from cgpredict.provenance import code_fingerprint, code_line
 
 #: The metric columns, in table order.
 METRIC_COLUMNS: tuple[str, ...] = ("spearman", "kendall_tau", "ndcg@10", "ndcg@50", "mae", "precision@1%",
@@ -493,12 +493,14 @@ def _learned_options(opts: dict[str, Any]) -> dict[str, Any]:
 def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Sequence[CG], labels: np.ndarray,
              n_unlabelled: int, tag: str, shared: bool = False) -> str:
     """Hash of everything that determines a fitted predictor of ``seed``: options, seed, the
-    training nets (names) and labels, ``tag`` (its training sets), the package version."""
+    training nets (names) and labels, ``tag`` (its training sets), the package version and the
+    code (:func:`~cgpredict.provenance.code_fingerprint`: a code change refits instead of reusing a
+    fit the old code made). Not the torch thread count: fits made with another count are reused."""
     from cgpredict import __version__
 
     data = hashlib.sha256(np.asarray(labels, dtype=np.float64).tobytes())
     data.update("\n".join(cg.name or "" for cg in cgs).encode())
-    doc = {"version": __version__, "options": opts, "seed": seed, "source": config.source, "split": config.split,
+    doc = {"version": __version__, "code": code_fingerprint(), "options": opts, "seed": seed, "source": config.source, "split": config.split,
            "max_source": config.max_source, "n_train": len(cgs), "n_unlabelled": n_unlabelled,
            "data": data.hexdigest()[:16], "tag": tag, **({"shared_encoder": True} if shared else {})}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]

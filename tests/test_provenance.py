@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cgpredict.provenance import REPO_ROOT, code_line, git_commit
+from cgpredict.provenance import REPO_ROOT, code_fingerprint, code_line, git_commit, package_roots
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
@@ -43,3 +43,25 @@ def test_code_line_names_this_checkout() -> None:
     commit = git_commit(REPO_ROOT)
     assert line.startswith("Code: cgpredict ")
     assert (f"git `{commit}`" in line) if commit else ("not a git checkout" in line)
+
+
+def test_code_fingerprint_follows_the_code_only(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    first = code_fingerprint([pkg])
+    assert first == code_fingerprint([pkg, pkg / "sub"])  # a nested root adds nothing
+    (pkg / "NOTES.md").write_text("a report\n")
+    assert code_fingerprint([pkg]) == first
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    changed = code_fingerprint([pkg])
+    assert changed != first
+    (pkg / "sub" / "b.py").rename(pkg / "b.py")  # same bytes, another module
+    assert code_fingerprint([pkg]) not in (first, changed)
+
+
+def test_installed_fingerprint_covers_the_mapped_packages() -> None:
+    names = {p.name for p in package_roots()}
+    assert {"converters", "datasets", "models"} <= names
+    assert code_fingerprint() == code_fingerprint(package_roots())

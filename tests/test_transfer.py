@@ -245,6 +245,9 @@ def test_fit_key_changes_with_the_labels_and_the_options() -> None:
     assert key != transfer._fit_key(cfg, {"a": 2}, 0, cgs, acc, 0, "source")
     assert key != transfer._fit_key(cfg, {"a": 1}, 1, cgs, acc, 0, "source")
     assert key != transfer._fit_key(cfg, {"a": 1}, 0, cgs[::-1], acc[::-1], 0, "source")
+    with pytest.MonkeyPatch.context() as mp:  # other code: refit, never reuse the old code's fit
+        mp.setattr(transfer, "code_fingerprint", lambda: "0" * 16)
+        assert key != transfer._fit_key(cfg, {"a": 1}, 0, cgs, acc, 0, "source")
 
 
 def test_shared_encoder_is_pretrained_once_and_frozen(tmp_path, monkeypatch) -> None:

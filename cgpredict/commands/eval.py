@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training sets of the lofo setting (default: every labelled family/task except the target's family)")
     p.add_argument("--lofo-max", type=int, default=None, help="cap on nets per lofo training set (seeded subset)")
     p.add_argument("--cache-dir", default=None,
-                   help="save fitted source predictors here and reuse them in later runs with the same inputs")
+                   help="save fitted source predictors here and reuse them in later runs with the same inputs and code")
     p.add_argument("--scores-dir", default=None, help="write every evaluation's per-net scores here (.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
