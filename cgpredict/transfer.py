@@ -500,8 +500,9 @@ def _fit_key(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Seque
 
     data = hashlib.sha256(np.asarray(labels, dtype=np.float64).tobytes())
     data.update("\n".join(cg.name or "" for cg in cgs).encode())
-    doc = {"version": __version__, "code": code_fingerprint(), "options": opts, "seed": seed, "source": config.source, "split": config.split,
-           "max_source": config.max_source, "n_train": len(cgs), "n_unlabelled": n_unlabelled,
+    doc = {"version": __version__, "code": code_fingerprint(), "options": opts, "seed": seed,
+           "source": config.source, "split": config.split, "max_source": config.max_source,
+           "n_train": len(cgs), "n_unlabelled": n_unlabelled,
            "data": data.hexdigest()[:16], "tag": tag, **({"shared_encoder": True} if shared else {})}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
