@@ -46,6 +46,15 @@ EXACT_OUTPUT = {
 }
 
 
+def _normalised(source: str) -> str:
+    """``source`` (one statement) as :func:`ast.unparse` writes it, so spacing does not matter."""
+    return ast.unparse(ast.parse(source).body[0])
+
+
+#: :data:`EXACT_OUTPUT` keyed by the normalised statement.
+EXPECTED_BY_STATEMENT = {_normalised(line): (line, expected) for line, expected in EXACT_OUTPUT.items()}
+
+
 def _statements(code: str) -> list[tuple[str, str]]:
     """Each top-level statement of ``code`` with its source text."""
     tree = ast.parse(code)
@@ -74,7 +83,7 @@ def test_readme_examples_run_in_order(shared_data: Path, tmp_path: Path, monkeyp
                     exec(compile(source, f"README.md:{start}", "exec"), namespace)  # noqa: S102 - README's own code
                 except Exception as exc:  # pragma: no cover - the failure message is the point
                     raise AssertionError(f"README.md block at line {start} failed at `{source}`: {exc!r}") from exc
-            for line, expected in EXACT_OUTPUT.items():
-                if normalised == ast.unparse(ast.parse(line).body[0]):
-                    assert out.getvalue().strip() == expected, f"README.md:{start} `{line}` printed {out.getvalue()!r}"
+            if normalised in EXPECTED_BY_STATEMENT:
+                line, expected = EXPECTED_BY_STATEMENT[normalised]
+                assert out.getvalue().strip() == expected, f"README.md:{start} `{line}` printed {out.getvalue()!r}"
     assert os.path.isdir(tmp_path / "search_out") and os.path.exists(tmp_path / "toy_predictor")
