@@ -209,6 +209,8 @@ class Predictor:
         self.zero_cost = tuple(zero_cost)
         self.weights: dict[str, float] = equal_weights(self.members)
         self.taus_: dict[str, float] = {}
+        self.crossfit_scores_: dict[str, np.ndarray] = {}
+        self.crossfit_folds_: np.ndarray | None = None
         self.grid_scores_: dict[str, float] = {}
         self.fitted = False
         self._build()
@@ -491,13 +493,20 @@ class Predictor:
 
     def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,
                            folds: int) -> dict[str, float]:
-        """Per member, Kendall τ on held-out folds of copies fine-tuned on the other folds (mean)."""
+        """Per member, Kendall τ on held-out folds of copies fine-tuned on the other folds (mean).
+
+        Keeps each net's held-out scores in ``crossfit_scores_`` (member → one score per CG, from
+        the copy that did not see it) and its fold in ``crossfit_folds_``; scores of different
+        folds come from different copies, so compare them only within a fold."""
         import copy
 
         order = np.random.default_rng(self.seed).permutation(y.size)
         per_member: dict[str, list[float]] = {name: [] for name in self.members}
+        fold_of = np.empty(y.size, dtype=np.int64)
+        held_scores = {name: np.full(y.size, np.nan) for name in self.members}
         for k in range(folds):
             held = np.sort(order[k::folds])
+            fold_of[held] = k
             train = np.setdiff1d(np.arange(y.size), held)
             clone = copy.deepcopy(self)
             for part in (clone, clone.encoder, *clone.models.values()):
@@ -505,9 +514,12 @@ class Predictor:
                     part.progress = False
             clone.finetune([cgs[i] for i in train], y[train], epochs=epochs, adapt=adapt, weight_folds=0)
             scores = clone.member_scores([cgs[i] for i in held])
+            for name, values in scores.items():
+                held_scores[name][held] = values
             _, fold_taus = kendall_weights(scores, y[held], 1.0)
             for name, tau in fold_taus.items():
                 per_member[name].append(tau)
+        self.crossfit_scores_, self.crossfit_folds_ = held_scores, fold_of
         return {name: float(np.mean(v)) for name, v in per_member.items()}
 
     def add_proxy_member(self, proxy: str | ProxyConfig | dict[str, Any] | None = "gennas",

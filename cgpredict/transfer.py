@@ -468,7 +468,9 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
                 scores, acc = predictor_scores(model, ev.cgs, zero_shot=setting != "few-shot")
                 base = baseline_scores(ev)
                 label = f"{config.shots}-shot" if setting == "few-shot" else setting
-                _dump_scores(config, label, name, seed, ev.labels, {**base, **scores})
+                _dump_scores(config, label, name, seed, ev.labels, {**base, **scores},
+                             tuned=model if setting == "few-shot" else None,
+                             shot_labels=st.labels if setting == "few-shot" else None)
                 rows += score_rows(ev.labels, {**base, **scores}, acc, {**base_kind, **{k: "baseline" for k in base},
                                                                          ENSEMBLE: "ensemble", PAPER_ENSEMBLE: "ensemble",
                                                                          AGREEMENT_ENSEMBLE: "ensemble"},
@@ -538,15 +540,30 @@ def _cached_fit(config: TransferConfig, opts: dict[str, Any], seed: int, cgs: Se
 
 
 def _dump_scores(config: TransferConfig, setting: str, target: str, seed: int, labels: np.ndarray,
-                 scores: dict[str, np.ndarray]) -> None:
-    """Write the per-net scores of one evaluation to ``config.scores_dir`` (if set)."""
+                 scores: dict[str, np.ndarray], tuned: Predictor | None = None,
+                 shot_labels: np.ndarray | None = None) -> None:
+    """Write the per-net scores of one evaluation to ``config.scores_dir`` (if set).
+
+    After fine-tuning (``tuned``, ``shot_labels``) also the fine-tuning nets' labels, the
+    members' cross-fitted held-out scores on them and their folds (``shot_score_<i>`` in the
+    order of ``shot_names``, ``shot_folds``), and the members' τ and weights — what any rule
+    that weighs members from the fine-tuning labels needs, so rules can be compared offline."""
     if not config.scores_dir:
         return
     out = Path(config.scores_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{setting}__{target.replace('/', '__')}__seed{seed}"
+    extra: dict[str, np.ndarray] = {}
+    if tuned is not None and shot_labels is not None and tuned.crossfit_folds_ is not None:
+        names = list(tuned.crossfit_scores_)
+        extra = {"shot_labels": np.asarray(shot_labels, dtype=np.float64), "shot_names": np.array(names),
+                 "shot_folds": tuned.crossfit_folds_,
+                 "member_taus": np.array([tuned.taus_.get(n, np.nan) for n in names]),
+                 "member_weights": np.array([tuned.weights.get(n, np.nan) for n in names]),
+                 **{f"shot_score_{i}": np.asarray(tuned.crossfit_scores_[n], dtype=np.float64)
+                    for i, n in enumerate(names)}}
     np.savez(out / f"{stem}.npz", labels=np.asarray(labels, dtype=np.float64), names=np.array(list(scores)),
-             **{f"score_{i}": np.asarray(v, dtype=np.float64) for i, v in enumerate(scores.values())})
+             **{f"score_{i}": np.asarray(v, dtype=np.float64) for i, v in enumerate(scores.values())}, **extra)
 
 
 def _fit_lofo(config: TransferConfig, target: str, opts: dict[str, Any], seed: int,

@@ -66,6 +66,52 @@ def softmax_weights(taus: Mapping[str, float], temperature: float = 1.0) -> dict
     return dict(zip(names, w.tolist()))
 
 
+#: Temperatures :func:`crossfit_temperature` chooses from.
+TEMPERATURE_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def crossfit_temperature(shot_scores: Mapping[str, np.ndarray], folds: np.ndarray, labels: np.ndarray,
+                         grid: tuple[float, ...] = TEMPERATURE_GRID) -> tuple[float, dict[float, float]]:
+    """``(temperature, criterion)``: the Kendall-τ softmax temperature that ranks held-out nets best.
+
+    ``shot_scores`` are the members' cross-fitted scores on the fine-tuning nets (each net scored
+    by a copy not fine-tuned on it; :attr:`Predictor.crossfit_scores_`) and ``folds`` each net's
+    fold. For every fold ``k`` and temperature ``T``, the weights ``softmax(τ / T)`` come from the
+    members' τ on the *other* folds, and the weighted rank ensemble is scored by its Kendall τ on
+    fold ``k``; ``criterion[T]`` is the mean over folds. Returns the best ``T`` (ties: the larger,
+    i.e. the smoother weighting). Low ``T`` nearly selects the best member, high ``T`` averages
+    them: which is better depends on how far the best member is ahead and how much the others
+    add, so it is read off the user's labels instead of fixed.
+    """
+    folds = np.asarray(folds)
+    labels = np.asarray(labels, dtype=np.float64)
+    ids = np.unique(folds)
+    if ids.size < 2:
+        raise ValueError("crossfit_temperature needs at least 2 folds")
+    if not grid or min(grid) <= 0:
+        raise ValueError(f"temperatures must be > 0, got {grid}")
+    criterion: dict[float, list[float]] = {float(t): [] for t in grid}
+    for k in ids:
+        held = folds == k
+        other_taus: dict[str, list[float]] = {name: [] for name in shot_scores}
+        for j in ids[ids != k]:
+            part = folds == j
+            _, taus = kendall_weights({n: np.asarray(s)[part] for n, s in shot_scores.items()}, labels[part])
+            for name, tau in taus.items():
+                other_taus[name].append(tau)
+        taus = {name: float(np.mean(v)) for name, v in other_taus.items()}
+        held_scores = {n: np.asarray(s)[held] for n, s in shot_scores.items()}
+        for t in criterion:
+            ens = combine(held_scores, softmax_weights(taus, t))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateMetricWarning)
+                tau = kendall_tau(labels[held], ens)
+            criterion[t].append(0.0 if np.isnan(tau) else float(tau))
+    means = {t: float(np.mean(v)) for t, v in criterion.items()}
+    best = max(means.values())
+    return max(t for t, v in means.items() if v >= best - 1e-12), means
+
+
 def proxy_agreement_weights(member_scores: Mapping[str, np.ndarray], temperature: float = 0.1,
                             judge: str = "Proxy") -> tuple[dict[str, float], dict[str, float]]:
     """``(weights, taus)``: label-free zero-shot weights from agreement with a training-free judge.

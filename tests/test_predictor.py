@@ -130,6 +130,9 @@ def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path)
         clone = copy.deepcopy(fresh).finetune([target[i] for i in train], y[train], epochs=3, weight_folds=0)
         scores = clone.member_scores([target[i] for i in held])
         per_fold.append({n: kendall_tau(y[held], scores[n]) for n in MEMBERS})
+        np.testing.assert_array_equal(tuned.crossfit_folds_[held], k)
+        for name in MEMBERS:  # the held-out scores are kept, net by net
+            np.testing.assert_allclose(tuned.crossfit_scores_[name][held], scores[name], rtol=1e-9)
     for name in MEMBERS:
         assert tuned.taus_[name] == pytest.approx(np.mean([f[name] for f in per_fold]), abs=1e-9)
     expected = np.exp(np.array([tuned.taus_[n] for n in tuned.weights]) / tuned.weight_temperature)

@@ -202,3 +202,21 @@ def test_reweight_by_proxy_sets_label_free_weights(tmp_path: Path, monkeypatch: 
     best = max(MEMBERS, key=lambda n: pred.taus_[n])
     worst = min(MEMBERS, key=lambda n: pred.taus_[n])
     assert pred.weights[best] > pred.weights[worst]
+
+
+def test_crossfit_temperature_sharpens_for_a_dominant_member_and_smooths_for_equals() -> None:
+    from cgpredict.models.ensemble import crossfit_temperature
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=60)
+    folds = np.arange(60) % 2
+    # one member is nearly exact, the others are noise: the sharpest weighting wins
+    dominant = {"good": y + 0.05 * rng.normal(size=60), **{f"noise{i}": rng.normal(size=60) for i in range(5)}}
+    t, crit = crossfit_temperature(dominant, folds, y)
+    assert t < max(crit) and crit[t] > crit[max(crit)] + 0.1
+    # five equally good members with independent errors: averaging them beats picking one
+    equals = {f"m{i}": y + 1.0 * rng.normal(size=60) for i in range(5)}
+    t, crit = crossfit_temperature(equals, folds, y)
+    assert t > 0.02 and crit[t] > crit[0.02]
+    with pytest.raises(ValueError, match="2 folds"):
+        crossfit_temperature(equals, np.zeros(60), y)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +205,18 @@ def test_cached_source_fits_are_reused_and_give_the_same_results(tmp_path, monke
     np.testing.assert_array_equal(dump["labels"], data["toyb/x"].labels)
     names = list(dump["names"])
     assert ENSEMBLE in names and "FLOPs" in names and len(dump[f"score_{names.index(ENSEMBLE)}"]) == 30
+    # after fine-tuning: the fine-tuning nets' labels and cross-fitted member scores, folds and τ
+    few = np.load(tmp_path / "scores" / "8-shot__toyb__x__seed0.npz")
+    shots, _ = transfer.shot_indices(30, 8, 0, "toyb/x")
+    np.testing.assert_array_equal(few["shot_labels"], data["toyb/x"].labels[shots])
+    assert sorted(set(few["shot_folds"].tolist())) == [0, 1] and list(few["shot_names"]) == list(transfer.MEMBERS)
+    assert all(np.isfinite(few[f"shot_score_{i}"]).all() for i in range(len(transfer.MEMBERS)))
+    # the offline weight-rule benchmark re-derives the run's ensemble from them (it checks T=0.1)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "weight_rules.py"
+    subprocess.run([sys.executable, str(script), "--scores-dir", str(tmp_path / "scores"), "--dev", "toyb/x",
+                    "--out", str(tmp_path / "rules.md")], check=True)
+    table = (tmp_path / "rules.md").read_text()
+    assert "## toyb/x — dev" in table and "| T=0.1 |" in table and "| auto T |" in table
     # a training-free Proxy member (proxy_inputs=False) reuses the same cached fit
     seven = TransferConfig(**common, members=[*transfer.MEMBERS, "Proxy"],
                            predictor={**TINY, "proxy_inputs": False, "zero_cost": ["synflow"]})

@@ -1,0 +1,117 @@
+"""Benchmark: rules for the fine-tuned ensemble weights, compared offline on dumped scores.
+
+Pipeline position: model → CG → features → predictor members → **ensemble weights** → ranking.
+
+Reads the ``.npz`` files that ``benchmarks/transfer.py --settings few-shot --scores-dir DIR``
+writes per (target, seed): the members' scores on the evaluated nets, and for the 50 fine-tuning
+nets their labels, the members' cross-fitted held-out scores, their folds and τ. Every rule turns
+those into member weights without touching the evaluated nets' labels; the table gives the
+weighted rank ensemble's Spearman on the evaluated nets (mean ± std over seeds, then per seed).
+The rule ``T=0.1`` is what the protocol run itself used: its row must equal the run's ensemble,
+which the script checks.
+
+Example::
+
+    python benchmarks/weight_rules.py --scores-dir runs/scores --dev nasbench201/cifar100 \\
+        --out benchmarks/results/weight_rules.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cgpredict.metrics import spearman
+from cgpredict.models.ensemble import TEMPERATURE_GRID, combine, crossfit_temperature, equal_weights, softmax_weights
+
+ENSEMBLE = "GENNAPE ensemble"
+FILE = re.compile(r"(?P<shots>\d+)-shot__(?P<family>[^_]+(?:_[^_]+)*?)__(?P<task>.+)__seed(?P<seed>\d+)\.npz$")
+
+
+def load(path: Path) -> dict:
+    """One dump: labels, every method's scores, and the fine-tuning nets' cross-fitted scores."""
+    z = np.load(path, allow_pickle=False)
+    names = [str(n) for n in z["names"]]
+    shot_names = [str(n) for n in z["shot_names"]]
+    return {"labels": z["labels"], "scores": {n: z[f"score_{i}"] for i, n in enumerate(names)},
+            "members": shot_names, "shot_labels": z["shot_labels"], "folds": z["shot_folds"],
+            "taus": dict(zip(shot_names, z["member_taus"].tolist())),
+            "shot_scores": {n: z[f"shot_score_{i}"] for i, n in enumerate(shot_names)}}
+
+
+def rule_weights(d: dict) -> dict[str, dict[str, float]]:
+    """Weights of each rule for one dump (rule name → member → weight)."""
+    out = {f"T={t:g}": softmax_weights(d["taus"], t) for t in TEMPERATURE_GRID}
+    best = max(d["members"], key=lambda n: d["taus"][n])
+    out["best member by τ"] = {n: float(n == best) for n in d["members"]}
+    out["equal"] = equal_weights(d["members"])
+    t, _ = crossfit_temperature(d["shot_scores"], d["folds"], d["shot_labels"])
+    out["auto T"] = softmax_weights(d["taus"], t)
+    out["_auto_t"] = t  # type: ignore[assignment]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scores-dir", required=True, help="folder of the protocol's few-shot .npz dumps")
+    ap.add_argument("--dev", nargs="*", default=["nasbench201/cifar100"],
+                    help="targets on which a rule may be chosen (the others are reported, not chosen on)")
+    ap.add_argument("--out", default=None, help="write the markdown here (default: print)")
+    args = ap.parse_args(argv)
+
+    results: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    chosen: dict[str, dict[int, float]] = defaultdict(dict)
+    for path in sorted(Path(args.scores_dir).glob("*-shot__*.npz")):
+        m = FILE.search(path.name)
+        if m is None:
+            continue
+        target, seed = f"{m['family']}/{m['task']}", int(m["seed"])
+        d = load(path)
+        rules = rule_weights(d)
+        chosen[target][seed] = rules.pop("_auto_t")  # type: ignore[arg-type]
+        member_scores = {n: d["scores"][n] for n in d["members"]}
+        for name, w in rules.items():
+            results[target][name][seed] = spearman(d["labels"], combine(member_scores, w))
+        for n in d["members"]:
+            results[target][f"member {n}"][seed] = spearman(d["labels"], d["scores"][n])
+        run = spearman(d["labels"], d["scores"][ENSEMBLE])
+        if abs(run - results[target]["T=0.1"][seed]) > 1e-9:
+            raise SystemExit(f"{path.name}: T=0.1 gives {results[target]['T=0.1'][seed]:.6f} but the run's "
+                             f"ensemble {run:.6f}; were these scores written with another temperature?")
+    if not results:
+        raise SystemExit(f"no few-shot dumps with cross-fitted scores in {args.scores_dir}")
+
+    lines = ["# Fine-tuned ensemble weights: rules compared on the same fine-tuned members", "",
+             f"Reproduce with: `python benchmarks/weight_rules.py --scores-dir DIR --dev {' '.join(args.dev)}`", "",
+             "Spearman of the weighted rank ensemble on the evaluated (non-fine-tuning) nets; mean ± std over "
+             "seeds, then per seed. `T=t`: softmax(τ / t) of the members' cross-fitted Kendall τ on the 50 "
+             "fine-tuning nets (`T=0.1` = the protocol run itself, checked); `auto T`: the temperature "
+             "`crossfit_temperature` picks from the fine-tuning nets alone; `best member by τ`: all weight "
+             "on the member with the highest cross-fitted τ.", ""]
+    for target in sorted(results, key=lambda t: (t not in args.dev, t)):
+        rows = results[target]
+        seeds = sorted(next(iter(rows.values())))
+        role = "dev (rules may be chosen here)" if target in args.dev else "test (reported only)"
+        lines += [f"## {target} — {role}, {len(seeds)} seed(s)", "",
+                  "| rule | spearman | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|---|---|" + "---|" * len(seeds)]
+        for name, per in rows.items():
+            v = np.array([per[s] for s in seeds])
+            lines.append(f"| {name} | {v.mean():.3f} ± {v.std():.3f} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+        lines += ["", "`auto T` chose: " + ", ".join(f"seed {s}: {chosen[target][s]:g}" for s in seeds), ""]
+    text = "\n".join(lines)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
