@@ -64,8 +64,8 @@ from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.dedup import fast_inference_enabled
-from cgpredict.models.ensemble import (combine, equal_weights, kendall_weights, proxy_agreement_weights,
-                                       softmax_weights)
+from cgpredict.models.ensemble import (combine, crossfit_temperature, equal_weights, kendall_weights,
+                                       proxy_agreement_weights, softmax_weights)
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
@@ -155,7 +155,10 @@ class Predictor:
             below 80%).
         weight_temperature: temperature of the Kendall-τ softmax after fine-tuning (default 0.1,
             about the standard error of τ over 50 nets, so a member must rank clearly better to
-            dominate; at 1.0 the weights of members with τ 0.5–0.7 differ by under 25 %).
+            dominate; at 1.0 the weights of members with τ 0.5–0.7 differ by under 25 %), or
+            ``"auto"``: chosen at each :meth:`finetune` from the cross-fitted scores
+            (:func:`~cgpredict.models.ensemble.crossfit_temperature`; needs ``weight_folds >= 2``;
+            the label-free :meth:`reweight_by_proxy` then uses 0.1).
         proxy: ``None`` (CG features only), ``"gennas"``, ``"eproxy"``, a
             :class:`~cgpredict.proxies.ProxyConfig` or its keyword dict: regression-proxy features
             as extra graph (CL heads) and node (k-GNN) inputs. Every CG given to ``fit``/``predict``
@@ -182,7 +185,7 @@ class Predictor:
                  regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
                  kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
-                 weight_temperature: float = 0.1, proxy: str | ProxyConfig | dict[str, Any] | None = None,
+                 weight_temperature: float | str = 0.1, proxy: str | ProxyConfig | dict[str, Any] | None = None,
                  proxy_inputs: bool = True, zero_cost: Sequence[str] = (), seed: int = 0,
                  progress: bool = True) -> None:
         unknown = [name for name in members if name not in ALL_MEMBERS]
@@ -202,7 +205,11 @@ class Predictor:
         self.n_clusters, self.m = int(n_clusters), float(m)
         self.fcm_grid = None if fcm_grid is None else dict(fcm_grid)
         self.min_train_accuracy = min_train_accuracy
+        if not (weight_temperature == "auto" or (isinstance(weight_temperature, (int, float))
+                                                 and weight_temperature > 0)):
+            raise ValueError(f"weight_temperature must be > 0 or 'auto', got {weight_temperature!r}")
         self.weight_temperature = weight_temperature
+        self.temperature_: float | None = None
         self.seed, self.progress = seed, progress
         self.proxy = _proxy_config(proxy)
         self.proxy_inputs = bool(proxy_inputs)
@@ -451,14 +458,16 @@ class Predictor:
         seed noise); heads and the k-GNN then train ``epochs`` more epochs on the new labels, and
         the ``Proxy`` member fits its ridge.
 
-        Ensemble weights become ``softmax(τ / weight_temperature)`` of each member's Kendall τ on
-        these CGs. With ``weight_folds = K ≥ 2`` (default 2) τ is cross-fitted: a copy of the
-        predictor is fine-tuned on K−1 folds and scored on the held-out fold, τ averaged over folds.
-        That costs one more fine-tuning run but measures what the weights are for — how a member
-        ranks nets it was not fine-tuned on; the in-sample τ (``weight_folds=0``, the paper's
-        reading; ``Proxy`` then uses its leave-one-out predictions) is inflated for the members that
-        fit 50 nets almost perfectly (NB-201, 50 nets: in-sample τ 0.82–0.91 for the MLP heads and
-        k-GNN whose held-out τ is 0.44–0.63).
+        Ensemble weights become ``softmax(τ / T)`` of each member's Kendall τ on these CGs, with
+        ``T`` = ``weight_temperature`` or, for ``"auto"``, the one the cross-fitted scores favour
+        (:func:`~cgpredict.models.ensemble.crossfit_temperature`); ``temperature_`` holds it.
+        With ``weight_folds = K ≥ 2`` (default 2) τ is cross-fitted: a copy of the predictor is
+        fine-tuned on K−1 folds and scored on the held-out fold, τ averaged over folds. That costs
+        one more fine-tuning run but measures what the weights are for — how a member ranks nets
+        it was not fine-tuned on; the in-sample τ (``weight_folds=0``, the paper's reading;
+        ``Proxy`` then uses its leave-one-out predictions) is inflated for the members that fit 50
+        nets almost perfectly (NB-201, 50 nets: in-sample τ 0.82–0.91 for the MLP heads and k-GNN
+        whose held-out τ is 0.44–0.63).
         """
         self._require_fitted()
         y = self._check(cgs, labels)
@@ -466,6 +475,8 @@ class Predictor:
             raise ValueError("fine-tuning needs at least 2 labelled CGs")
         if weight_folds == 1 or weight_folds < 0:
             raise ValueError(f"weight_folds must be 0 (in-sample τ) or >= 2, got {weight_folds}")
+        if self.weight_temperature == "auto" and not weight_folds:
+            raise ValueError("weight_temperature='auto' is read off cross-fitted scores: use weight_folds >= 2")
         if weight_folds and y.size < 2 * weight_folds:
             raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0")
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
@@ -486,9 +497,14 @@ class Predictor:
             scores = self.member_scores(cgs)
             if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
                 scores["Proxy"] = self.models["Proxy"].loo_scores_
-            self.weights, self.taus_ = kendall_weights(scores, y, self.weight_temperature)
+            self.temperature_ = float(self.weight_temperature)
+            self.weights, self.taus_ = kendall_weights(scores, y, self.temperature_)
         else:
-            self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
+            if self.weight_temperature == "auto":
+                self.temperature_, _ = crossfit_temperature(self.crossfit_scores_, self.crossfit_folds_, y)
+            else:
+                self.temperature_ = float(self.weight_temperature)
+            self.weights, self.taus_ = softmax_weights(taus, self.temperature_), taus
         return self
 
     def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,
@@ -509,6 +525,7 @@ class Predictor:
             fold_of[held] = k
             train = np.setdiff1d(np.arange(y.size), held)
             clone = copy.deepcopy(self)
+            clone.weight_temperature = 0.1  # only its member scores are used, not its weights
             for part in (clone, clone.encoder, *clone.models.values()):
                 if hasattr(part, "progress"):
                     part.progress = False
@@ -565,10 +582,16 @@ class Predictor:
             raise ValueError("reweight_by_proxy() needs the Proxy member: call add_proxy_member() first")
         if len(cgs) < 10:
             raise ValueError(f"reweight_by_proxy() needs at least 10 target CGs to measure agreement, got {len(cgs)}")
-        self.weights, self.taus_ = proxy_agreement_weights(self.member_scores(cgs), self.weight_temperature)
+        self.weights, self.taus_ = proxy_agreement_weights(self.member_scores(cgs), self.agreement_temperature)
         return self
 
     # ------------------------------------------------------------------ inference
+    @property
+    def agreement_temperature(self) -> float:
+        """Temperature of the label-free :meth:`reweight_by_proxy` weights: ``weight_temperature``,
+        or 0.1 when that is ``"auto"`` (there are no labels to choose it from)."""
+        return 0.1 if self.weight_temperature == "auto" else float(self.weight_temperature)
+
     def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Each member's scores (higher = better): accuracies for the regressors, merge-sort
         positions for the pairwise members, GFLOPs for ``FLOPs``, ``-log loss`` (or, fine-tuned,

@@ -143,6 +143,29 @@ def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path)
         copy.deepcopy(fresh).finetune(target[:5], y[:5], epochs=1, weight_folds=3)
 
 
+def test_auto_temperature_is_read_off_the_cross_fitted_scores(fitted, tmp_path: Path) -> None:
+    from cgpredict.models.ensemble import crossfit_temperature, softmax_weights
+
+    pred, _, _ = fitted
+    target, y = toy_family(24, seed=11, min_depth=3, max_depth=8)
+    fixed = copy.deepcopy(pred).finetune(target, y, epochs=3, weight_folds=2)
+    auto = copy.deepcopy(pred)
+    auto.weight_temperature = "auto"
+    auto.finetune(target, y, epochs=3, weight_folds=2)
+    assert fixed.temperature_ == 0.1
+    # the same fine-tuning and cross-fitting: only the temperature differs, and it is the criterion's pick
+    assert auto.taus_ == pytest.approx(fixed.taus_)
+    expected_t, _ = crossfit_temperature(fixed.crossfit_scores_, fixed.crossfit_folds_, y)
+    assert auto.temperature_ == expected_t
+    assert auto.weights == pytest.approx(softmax_weights(auto.taus_, expected_t))
+    saved = Predictor.load(auto.save(tmp_path / "auto"), progress=False)
+    assert saved.weight_temperature == "auto" and saved.agreement_temperature == 0.1
+    with pytest.raises(ValueError, match="weight_folds >= 2"):
+        copy.deepcopy(auto).finetune(target, y, epochs=1, weight_folds=0)
+    with pytest.raises(ValueError, match="'auto'"):
+        Predictor(weight_temperature=0.0)
+
+
 def test_ood_flags_a_far_family(fitted) -> None:
     pred, cgs, _ = fitted
     with warnings.catch_warnings():
