@@ -669,6 +669,7 @@ class Predictor:
             "config": self.config(),
             "weights": self.weights,
             "taus": self.taus_,
+            "temperature": self.temperature_,
             "grid_scores": self.grid_scores_,
             "encoder_state": None if self.encoder is None else self.encoder.state(),
             "member_state": {name: model.state() for name, model in self.models.items()},
@@ -713,6 +714,7 @@ class Predictor:
             module.eval()
         obj.weights = {k: float(v) for k, v in doc["weights"].items()}
         obj.taus_ = dict(doc.get("taus", {}))
+        obj.temperature_ = doc.get("temperature")
         obj.grid_scores_ = dict(doc.get("grid_scores", {}))
         obj.fitted = True
         return obj

@@ -142,9 +142,13 @@ def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
     labels = tmp_path / "my10.csv"
     labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
     out = tmp_path / "my.ckpt"
-    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q") == 0
-    assert "fine-tuned on 10 nets" in capsys.readouterr().out
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q",
+                   "--weight-temperature", "auto") == 0
+    text = capsys.readouterr().out
+    assert "fine-tuned on 10 nets" in text
     tuned = Predictor.load(out, progress=False)
+    assert tuned.weight_temperature == "auto" and tuned.temperature_ in (0.02, 0.05, 0.1, 0.2, 0.5)
+    assert f"Kendall tau / {tuned.temperature_:g})" in text
     base = Predictor.pretrained(progress=False)
     cgs = load_family("nasbench201", n=10, seed=5).cgs(progress=False)
     assert not np.allclose(tuned.predict(cgs), base.predict(cgs))
@@ -167,7 +171,7 @@ def test_finetune_and_rank_with_the_proxy_member(run_cli, tmp_path: Path, monkey
     out = tmp_path / "proxy.ckpt"
     assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 2,
                    "--zero-cost", "synflow", "--weight-folds", 0, "-q") == 0
-    assert "in-sample Kendall tau" in capsys.readouterr().out
+    assert "in-sample Kendall tau / 0.1)" in capsys.readouterr().out
     tuned = Predictor.load(out, progress=False)
     assert "Proxy" in tuned.members and tuned.zero_cost == ("synflow",) and tuned.models["Proxy"].finetuned
     cgs = load_family("nasbench201", n=12, seed=6).cgs(progress=False)
@@ -213,3 +217,6 @@ def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.Cap
     assert "no function 'nobuild'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_cli("finetune", "--labels", labels, "-o", out)  # neither --family nor --builder
+    with pytest.raises(SystemExit):
+        run_cli(*argv, "--weight-temperature", "0")
+    assert "expected a number > 0 or 'auto', got '0'" in capsys.readouterr().err

@@ -76,6 +76,19 @@ def labelled_family(labels: str, family: str | None = None, builder: str | None 
                            name=Path(labels).stem)
 
 
+def _temperature(text: str) -> float | str:
+    """``--weight-temperature``: ``auto`` or a number > 0."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     from cgpredict.commands.predict import load_predictor
     from cgpredict.metrics import kendall_tau, spearman
@@ -88,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out} is a file; the checkpoint is a folder (config.json + weights.pt)")
     predictor = load_predictor(args.checkpoint, progress=not args.quiet)
     proxy_member_args.apply(predictor, args)
+    if args.weight_temperature is not None:
+        predictor.weight_temperature = args.weight_temperature
     fam = labelled_family(args.labels, args.family, args.builder, args.task, parse_input_shape(args.input_shape))
     if len(fam) < 2:
         raise ValueError(f"{args.labels}: fine-tuning needs at least 2 labelled nets, found {len(fam)}")
@@ -101,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"SRCC on these nets: {spearman(y, before):.3f} before, {spearman(y, after):.3f} after; "
           f"Kendall tau {kendall_tau(y, before):.3f} -> {kendall_tau(y, after):.3f}")
     how = f"{args.weight_folds}-fold cross-fitted" if args.weight_folds else "in-sample"
-    print(f"member weights (softmax of {how} Kendall tau): "
+    print(f"member weights (softmax of {how} Kendall tau / {predictor.temperature_:g}): "
           + ", ".join(f"{name} {w:.2f} (tau {predictor.taus_.get(name, float('nan')):.2f})"
                       for name, w in predictor.weights.items()))
     print(f"wrote {out} (use it with --checkpoint {out})")
@@ -132,6 +147,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="re-fit the heads' input standardisation to these nets before training (Predictor.adapt)")
     parser.add_argument("--weight-folds", type=int, default=2,
                         help="folds of the cross-fitted Kendall tau behind the member weights (0 = in-sample; default 2)")
+    parser.add_argument("--weight-temperature", type=_temperature, default=None, metavar="T|auto",
+                        help="temperature of the softmax over the members' Kendall tau (default: the checkpoint's, "
+                             "0.1 for the shipped one); 'auto' picks it from the cross-fitted scores")
     proxy_member_args.add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
