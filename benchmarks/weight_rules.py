@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from cgpredict.metrics import spearman
-from cgpredict.models.ensemble import TEMPERATURE_GRID, combine, crossfit_temperature, equal_weights, softmax_weights
+from cgpredict.models.ensemble import (TEMPERATURE_GRID, combine, crossfit_temperature, equal_weights, softmax_weights,
+                                       stacked_weights)
 
 ENSEMBLE = "GENNAPE ensemble"
 FILE = re.compile(r"(?P<shots>\d+)-shot__(?P<family>[^_]+(?:_[^_]+)*?)__(?P<task>.+)__seed(?P<seed>\d+)\.npz$")
@@ -52,6 +53,7 @@ def rule_weights(d: dict) -> dict[str, dict[str, float]]:
     out["equal"] = equal_weights(d["members"])
     t, _ = crossfit_temperature(d["shot_scores"], d["folds"], d["shot_labels"])
     out["auto T"] = softmax_weights(d["taus"], t)
+    out["stacked"] = stacked_weights(d["shot_scores"], d["folds"], d["shot_labels"])
     out["_auto_t"] = t  # type: ignore[assignment]
     return out
 
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
              "seeds, then per seed. `T=t`: softmax(τ / t) of the members' cross-fitted Kendall τ on the 50 "
              "fine-tuning nets (`T=0.1` = the protocol run itself, checked); `auto T`: the temperature "
              "`crossfit_temperature` picks from the fine-tuning nets alone; `best member by τ`: all weight "
-             "on the member with the highest cross-fitted τ.", ""]
+             "on the member with the highest cross-fitted τ; `stacked`: `stacked_weights`, the non-negative "
+             "least-squares fit of the fine-tuning nets' label ranks on the members' cross-fitted ranks.", ""]
     for target in sorted(results, key=lambda t: (t not in args.dev, t)):
         rows = results[target]
         seeds = sorted(next(iter(rows.values())))

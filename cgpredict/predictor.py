@@ -65,7 +65,7 @@ from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.dedup import fast_inference_enabled
 from cgpredict.models.ensemble import (combine, crossfit_temperature, equal_weights, kendall_weights,
-                                       proxy_agreement_weights, softmax_weights)
+                                       proxy_agreement_weights, softmax_weights, stacked_weights)
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
@@ -79,6 +79,8 @@ MEMBERS: tuple[str, ...] = ("CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise"
 #: Members outside the paper's ensemble, added on request (``Proxy`` needs ``proxy`` or ``zero_cost``).
 OPTIONAL_MEMBERS: tuple[str, ...] = ("Proxy",)
 ALL_MEMBERS: tuple[str, ...] = MEMBERS + OPTIONAL_MEMBERS
+#: How :meth:`Predictor.finetune` weighs the members (see the ``weighting`` argument).
+WEIGHTINGS: tuple[str, ...] = ("kendall", "stacked")
 #: Members that regress accuracy (used by :meth:`Predictor.predict`; ``Proxy`` too once fine-tuned).
 REGRESSION_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "k-GNN"})
 CL_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise"})
@@ -159,6 +161,10 @@ class Predictor:
             ``"auto"``: chosen at each :meth:`finetune` from the cross-fitted scores
             (:func:`~cgpredict.models.ensemble.crossfit_temperature`; needs ``weight_folds >= 2``;
             the label-free :meth:`reweight_by_proxy` then uses 0.1).
+        weighting: how :meth:`finetune` weighs the members: ``"kendall"`` (the paper's rule,
+            ``softmax(τ / weight_temperature)``) or ``"stacked"``
+            (:func:`~cgpredict.models.ensemble.stacked_weights`: non-negative least squares of the
+            labels' ranks on the members' cross-fitted ranks; needs ``weight_folds >= 2``).
         proxy: ``None`` (CG features only), ``"gennas"``, ``"eproxy"``, a
             :class:`~cgpredict.proxies.ProxyConfig` or its keyword dict: regression-proxy features
             as extra graph (CL heads) and node (k-GNN) inputs. Every CG given to ``fit``/``predict``
@@ -185,7 +191,7 @@ class Predictor:
                  regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
                  kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
-                 weight_temperature: float | str = 0.1, proxy: str | ProxyConfig | dict[str, Any] | None = None,
+                 weight_temperature: float | str = 0.1, weighting: str = "kendall", proxy: str | ProxyConfig | dict[str, Any] | None = None,
                  proxy_inputs: bool = True, zero_cost: Sequence[str] = (), seed: int = 0,
                  progress: bool = True) -> None:
         unknown = [name for name in members if name not in ALL_MEMBERS]
@@ -209,6 +215,9 @@ class Predictor:
                                                  and weight_temperature > 0)):
             raise ValueError(f"weight_temperature must be > 0 or 'auto', got {weight_temperature!r}")
         self.weight_temperature = weight_temperature
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        self.weighting = weighting
         self.temperature_: float | None = None
         self.seed, self.progress = seed, progress
         self.proxy = _proxy_config(proxy)
@@ -254,7 +263,7 @@ class Predictor:
         return {"members": list(self.members), "encoder": self.encoder_kwargs, "regressor": self.regressor_kwargs,
                 "pairwise": self.pairwise_kwargs, "kgnn": self.kgnn_kwargs, "n_clusters": self.n_clusters,
                 "m": self.m, "fcm_grid": self.fcm_grid, "min_train_accuracy": self.min_train_accuracy,
-                "weight_temperature": self.weight_temperature,
+                "weight_temperature": self.weight_temperature, "weighting": self.weighting,
                 "proxy": None if self.proxy is None else _proxy_dict(self.proxy), "proxy_inputs": self.proxy_inputs,
                 "zero_cost": list(self.zero_cost), "seed": self.seed}
 
@@ -461,6 +470,9 @@ class Predictor:
         Ensemble weights become ``softmax(τ / T)`` of each member's Kendall τ on these CGs, with
         ``T`` = ``weight_temperature`` or, for ``"auto"``, the one the cross-fitted scores favour
         (:func:`~cgpredict.models.ensemble.crossfit_temperature`); ``temperature_`` holds it.
+        With ``weighting="stacked"`` they are instead the non-negative least-squares fit of the
+        labels' ranks on the members' cross-fitted ranks
+        (:func:`~cgpredict.models.ensemble.stacked_weights`; ``taus_`` still holds each τ).
         With ``weight_folds = K ≥ 2`` (default 2) τ is cross-fitted: a copy of the predictor is
         fine-tuned on K−1 folds and scored on the held-out fold, τ averaged over folds. That costs
         one more fine-tuning run but measures what the weights are for — how a member ranks nets
@@ -477,6 +489,8 @@ class Predictor:
             raise ValueError(f"weight_folds must be 0 (in-sample τ) or >= 2, got {weight_folds}")
         if self.weight_temperature == "auto" and not weight_folds:
             raise ValueError("weight_temperature='auto' is read off cross-fitted scores: use weight_folds >= 2")
+        if self.weighting == "stacked" and not weight_folds:
+            raise ValueError("weighting='stacked' fits cross-fitted scores: use weight_folds >= 2")
         if weight_folds and y.size < 2 * weight_folds:
             raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0")
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
@@ -505,6 +519,8 @@ class Predictor:
             else:
                 self.temperature_ = float(self.weight_temperature)
             self.weights, self.taus_ = softmax_weights(taus, self.temperature_), taus
+            if self.weighting == "stacked":
+                self.weights = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y)
         return self
 
     def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,
@@ -525,7 +541,7 @@ class Predictor:
             fold_of[held] = k
             train = np.setdiff1d(np.arange(y.size), held)
             clone = copy.deepcopy(self)
-            clone.weight_temperature = 0.1  # only its member scores are used, not its weights
+            clone.weight_temperature, clone.weighting = 0.1, "kendall"  # only its member scores are used
             for part in (clone, clone.encoder, *clone.models.values()):
                 if hasattr(part, "progress"):
                     part.progress = False

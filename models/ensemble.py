@@ -7,7 +7,9 @@ member's scores are first turned into normalised ranks: average ranks for ties, 
 ``[0, 1]`` (1 = that member's best CG). The ensemble score is the weighted mean of these ranks.
 Zero-shot, all members weigh the same; after fine-tuning on a few labelled CGs of the target
 family, the weights are ``softmax(τ_member / temperature)`` of each member's Kendall τ on those
-CGs (a member with an undefined τ, e.g. constant scores, counts as τ = 0).
+CGs (a member with an undefined τ, e.g. constant scores, counts as τ = 0); or, by
+:func:`stacked_weights`, a non-negative least-squares fit of the labels' ranks on the members'
+cross-fitted ranks, which accounts for members that duplicate each other.
 
 With the training-free ``Proxy`` member there is a label-free alternative for zero-shot ranking,
 :func:`proxy_agreement_weights`: the proxy scores, computed on the target family itself, act as
@@ -110,6 +112,44 @@ def crossfit_temperature(shot_scores: Mapping[str, np.ndarray], folds: np.ndarra
     means = {t: float(np.mean(v)) for t, v in criterion.items()}
     best = max(means.values())
     return max(t for t, v in means.items() if v >= best - 1e-12), means
+
+
+def stacked_weights(shot_scores: Mapping[str, np.ndarray], folds: np.ndarray,
+                    labels: np.ndarray) -> dict[str, float]:
+    """Member weights by stacked regression on cross-fitted ranks (Breiman, *Stacked Regressions*, 1996).
+
+    ``shot_scores`` are the members' cross-fitted scores on the fine-tuning nets (each net scored
+    by a copy not fine-tuned on it; :attr:`Predictor.crossfit_scores_`), ``folds`` each net's fold.
+    Within every fold the members' scores and the labels become normalised ranks (the scale the
+    ensemble averages; scores of different folds come from different copies), centred at 0; the
+    weights are the non-negative least-squares fit (SciPy ``nnls``) of the label ranks on the
+    member ranks, rescaled to sum to 1 (all zero: equal weights). Unlike a softmax of each
+    member's own τ, the joint fit sees how members overlap: near-duplicates (the four CL members
+    share one encoder) split one share instead of taking four, and a member that adds nothing to
+    the others gets 0. A failed (NaN) score ranks last within its fold.
+    """
+    from scipy.optimize import nnls
+
+    names = list(shot_scores)
+    if not names:
+        raise ValueError("the ensemble has no members")
+    folds = np.asarray(folds)
+    labels = np.asarray(labels, dtype=np.float64)
+    rows, targets = [], []
+    for k in np.unique(folds):
+        part = folds == k
+        cols = []
+        for name in names:
+            values = np.asarray(shot_scores[name], dtype=np.float64)[part]
+            finite = np.isfinite(values)
+            low = values[finite].min() - 1.0 if finite.any() else 0.0
+            cols.append(normalized_ranks(np.where(finite, values, low)) - 0.5)
+        rows.append(np.stack(cols, axis=1))
+        targets.append(normalized_ranks(labels[part]) - 0.5)
+    w, _ = nnls(np.concatenate(rows), np.concatenate(targets))
+    if not w.sum() > 0:
+        return equal_weights(names)
+    return dict(zip(names, (w / w.sum()).tolist()))
 
 
 def proxy_agreement_weights(member_scores: Mapping[str, np.ndarray], temperature: float = 0.1,

@@ -146,6 +146,11 @@ def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
                    "--weight-temperature", "auto") == 0
     text = capsys.readouterr().out
     assert "fine-tuned on 10 nets" in text
+    stacked = tmp_path / "stacked.ckpt"
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", stacked, "--epochs", 2, "-q",
+                   "--weighting", "stacked") == 0
+    assert "member weights (stacked on 2-fold cross-fitted ranks)" in capsys.readouterr().out
+    assert Predictor.load(stacked, progress=False).weighting == "stacked"
     tuned = Predictor.load(out, progress=False)
     assert tuned.weight_temperature == "auto" and tuned.temperature_ in (0.02, 0.05, 0.1, 0.2, 0.5)
     assert f"Kendall tau / {tuned.temperature_:g})" in text

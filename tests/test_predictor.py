@@ -143,8 +143,8 @@ def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path)
         copy.deepcopy(fresh).finetune(target[:5], y[:5], epochs=1, weight_folds=3)
 
 
-def test_auto_temperature_is_read_off_the_cross_fitted_scores(fitted, tmp_path: Path) -> None:
-    from cgpredict.models.ensemble import crossfit_temperature, softmax_weights
+def test_auto_temperature_and_stacked_weights_are_read_off_the_cross_fitted_scores(fitted, tmp_path: Path) -> None:
+    from cgpredict.models.ensemble import crossfit_temperature, softmax_weights, stacked_weights
 
     pred, _, _ = fitted
     target, y = toy_family(24, seed=11, min_depth=3, max_depth=8)
@@ -160,6 +160,18 @@ def test_auto_temperature_is_read_off_the_cross_fitted_scores(fitted, tmp_path: 
     assert auto.weights == pytest.approx(softmax_weights(auto.taus_, expected_t))
     saved = Predictor.load(auto.save(tmp_path / "auto"), progress=False)
     assert saved.weight_temperature == "auto" and saved.agreement_temperature == 0.1
+    assert saved.temperature_ == expected_t and saved.weights == pytest.approx(auto.weights)
+    # weighting="stacked": the same cross-fitted scores, weights from their non-negative least-squares fit
+    stacked = copy.deepcopy(pred)
+    stacked.weighting = "stacked"
+    stacked.finetune(target, y, epochs=3, weight_folds=2)
+    assert stacked.taus_ == pytest.approx(fixed.taus_)
+    assert stacked.weights == pytest.approx(stacked_weights(fixed.crossfit_scores_, fixed.crossfit_folds_, y))
+    assert Predictor.load(stacked.save(tmp_path / "stacked"), progress=False).weighting == "stacked"
+    with pytest.raises(ValueError, match="weight_folds >= 2"):
+        copy.deepcopy(stacked).finetune(target, y, epochs=1, weight_folds=0)
+    with pytest.raises(ValueError, match="weighting must be one of kendall, stacked"):
+        Predictor(weighting="nnls")
     with pytest.raises(ValueError, match="weight_folds >= 2"):
         copy.deepcopy(auto).finetune(target, y, epochs=1, weight_folds=0)
     with pytest.raises(ValueError, match="'auto'"):

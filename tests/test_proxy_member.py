@@ -220,3 +220,30 @@ def test_crossfit_temperature_sharpens_for_a_dominant_member_and_smooths_for_equ
     assert t > 0.02 and crit[t] > crit[0.02]
     with pytest.raises(ValueError, match="2 folds"):
         crossfit_temperature(equals, np.zeros(60), y)
+
+
+def test_stacked_weights_split_duplicates_and_drop_members_that_add_nothing() -> None:
+    from cgpredict.models.ensemble import kendall_weights, stacked_weights
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=400)
+    folds = np.arange(400) % 2
+    a = y + 0.8 * rng.normal(size=400)  # one view of the label ...
+    b = y + 0.8 * rng.normal(size=400)  # ... an independent, equally good one ...
+    scores = {"a": a, "a_copy1": a + 1e-3 * rng.normal(size=400), "a_copy2": a * 2.0, "b": b,
+              "noise": rng.normal(size=400)}
+    stacked = stacked_weights(scores, folds, y)
+    assert sum(stacked.values()) == pytest.approx(1.0) and min(stacked.values()) >= 0
+    # the three copies of `a` share about what `b` gets alone; the softmax of τ gives them three shares
+    copies = stacked["a"] + stacked["a_copy1"] + stacked["a_copy2"]
+    assert copies == pytest.approx(stacked["b"], abs=0.2) and stacked["noise"] < 0.05
+    soft, _ = kendall_weights(scores, y, 0.1)
+    assert soft["a"] + soft["a_copy1"] + soft["a_copy2"] > 2 * soft["b"]
+    # a member whose scores are fold-wise rescaled is the same member: ranks are taken within folds
+    shifted = {**scores, "b": np.where(folds == 0, b, 100.0 + 5.0 * b)}
+    assert stacked_weights(shifted, folds, y) == pytest.approx(stacked)
+    # failed (NaN) scores rank last instead of breaking the fit; no signal at all: equal weights
+    with_nan = {**scores, "noise": np.where(np.arange(400) < 5, np.nan, scores["noise"])}
+    assert np.isfinite(list(stacked_weights(with_nan, folds, y).values())).all()
+    flat = stacked_weights({"x": -y, "z": -2 * y}, folds, y)
+    assert flat == {"x": 0.5, "z": 0.5}

@@ -216,7 +216,7 @@ def test_cached_source_fits_are_reused_and_give_the_same_results(tmp_path, monke
     subprocess.run([sys.executable, str(script), "--scores-dir", str(tmp_path / "scores"), "--dev", "toyb/x",
                     "--out", str(tmp_path / "rules.md")], check=True)
     table = (tmp_path / "rules.md").read_text()
-    assert "## toyb/x — dev" in table and "| T=0.1 |" in table and "| auto T |" in table
+    assert "## toyb/x — dev" in table and "| T=0.1 |" in table and "| auto T |" in table and "| stacked |" in table
     # a training-free Proxy member (proxy_inputs=False) reuses the same cached fit
     seven = TransferConfig(**common, members=[*transfer.MEMBERS, "Proxy"],
                            predictor={**TINY, "proxy_inputs": False, "zero_cost": ["synflow"]})

@@ -103,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     proxy_member_args.apply(predictor, args)
     if args.weight_temperature is not None:
         predictor.weight_temperature = args.weight_temperature
+    if args.weighting is not None:
+        predictor.weighting = args.weighting
     fam = labelled_family(args.labels, args.family, args.builder, args.task, parse_input_shape(args.input_shape))
     if len(fam) < 2:
         raise ValueError(f"{args.labels}: fine-tuning needs at least 2 labelled nets, found {len(fam)}")
@@ -116,7 +118,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"SRCC on these nets: {spearman(y, before):.3f} before, {spearman(y, after):.3f} after; "
           f"Kendall tau {kendall_tau(y, before):.3f} -> {kendall_tau(y, after):.3f}")
     how = f"{args.weight_folds}-fold cross-fitted" if args.weight_folds else "in-sample"
-    print(f"member weights (softmax of {how} Kendall tau / {predictor.temperature_:g}): "
+    rule = (f"stacked on {how} ranks" if predictor.weighting == "stacked"
+            else f"softmax of {how} Kendall tau / {predictor.temperature_:g}")
+    print(f"member weights ({rule}): "
           + ", ".join(f"{name} {w:.2f} (tau {predictor.taus_.get(name, float('nan')):.2f})"
                       for name, w in predictor.weights.items()))
     print(f"wrote {out} (use it with --checkpoint {out})")
@@ -150,6 +154,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--weight-temperature", type=_temperature, default=None, metavar="T|auto",
                         help="temperature of the softmax over the members' Kendall tau (default: the checkpoint's, "
                              "0.1 for the shipped one); 'auto' picks it from the cross-fitted scores")
+    parser.add_argument("--weighting", choices=("kendall", "stacked"), default=None,
+                        help="member weights: softmax of Kendall tau (kendall) or a non-negative least-squares "
+                             "fit on the cross-fitted ranks (stacked); default: the checkpoint's (kendall)")
     proxy_member_args.add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
