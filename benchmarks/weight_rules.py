@@ -61,20 +61,25 @@ def rule_weights(d: dict) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scores-dir", required=True, help="folder of the protocol's few-shot .npz dumps")
+    ap.add_argument("--scores-dir", required=True, nargs="+", help="folder(s) of the protocol's few-shot .npz dumps")
     ap.add_argument("--dev", nargs="*", default=["nasbench201/cifar100"],
                     help="targets on which a rule may be chosen (the others are reported, not chosen on)")
+    ap.add_argument("--note", action="append", default=[], help="a bullet under the header (repeatable)")
     ap.add_argument("--out", default=None, help="write the markdown here (default: print)")
     args = ap.parse_args(argv)
 
     results: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     chosen: dict[str, dict[int, float]] = defaultdict(dict)
-    for path in sorted(Path(args.scores_dir).glob("*-shot__*.npz")):
+    members: dict[str, list[str]] = {}
+    paths = sorted(p for d in args.scores_dir for p in Path(d).glob("*-shot__*.npz"))
+    for path in paths:
         m = FILE.search(path.name)
         if m is None:
             continue
         target, seed = f"{m['family']}/{m['task']}", int(m["seed"])
         d = load(path)
+        if members.setdefault(target, d["members"]) != d["members"]:
+            raise SystemExit(f"{path.name}: members {d['members']} differ from another seed's {members[target]}")
         rules = rule_weights(d)
         chosen[target][seed] = rules.pop("_auto_t")  # type: ignore[arg-type]
         member_scores = {n: d["scores"][n] for n in d["members"]}
@@ -87,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{path.name}: T=0.1 gives {results[target]['T=0.1'][seed]:.6f} but the run's "
                              f"ensemble {run:.6f}; were these scores written with another temperature?")
     if not results:
-        raise SystemExit(f"no few-shot dumps with cross-fitted scores in {args.scores_dir}")
+        raise SystemExit(f"no few-shot dumps with cross-fitted scores in {' '.join(args.scores_dir)}")
 
     lines = ["# Fine-tuned ensemble weights: rules compared on the same fine-tuned members", "",
-             f"Reproduce with: `python benchmarks/weight_rules.py --scores-dir DIR --dev {' '.join(args.dev)}`", "",
+             f"Reproduce with: `python benchmarks/weight_rules.py --scores-dir {' '.join(args.scores_dir)} "
+             f"--dev {' '.join(args.dev)}`", "", *[f"- {n}" for n in args.note], *([""] if args.note else []),
              "Spearman of the weighted rank ensemble on the evaluated (non-fine-tuning) nets; mean ± std over "
              "seeds, then per seed. `T=t`: softmax(τ / t) of the members' cross-fitted Kendall τ on the 50 "
              "fine-tuning nets (`T=0.1` = the protocol run itself, checked); `auto T`: the temperature "
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = sorted(next(iter(rows.values())))
         role = "dev (rules may be chosen here)" if target in args.dev else "test (reported only)"
         lines += [f"## {target} — {role}, {len(seeds)} seed(s)", "",
+                  f"Members: {', '.join(members[target])}.", "",
                   "| rule | spearman | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                   "|---|---|" + "---|" * len(seeds)]
         for name, per in rows.items():
