@@ -137,8 +137,11 @@ pre-trained on NAS-Bench-101. Load with `cgpredict.predictor.Predictor.pretraine
 `Predictor.load(<this folder>)`); weights load with `torch.load(..., weights_only=True)`.
 
 Members: {members}. Zero-shot the members are averaged with equal weights;
-`Predictor.finetune` (or `cgpredict finetune`) re-weights them by softmax(τ / 0.1) of their Kendall τ on your
-labelled nets, τ cross-fitted over 2 folds (`weight_folds`).
+`Predictor.finetune` (or `cgpredict finetune`) re-weights them on your labelled nets from their
+scores cross-fitted over 2 folds (`weight_folds`): by default a non-negative least-squares fit of
+the labels' ranks on the members' ranks (`weighting="stacked"`), or GENNAPE's softmax(τ / 0.1) of
+their Kendall τ (`weighting="kendall"`). The checkpoint's `config.json` names no `weighting`, so
+it follows the library's default.
 
 ## Training data and procedure
 

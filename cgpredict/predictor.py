@@ -64,8 +64,8 @@ from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.dedup import fast_inference_enabled
-from cgpredict.models.ensemble import (combine, crossfit_temperature, equal_weights, kendall_weights,
-                                       proxy_agreement_weights, softmax_weights, stacked_weights)
+from cgpredict.models.ensemble import (combine, equal_weights, kendall_weights, proxy_agreement_weights,
+                                       softmax_weights, stacked_weights)
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker, grid_search_fcm
@@ -155,16 +155,15 @@ class Predictor:
             split of the training family (``{}`` = the paper's grid C ∈ [10, 20], m ∈ {2, …, 4}).
         min_train_accuracy: drop training CGs below this accuracy (the paper drops NB-101 nets
             below 80%).
-        weight_temperature: temperature of the Kendall-τ softmax after fine-tuning (default 0.1,
-            about the standard error of τ over 50 nets, so a member must rank clearly better to
-            dominate; at 1.0 the weights of members with τ 0.5–0.7 differ by under 25 %), or
-            ``"auto"``: chosen at each :meth:`finetune` from the cross-fitted scores
-            (:func:`~cgpredict.models.ensemble.crossfit_temperature`; needs ``weight_folds >= 2``;
-            the label-free :meth:`reweight_by_proxy` then uses 0.1).
-        weighting: how :meth:`finetune` weighs the members: ``"kendall"`` (the paper's rule,
-            ``softmax(τ / weight_temperature)``) or ``"stacked"``
-            (:func:`~cgpredict.models.ensemble.stacked_weights`: non-negative least squares of the
-            labels' ranks on the members' cross-fitted ranks; needs ``weight_folds >= 2``).
+        weight_temperature: temperature of the Kendall-τ softmax of ``weighting="kendall"`` and of
+            the label-free :meth:`reweight_by_proxy` (default 0.1, about the standard error of τ
+            over 50 nets, so a member must rank clearly better to dominate; at 1.0 the weights of
+            members with τ 0.5–0.7 differ by under 25 %).
+        weighting: how :meth:`finetune` weighs the members: ``"stacked"`` (default;
+            :func:`~cgpredict.models.ensemble.stacked_weights`: non-negative least squares of the
+            labels' ranks on the members' cross-fitted ranks; needs ``weight_folds >= 2``) or
+            ``"kendall"`` (the paper's rule, ``softmax(τ / weight_temperature)``). Stacked weights
+            ranked 50-shot NB-201 better (`benchmarks/results/weight_rules.md`).
         proxy: ``None`` (CG features only), ``"gennas"``, ``"eproxy"``, a
             :class:`~cgpredict.proxies.ProxyConfig` or its keyword dict: regression-proxy features
             as extra graph (CL heads) and node (k-GNN) inputs. Every CG given to ``fit``/``predict``
@@ -191,7 +190,8 @@ class Predictor:
                  regressor: dict[str, Any] | None = None, pairwise: dict[str, Any] | None = None,
                  kgnn: dict[str, Any] | None = None, n_clusters: int = 10, m: float = 2.0,
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
-                 weight_temperature: float | str = 0.1, weighting: str = "kendall", proxy: str | ProxyConfig | dict[str, Any] | None = None,
+                 weight_temperature: float = 0.1, weighting: str = "stacked",
+                 proxy: str | ProxyConfig | dict[str, Any] | None = None,
                  proxy_inputs: bool = True, zero_cost: Sequence[str] = (), seed: int = 0,
                  progress: bool = True) -> None:
         unknown = [name for name in members if name not in ALL_MEMBERS]
@@ -211,14 +211,12 @@ class Predictor:
         self.n_clusters, self.m = int(n_clusters), float(m)
         self.fcm_grid = None if fcm_grid is None else dict(fcm_grid)
         self.min_train_accuracy = min_train_accuracy
-        if not (weight_temperature == "auto" or (isinstance(weight_temperature, (int, float))
-                                                 and weight_temperature > 0)):
-            raise ValueError(f"weight_temperature must be > 0 or 'auto', got {weight_temperature!r}")
+        if not weight_temperature > 0:
+            raise ValueError(f"weight_temperature must be > 0, got {weight_temperature!r}")
         self.weight_temperature = weight_temperature
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
         self.weighting = weighting
-        self.temperature_: float | None = None
         self.seed, self.progress = seed, progress
         self.proxy = _proxy_config(proxy)
         self.proxy_inputs = bool(proxy_inputs)
@@ -467,12 +465,11 @@ class Predictor:
         seed noise); heads and the k-GNN then train ``epochs`` more epochs on the new labels, and
         the ``Proxy`` member fits its ridge.
 
-        Ensemble weights become ``softmax(τ / T)`` of each member's Kendall τ on these CGs, with
-        ``T`` = ``weight_temperature`` or, for ``"auto"``, the one the cross-fitted scores favour
-        (:func:`~cgpredict.models.ensemble.crossfit_temperature`); ``temperature_`` holds it.
-        With ``weighting="stacked"`` they are instead the non-negative least-squares fit of the
-        labels' ranks on the members' cross-fitted ranks
-        (:func:`~cgpredict.models.ensemble.stacked_weights`; ``taus_`` still holds each τ).
+        Ensemble weights then come from how each member ranks these CGs: with ``weighting="stacked"``
+        (default) the non-negative least-squares fit of the labels' ranks on the members'
+        cross-fitted ranks (:func:`~cgpredict.models.ensemble.stacked_weights`), which sees that
+        the four CL members share one encoder; with ``"kendall"`` (the paper's rule)
+        ``softmax(τ / weight_temperature)`` of each member's Kendall τ. ``taus_`` holds each τ.
         With ``weight_folds = K ≥ 2`` (default 2) τ is cross-fitted: a copy of the predictor is
         fine-tuned on K−1 folds and scored on the held-out fold, τ averaged over folds. That costs
         one more fine-tuning run but measures what the weights are for — how a member ranks nets
@@ -487,12 +484,12 @@ class Predictor:
             raise ValueError("fine-tuning needs at least 2 labelled CGs")
         if weight_folds == 1 or weight_folds < 0:
             raise ValueError(f"weight_folds must be 0 (in-sample τ) or >= 2, got {weight_folds}")
-        if self.weight_temperature == "auto" and not weight_folds:
-            raise ValueError("weight_temperature='auto' is read off cross-fitted scores: use weight_folds >= 2")
         if self.weighting == "stacked" and not weight_folds:
-            raise ValueError("weighting='stacked' fits cross-fitted scores: use weight_folds >= 2")
+            raise ValueError("weighting='stacked' fits cross-fitted scores: use weight_folds >= 2, or set "
+                             "weighting='kendall' for in-sample Kendall-tau weights")
         if weight_folds and y.size < 2 * weight_folds:
-            raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0")
+            raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0 "
+                             "with weighting='kendall' (in-sample τ)")
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
         emb, gflops, nodes, proxy_scores = self._inputs(cgs)[:4]
         if adapt:
@@ -511,14 +508,9 @@ class Predictor:
             scores = self.member_scores(cgs)
             if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
                 scores["Proxy"] = self.models["Proxy"].loo_scores_
-            self.temperature_ = float(self.weight_temperature)
-            self.weights, self.taus_ = kendall_weights(scores, y, self.temperature_)
+            self.weights, self.taus_ = kendall_weights(scores, y, self.weight_temperature)
         else:
-            if self.weight_temperature == "auto":
-                self.temperature_, _ = crossfit_temperature(self.crossfit_scores_, self.crossfit_folds_, y)
-            else:
-                self.temperature_ = float(self.weight_temperature)
-            self.weights, self.taus_ = softmax_weights(taus, self.temperature_), taus
+            self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
             if self.weighting == "stacked":
                 self.weights = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y)
         return self
@@ -541,7 +533,7 @@ class Predictor:
             fold_of[held] = k
             train = np.setdiff1d(np.arange(y.size), held)
             clone = copy.deepcopy(self)
-            clone.weight_temperature, clone.weighting = 0.1, "kendall"  # only its member scores are used
+            clone.weighting = "kendall"  # fine-tuned in-sample; only its member scores are used
             for part in (clone, clone.encoder, *clone.models.values()):
                 if hasattr(part, "progress"):
                     part.progress = False
@@ -598,16 +590,10 @@ class Predictor:
             raise ValueError("reweight_by_proxy() needs the Proxy member: call add_proxy_member() first")
         if len(cgs) < 10:
             raise ValueError(f"reweight_by_proxy() needs at least 10 target CGs to measure agreement, got {len(cgs)}")
-        self.weights, self.taus_ = proxy_agreement_weights(self.member_scores(cgs), self.agreement_temperature)
+        self.weights, self.taus_ = proxy_agreement_weights(self.member_scores(cgs), self.weight_temperature)
         return self
 
     # ------------------------------------------------------------------ inference
-    @property
-    def agreement_temperature(self) -> float:
-        """Temperature of the label-free :meth:`reweight_by_proxy` weights: ``weight_temperature``,
-        or 0.1 when that is ``"auto"`` (there are no labels to choose it from)."""
-        return 0.1 if self.weight_temperature == "auto" else float(self.weight_temperature)
-
     def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Each member's scores (higher = better): accuracies for the regressors, merge-sort
         positions for the pairwise members, GFLOPs for ``FLOPs``, ``-log loss`` (or, fine-tuned,
@@ -685,7 +671,6 @@ class Predictor:
             "config": self.config(),
             "weights": self.weights,
             "taus": self.taus_,
-            "temperature": self.temperature_,
             "grid_scores": self.grid_scores_,
             "encoder_state": None if self.encoder is None else self.encoder.state(),
             "member_state": {name: model.state() for name, model in self.models.items()},
@@ -730,7 +715,6 @@ class Predictor:
             module.eval()
         obj.weights = {k: float(v) for k, v in doc["weights"].items()}
         obj.taus_ = dict(doc.get("taus", {}))
-        obj.temperature_ = doc.get("temperature")
         obj.grid_scores_ = dict(doc.get("grid_scores", {}))
         obj.fitted = True
         return obj

@@ -347,7 +347,7 @@ def predictor_scores(pred: Predictor, cgs: Sequence[CG], zero_shot: bool = False
     if "Proxy" in pred.members:
         out[PAPER_ENSEMBLE] = combine({k: v for k, v in scores.items() if k != "Proxy"}, pred.weights)
         if zero_shot and len(cgs) >= 10:
-            agreed, _ = proxy_agreement_weights(scores, pred.agreement_temperature)
+            agreed, _ = proxy_agreement_weights(scores, pred.weight_temperature)
             out[AGREEMENT_ENSEMBLE] = combine(scores, agreed)
     acc_units = set(regress)
     if regress:

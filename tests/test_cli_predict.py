@@ -142,18 +142,17 @@ def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
     labels = tmp_path / "my10.csv"
     labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
     out = tmp_path / "my.ckpt"
-    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q",
-                   "--weight-temperature", "auto") == 0
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q") == 0
     text = capsys.readouterr().out
-    assert "fine-tuned on 10 nets" in text
-    stacked = tmp_path / "stacked.ckpt"
-    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", stacked, "--epochs", 2, "-q",
-                   "--weighting", "stacked") == 0
-    assert "member weights (stacked on 2-fold cross-fitted ranks)" in capsys.readouterr().out
-    assert Predictor.load(stacked, progress=False).weighting == "stacked"
+    assert "fine-tuned on 10 nets" in text and "member weights (stacked on 2-fold cross-fitted ranks)" in text
+    paper = tmp_path / "kendall.ckpt"
+    assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", paper, "--epochs", 2, "-q",
+                   "--weighting", "kendall", "--weight-temperature", "0.5") == 0
+    assert "member weights (softmax of 2-fold cross-fitted Kendall tau / 0.5)" in capsys.readouterr().out
+    reloaded = Predictor.load(paper, progress=False)
+    assert reloaded.weighting == "kendall" and reloaded.weight_temperature == 0.5
     tuned = Predictor.load(out, progress=False)
-    assert tuned.weight_temperature == "auto" and tuned.temperature_ in (0.02, 0.05, 0.1, 0.2, 0.5)
-    assert f"Kendall tau / {tuned.temperature_:g})" in text
+    assert tuned.weighting == "stacked"
     base = Predictor.pretrained(progress=False)
     cgs = load_family("nasbench201", n=10, seed=5).cgs(progress=False)
     assert not np.allclose(tuned.predict(cgs), base.predict(cgs))
@@ -175,7 +174,7 @@ def test_finetune_and_rank_with_the_proxy_member(run_cli, tmp_path: Path, monkey
     labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
     out = tmp_path / "proxy.ckpt"
     assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 2,
-                   "--zero-cost", "synflow", "--weight-folds", 0, "-q") == 0
+                   "--zero-cost", "synflow", "--weight-folds", 0, "--weighting", "kendall", "-q") == 0
     assert "in-sample Kendall tau / 0.1)" in capsys.readouterr().out
     tuned = Predictor.load(out, progress=False)
     assert "Proxy" in tuned.members and tuned.zero_cost == ("synflow",) and tuned.models["Proxy"].finetuned
@@ -224,4 +223,4 @@ def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.Cap
         run_cli("finetune", "--labels", labels, "-o", out)  # neither --family nor --builder
     with pytest.raises(SystemExit):
         run_cli(*argv, "--weight-temperature", "0")
-    assert "expected a number > 0 or 'auto', got '0'" in capsys.readouterr().err
+    assert "expected a number > 0, got '0'" in capsys.readouterr().err

@@ -101,6 +101,7 @@ def test_missing_checkpoint_and_pretrained_errors(tmp_path: Path) -> None:
 def test_finetune_weights_are_softmax_of_kendall_tau(fitted, tmp_path: Path) -> None:
     pred, _, _ = fitted
     fresh = Predictor.load(pred.save(tmp_path / "ckpt"), progress=False)  # leave the shared fixture untouched
+    fresh.weighting = "kendall"  # the paper's rule (the default, "stacked", needs cross-fitted scores)
     target, y = toy_family(40, seed=9, min_depth=3, max_depth=8)
     insample = copy.deepcopy(fresh).finetune(target[:20], y[:20], epochs=5, weight_folds=0)
     taus = insample.taus_
@@ -120,6 +121,7 @@ def test_finetune_weights_are_softmax_of_kendall_tau(fitted, tmp_path: Path) -> 
 def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path) -> None:
     pred, _, _ = fitted
     fresh = Predictor.load(pred.save(tmp_path / "ckpt"), progress=False)
+    fresh.weighting = "kendall"
     target, y = toy_family(24, seed=10, min_depth=3, max_depth=8)
     tuned = copy.deepcopy(fresh).finetune(target, y, epochs=3, weight_folds=2)
     order = np.random.default_rng(fresh.seed).permutation(24)
@@ -143,38 +145,28 @@ def test_finetune_cross_fitted_taus_score_held_out_folds(fitted, tmp_path: Path)
         copy.deepcopy(fresh).finetune(target[:5], y[:5], epochs=1, weight_folds=3)
 
 
-def test_auto_temperature_and_stacked_weights_are_read_off_the_cross_fitted_scores(fitted, tmp_path: Path) -> None:
-    from cgpredict.models.ensemble import crossfit_temperature, softmax_weights, stacked_weights
+def test_stacked_weights_are_fitted_on_the_cross_fitted_scores(fitted, tmp_path: Path) -> None:
+    from cgpredict.models.ensemble import softmax_weights, stacked_weights
 
     pred, _, _ = fitted
+    assert pred.weighting == "stacked"  # the default
     target, y = toy_family(24, seed=11, min_depth=3, max_depth=8)
-    fixed = copy.deepcopy(pred).finetune(target, y, epochs=3, weight_folds=2)
-    auto = copy.deepcopy(pred)
-    auto.weight_temperature = "auto"
-    auto.finetune(target, y, epochs=3, weight_folds=2)
-    assert fixed.temperature_ == 0.1
-    # the same fine-tuning and cross-fitting: only the temperature differs, and it is the criterion's pick
-    assert auto.taus_ == pytest.approx(fixed.taus_)
-    expected_t, _ = crossfit_temperature(fixed.crossfit_scores_, fixed.crossfit_folds_, y)
-    assert auto.temperature_ == expected_t
-    assert auto.weights == pytest.approx(softmax_weights(auto.taus_, expected_t))
-    saved = Predictor.load(auto.save(tmp_path / "auto"), progress=False)
-    assert saved.weight_temperature == "auto" and saved.agreement_temperature == 0.1
-    assert saved.temperature_ == expected_t and saved.weights == pytest.approx(auto.weights)
-    # weighting="stacked": the same cross-fitted scores, weights from their non-negative least-squares fit
-    stacked = copy.deepcopy(pred)
-    stacked.weighting = "stacked"
-    stacked.finetune(target, y, epochs=3, weight_folds=2)
-    assert stacked.taus_ == pytest.approx(fixed.taus_)
-    assert stacked.weights == pytest.approx(stacked_weights(fixed.crossfit_scores_, fixed.crossfit_folds_, y))
-    assert Predictor.load(stacked.save(tmp_path / "stacked"), progress=False).weighting == "stacked"
-    with pytest.raises(ValueError, match="weight_folds >= 2"):
+    kendall = copy.deepcopy(pred)
+    kendall.weighting = "kendall"
+    kendall.finetune(target, y, epochs=3, weight_folds=2)
+    stacked = copy.deepcopy(pred).finetune(target, y, epochs=3, weight_folds=2)
+    # the same fine-tuning and cross-fitting; only the rule that turns the scores into weights differs
+    assert stacked.taus_ == pytest.approx(kendall.taus_)
+    assert kendall.weights == pytest.approx(softmax_weights(kendall.taus_, 0.1))
+    assert stacked.weights == pytest.approx(stacked_weights(kendall.crossfit_scores_, kendall.crossfit_folds_, y))
+    assert stacked.weights != pytest.approx(kendall.weights)
+    loaded = Predictor.load(kendall.save(tmp_path / "kendall"), progress=False)
+    assert loaded.weighting == "kendall" and loaded.weights == pytest.approx(kendall.weights)
+    with pytest.raises(ValueError, match="weight_folds >= 2, or set weighting='kendall'"):
         copy.deepcopy(stacked).finetune(target, y, epochs=1, weight_folds=0)
     with pytest.raises(ValueError, match="weighting must be one of kendall, stacked"):
         Predictor(weighting="nnls")
-    with pytest.raises(ValueError, match="weight_folds >= 2"):
-        copy.deepcopy(auto).finetune(target, y, epochs=1, weight_folds=0)
-    with pytest.raises(ValueError, match="'auto'"):
+    with pytest.raises(ValueError, match="weight_temperature must be > 0"):
         Predictor(weight_temperature=0.0)
 
 

@@ -130,7 +130,9 @@ def test_proxy_member_in_the_predictor(tmp_path: Path, monkeypatch: pytest.Monke
     scores = pred.member_scores(target)
     raw = pred.proxy_scores(target)
     np.testing.assert_allclose(scores["Proxy"], ProxyRanker(pred.proxy_columns()).decision_function(raw, np.ones(24)))
-    tuned = copy.deepcopy(pred).finetune(target, y, epochs=2, weight_folds=0)
+    tuned = copy.deepcopy(pred)
+    tuned.weighting = "kendall"  # in-sample τ weights (weight_folds=0)
+    tuned.finetune(target, y, epochs=2, weight_folds=0)
     assert tuned.models["Proxy"].finetuned and "Proxy" in tuned.accuracy_members()
     assert set(tuned.weights) == {*MEMBERS, "Proxy"}
     # with in-sample weights the Proxy member's τ is that of its leave-one-out predictions

@@ -14,9 +14,11 @@ Example::
 
 Keeps the contrastive encoder and FCM clusters of the starting checkpoint (the shipped NB-101 one
 unless ``--checkpoint``), trains the heads and the k-GNN ``--epochs`` more epochs on the given
-nets and re-weights the ensemble members by softmax of their Kendall τ (GENNAPE's fine-tuning;
-τ cross-fitted over ``--weight-folds`` folds, 0 = in-sample). The result is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and
-``Predictor.load`` read.
+nets and re-weights the ensemble members from how they rank nets they were not fine-tuned on
+(scores cross-fitted over ``--weight-folds`` folds): by a non-negative least-squares fit of the
+labels' ranks on the members' ranks (``--weighting stacked``, default) or by GENNAPE's softmax of
+each member's Kendall τ (``--weighting kendall``; ``--weight-folds 0`` = in-sample τ). The result
+is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and ``Predictor.load`` read.
 """
 
 from __future__ import annotations
@@ -76,16 +78,14 @@ def labelled_family(labels: str, family: str | None = None, builder: str | None 
                            name=Path(labels).stem)
 
 
-def _temperature(text: str) -> float | str:
-    """``--weight-temperature``: ``auto`` or a number > 0."""
-    if text == "auto":
-        return text
+def _temperature(text: str) -> float:
+    """``--weight-temperature``: a number > 0."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
 
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
           f"Kendall tau {kendall_tau(y, before):.3f} -> {kendall_tau(y, after):.3f}")
     how = f"{args.weight_folds}-fold cross-fitted" if args.weight_folds else "in-sample"
     rule = (f"stacked on {how} ranks" if predictor.weighting == "stacked"
-            else f"softmax of {how} Kendall tau / {predictor.temperature_:g}")
+            else f"softmax of {how} Kendall tau / {predictor.weight_temperature:g}")
     print(f"member weights ({rule}): "
           + ", ".join(f"{name} {w:.2f} (tau {predictor.taus_.get(name, float('nan')):.2f})"
                       for name, w in predictor.weights.items()))
@@ -151,12 +151,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="re-fit the heads' input standardisation to these nets before training (Predictor.adapt)")
     parser.add_argument("--weight-folds", type=int, default=2,
                         help="folds of the cross-fitted Kendall tau behind the member weights (0 = in-sample; default 2)")
-    parser.add_argument("--weight-temperature", type=_temperature, default=None, metavar="T|auto",
-                        help="temperature of the softmax over the members' Kendall tau (default: the checkpoint's, "
-                             "0.1 for the shipped one); 'auto' picks it from the cross-fitted scores")
-    parser.add_argument("--weighting", choices=("kendall", "stacked"), default=None,
-                        help="member weights: softmax of Kendall tau (kendall) or a non-negative least-squares "
-                             "fit on the cross-fitted ranks (stacked); default: the checkpoint's (kendall)")
+    parser.add_argument("--weighting", choices=("stacked", "kendall"), default=None,
+                        help="member weights: a non-negative least-squares fit on the cross-fitted ranks (stacked, "
+                             "the default) or the paper's softmax of Kendall tau (kendall)")
+    parser.add_argument("--weight-temperature", type=_temperature, default=None, metavar="T",
+                        help="with --weighting kendall: temperature of the softmax (default: the checkpoint's, 0.1)")
     proxy_member_args.add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
