@@ -7,8 +7,7 @@ writes per (target, seed): the members' scores on the evaluated nets, and for th
 nets their labels, the members' cross-fitted held-out scores, their folds and τ. Every rule turns
 those into member weights without touching the evaluated nets' labels; the table gives the
 weighted rank ensemble's Spearman on the evaluated nets (mean ± std over seeds, then per seed).
-The rule ``T=0.1`` is what the protocol run itself used: its row must equal the run's ensemble,
-which the script checks.
+The dump's own member weights must reproduce the run's ensemble, which the script checks.
 
 Example::
 
@@ -42,6 +41,7 @@ def load(path: Path) -> dict:
     return {"labels": z["labels"], "scores": {n: z[f"score_{i}"] for i, n in enumerate(names)},
             "members": shot_names, "shot_labels": z["shot_labels"], "folds": z["shot_folds"],
             "taus": dict(zip(shot_names, z["member_taus"].tolist())),
+            "run_weights": dict(zip(shot_names, z["member_weights"].tolist())),
             "shot_scores": {n: z[f"shot_score_{i}"] for i, n in enumerate(shot_names)}}
 
 
@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in d["members"]:
             results[target][f"member {n}"][seed] = spearman(d["labels"], d["scores"][n])
         run = spearman(d["labels"], d["scores"][ENSEMBLE])
-        if abs(run - results[target]["T=0.1"][seed]) > 1e-9:
-            raise SystemExit(f"{path.name}: T=0.1 gives {results[target]['T=0.1'][seed]:.6f} but the run's "
-                             f"ensemble {run:.6f}; were these scores written with another temperature?")
+        again = spearman(d["labels"], combine(member_scores, d["run_weights"]))
+        if abs(run - again) > 1e-9:
+            raise SystemExit(f"{path.name}: the run's own weights give {again:.6f} but its ensemble {run:.6f}; "
+                             "the dump does not match its run")
     if not results:
         raise SystemExit(f"no few-shot dumps with cross-fitted scores in {' '.join(args.scores_dir)}")
 
@@ -99,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
              f"--dev {' '.join(args.dev)}`", "", *[f"- {n}" for n in args.note], *([""] if args.note else []),
              "Spearman of the weighted rank ensemble on the evaluated (non-fine-tuning) nets; mean ± std over "
              "seeds, then per seed. `T=t`: softmax(τ / t) of the members' cross-fitted Kendall τ on the 50 "
-             "fine-tuning nets (`T=0.1` = the protocol run itself, checked); `auto T`: the temperature "
+             "fine-tuning nets (`T=0.1` = `weighting='kendall'`); `auto T`: the temperature "
              "`crossfit_temperature` picks from the fine-tuning nets alone; `best member by τ`: all weight "
-             "on the member with the highest cross-fitted τ; `stacked`: `stacked_weights`, the non-negative "
-             "least-squares fit of the fine-tuning nets' label ranks on the members' cross-fitted ranks.", ""]
+             "on the member with the highest cross-fitted τ; `stacked` (`weighting='stacked'`): "
+             "`stacked_weights`, the non-negative least-squares fit of the fine-tuning nets' label ranks on the "
+             "members' cross-fitted ranks.", ""]
     for target in sorted(results, key=lambda t: (t not in args.dev, t)):
         rows = results[target]
         seeds = sorted(next(iter(rows.values())))
