@@ -490,6 +490,7 @@ class Predictor:
         if weight_folds and y.size < 2 * weight_folds:
             raise ValueError(f"{y.size} CGs are too few for weight_folds={weight_folds}; use weight_folds=0 "
                              "with weighting='kendall' (in-sample τ)")
+        self.crossfit_scores_, self.crossfit_folds_ = {}, None  # none from an earlier fine-tuning
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
         emb, gflops, nodes, proxy_scores = self._inputs(cgs)[:4]
         if adapt:

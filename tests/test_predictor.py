@@ -160,6 +160,8 @@ def test_stacked_weights_are_fitted_on_the_cross_fitted_scores(fitted, tmp_path:
     assert kendall.weights == pytest.approx(softmax_weights(kendall.taus_, 0.1))
     assert stacked.weights == pytest.approx(stacked_weights(kendall.crossfit_scores_, kendall.crossfit_folds_, y))
     assert stacked.weights != pytest.approx(kendall.weights)
+    again = copy.deepcopy(kendall).finetune(target, y, epochs=1, weight_folds=0)
+    assert again.crossfit_scores_ == {} and again.crossfit_folds_ is None  # no stale held-out scores
     loaded = Predictor.load(kendall.save(tmp_path / "kendall"), progress=False)
     assert loaded.weighting == "kendall" and loaded.weights == pytest.approx(kendall.weights)
     with pytest.raises(ValueError, match="weight_folds >= 2, or set weighting='kendall'"):
