@@ -28,8 +28,8 @@ import numpy as np
 from cgpredict.metrics import spearman
 from cgpredict.models.ensemble import (TEMPERATURE_GRID, combine, crossfit_temperature, equal_weights, softmax_weights,
                                        stacked_weights)
+from cgpredict.transfer import ENSEMBLE
 
-ENSEMBLE = "GENNAPE ensemble"
 FILE = re.compile(r"(?P<shots>\d+)-shot__(?P<family>[^_]+(?:_[^_]+)*?)__(?P<task>.+)__seed(?P<seed>\d+)\.npz$")
 
 
@@ -45,8 +45,9 @@ def load(path: Path) -> dict:
             "shot_scores": {n: z[f"shot_score_{i}"] for i, n in enumerate(shot_names)}}
 
 
-def rule_weights(d: dict) -> dict[str, dict[str, float]]:
-    """Weights of each rule for one dump (rule name → member → weight)."""
+def rule_weights(d: dict) -> tuple[dict[str, dict[str, float]], float]:
+    """``(weights, auto_t)``: each rule's weights for one dump (rule name → member → weight) and
+    the temperature the ``auto T`` rule chose."""
     out = {f"T={t:g}": softmax_weights(d["taus"], t) for t in TEMPERATURE_GRID}
     best = max(d["members"], key=lambda n: d["taus"][n])
     out["best member by τ"] = {n: float(n == best) for n in d["members"]}
@@ -54,8 +55,7 @@ def rule_weights(d: dict) -> dict[str, dict[str, float]]:
     t, _ = crossfit_temperature(d["shot_scores"], d["folds"], d["shot_labels"])
     out["auto T"] = softmax_weights(d["taus"], t)
     out["stacked"] = stacked_weights(d["shot_scores"], d["folds"], d["shot_labels"])
-    out["_auto_t"] = t  # type: ignore[assignment]
-    return out
+    return out, t
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         d = load(path)
         if members.setdefault(target, d["members"]) != d["members"]:
             raise SystemExit(f"{path.name}: members {d['members']} differ from another seed's {members[target]}")
-        rules = rule_weights(d)
-        chosen[target][seed] = rules.pop("_auto_t")  # type: ignore[arg-type]
+        rules, chosen[target][seed] = rule_weights(d)
         member_scores = {n: d["scores"][n] for n in d["members"]}
         for name, w in rules.items():
             results[target][name][seed] = spearman(d["labels"], combine(member_scores, w))

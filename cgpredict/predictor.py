@@ -510,10 +510,10 @@ class Predictor:
             if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
                 scores["Proxy"] = self.models["Proxy"].loo_scores_
             self.weights, self.taus_ = kendall_weights(scores, y, self.weight_temperature)
+        elif self.weighting == "stacked":
+            self.weights, self.taus_ = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y), taus
         else:
             self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
-            if self.weighting == "stacked":
-                self.weights = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y)
         return self
 
     def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,

@@ -36,6 +36,19 @@ def normalized_ranks(scores: np.ndarray) -> np.ndarray:
     return (rankdata(scores, method="average") - 1.0) / (scores.size - 1.0)
 
 
+def failed_floor(scores: np.ndarray) -> np.ndarray:
+    """Per column: the smallest finite score − 1 (0 for a column without any)."""
+    return np.array([np.nanmin(c) - 1.0 if np.isfinite(c).any() else 0.0 for c in np.asarray(scores).T])
+
+
+def fill_failed(scores: np.ndarray, floor: np.ndarray | None = None) -> np.ndarray:
+    """NaN (failed) entries replaced per column by ``floor`` (default :func:`failed_floor` of
+    ``scores``), so a CG whose score failed ranks last in that column."""
+    scores = np.array(scores, dtype=np.float64, ndmin=2)
+    floor = failed_floor(scores) if floor is None else floor
+    return np.where(np.isfinite(scores), scores, floor[None, :])
+
+
 def equal_weights(members: list[str]) -> dict[str, float]:
     """``1 / len(members)`` each."""
     if not members:
@@ -82,8 +95,9 @@ def crossfit_temperature(shot_scores: Mapping[str, np.ndarray], folds: np.ndarra
     members' τ on the *other* folds, and the weighted rank ensemble is scored by its Kendall τ on
     fold ``k``; ``criterion[T]`` is the mean over folds. Returns the best ``T`` (ties: the larger,
     i.e. the smoother weighting). Low ``T`` nearly selects the best member, high ``T`` averages
-    them: which is better depends on how far the best member is ahead and how much the others
-    add, so it is read off the user's labels instead of fixed.
+    them. An analysis helper (the ``auto T`` rule of ``benchmarks/weight_rules.py``), not used by
+    :class:`~cgpredict.predictor.Predictor`: on 50-shot NB-201 CIFAR-10 it did not beat a fixed
+    ``T = 0.1``, 25 nets per fold being too few to choose ``T`` reliably.
     """
     folds = np.asarray(folds)
     labels = np.asarray(labels, dtype=np.float64)
@@ -138,13 +152,8 @@ def stacked_weights(shot_scores: Mapping[str, np.ndarray], folds: np.ndarray,
     rows, targets = [], []
     for k in np.unique(folds):
         part = folds == k
-        cols = []
-        for name in names:
-            values = np.asarray(shot_scores[name], dtype=np.float64)[part]
-            finite = np.isfinite(values)
-            low = values[finite].min() - 1.0 if finite.any() else 0.0
-            cols.append(normalized_ranks(np.where(finite, values, low)) - 0.5)
-        rows.append(np.stack(cols, axis=1))
+        block = fill_failed(np.stack([np.asarray(shot_scores[n], dtype=np.float64)[part] for n in names], axis=1))
+        rows.append(np.stack([normalized_ranks(column) - 0.5 for column in block.T], axis=1))
         targets.append(normalized_ranks(labels[part]) - 0.5)
     w, _ = nnls(np.concatenate(rows), np.concatenate(targets))
     if not w.sum() > 0:

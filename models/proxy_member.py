@@ -27,22 +27,10 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from cgpredict.models.ensemble import normalized_ranks
+from cgpredict.models.ensemble import failed_floor, fill_failed, normalized_ranks
 
 #: α grid of the ridge (inputs are standardised, labels centred by the intercept).
 RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 25))
-
-
-def _floor(scores: np.ndarray) -> np.ndarray:
-    """Per column: the smallest finite score − 1 (0 for a column without any)."""
-    return np.array([np.nanmin(c) - 1.0 if np.isfinite(c).any() else 0.0 for c in np.asarray(scores).T])
-
-
-def _filled(scores: np.ndarray, floor: np.ndarray | None = None) -> np.ndarray:
-    """NaN (failed) entries replaced per column by ``floor`` (default :func:`_floor` of ``scores``)."""
-    scores = np.array(scores, dtype=np.float64, ndmin=2)
-    floor = _floor(scores) if floor is None else floor
-    return np.where(np.isfinite(scores), scores, floor[None, :])
 
 
 class ProxyRanker:
@@ -80,7 +68,7 @@ class ProxyRanker:
         return scores
 
     def _design(self, scores: np.ndarray, gflops: np.ndarray) -> np.ndarray:
-        return np.concatenate([_filled(scores, self.floor_),
+        return np.concatenate([fill_failed(scores, self.floor_),
                                np.log(np.asarray(gflops, dtype=np.float64) + 1e-6)[:, None]], axis=1)
 
     def finetune(self, scores: np.ndarray, gflops: np.ndarray, y: np.ndarray) -> ProxyRanker:
@@ -90,7 +78,7 @@ class ProxyRanker:
         y = np.asarray(y, dtype=np.float64)
         if len(y) < 3:
             raise ValueError(f"the Proxy member needs at least 3 labelled CGs to fine-tune, got {len(y)}")
-        self.floor_ = _floor(scores)
+        self.floor_ = failed_floor(scores)
         x = self._design(scores, gflops)
         self.mean_ = x.mean(axis=0)
         scale = x.std(axis=0)
@@ -113,7 +101,7 @@ class ProxyRanker:
         scores = self._check(scores)
         if self.finetuned:
             return ((self._design(scores, gflops) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
-        filled = _filled(scores)
+        filled = fill_failed(scores)
         return np.mean([normalized_ranks(col) for col in filled.T], axis=0)
 
     # ---------------------------------------------------------------- persistence (JSON-ready)
