@@ -1,11 +1,10 @@
-"""The on-disk CG cache: exact round trip, versioning, atomic writes, resumable conversion, speed."""
+"""The on-disk CG cache: exact round trip, versioning, atomic writes, resumable conversion."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import random
-import time
 import warnings
 from pathlib import Path
 
@@ -202,8 +201,11 @@ def test_worker_processes_convert_the_same_cgs(monkeypatch: pytest.MonkeyPatch, 
     assert len(cgs) == 2 and cgs[0].hash() == cgs[1].hash()
 
 
-def test_load_of_725_networks_is_fast(root: Path) -> None:
-    """A bundle of 725 CGs of ~300 nodes (the size of NAS-Bench-201's) loads in well under 2 s CPU."""
+def test_bundle_of_725_networks_loads_distinct_copies(root: Path) -> None:
+    """A bundle of 725 CGs of ~300 nodes (the size of NAS-Bench-201's) loads back whole, one object each.
+
+    Its speed is measured by ``benchmarks/cache_speed.py``, not asserted here.
+    """
     cache = CGCache("speed", "t", (1, 3, 32, 32), root=root)
     encoded = cache_module._encode(synthetic_cg(0, layers=100))
     assert len(encoded["op"]) == 304
@@ -212,11 +214,21 @@ def test_load_of_725_networks_is_fast(root: Path) -> None:
         entries[f"arch{i}"] = encoded  # same content under 725 keys: the decoder does the full work
     cache._dirty.update(entries)
     cache.flush()
-    start_cpu, start_wall = time.process_time(), time.perf_counter()
     fresh = CGCache("speed", "t", (1, 3, 32, 32), root=root)
     cgs = fresh.get_many([f"arch{i}" for i in range(725)])
-    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
     assert all(cg is not None and cg.num_nodes == 304 for cg in cgs)
     assert cgs[0] is not cgs[1]
-    print(f"725-network bundle: {cpu:.2f} s CPU, {wall:.2f} s wall")
-    assert cpu < 2.0
+    assert cgs[0].hash() == cgs[724].hash() == synthetic_cg(0, layers=100).hash()
+
+
+def test_cache_speed_benchmark_runs_and_reports_both_timings() -> None:
+    """``benchmarks/cache_speed.py`` converts, caches and reloads a few real NB-201 nets and prints both rows."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cache_speed.py"
+    out = subprocess.run([sys.executable, str(script), "--n", "3", "--repeats", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "nasbench201: 3 networks" in out
+    assert "convert (from_torch)" in out and "load from cache" in out
+    assert "extrapolated cold load of 725 networks" in out
