@@ -15,13 +15,18 @@ from cgpredict.ops import OP_TYPES
 __version__ = "0.1.0"
 
 __all__ = ["CG", "CGBuilder", "Node", "OP_TYPES", "CGConversionError", "CGError", "CGSchemaError", "Predictor",
-           "__version__"]
+           "PredictorBag", "load_predictor", "__version__"]
 
 
 def __getattr__(name: str) -> object:
-    """``cgpredict.Predictor`` is imported on first use (it pulls in torch and torch-geometric)."""
+    """``cgpredict.Predictor`` (and ``PredictorBag``, ``load_predictor``) are imported on first use
+    (they pull in torch and torch-geometric)."""
     if name == "Predictor":
         from cgpredict.predictor import Predictor
 
         return Predictor
+    if name in ("PredictorBag", "load_predictor"):
+        from cgpredict import bag
+
+        return getattr(bag, name)
     raise AttributeError(f"module 'cgpredict' has no attribute {name!r}")

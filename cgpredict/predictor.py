@@ -85,6 +85,7 @@ WEIGHTINGS: tuple[str, ...] = ("kendall", "stacked")
 REGRESSION_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "k-GNN"})
 CL_MEMBERS: frozenset[str] = frozenset({"CL+FCM+T", "CL+T", "CL+Pairwise", "CL+FCM+Pairwise"})
 CHECKPOINT_FORMAT = "cgpredict.predictor"
+BAG_CHECKPOINT_FORMAT = "cgpredict.predictor_bag"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
@@ -492,6 +493,17 @@ class Predictor:
                              "with weighting='kendall' (in-sample τ)")
         self.crossfit_scores_, self.crossfit_folds_ = {}, None  # none from an earlier fine-tuning
         taus = self._cross_fitted_taus(cgs, y, epochs, adapt, weight_folds) if weight_folds else None
+        self._finetune_members(cgs, y, epochs, adapt)
+        if taus is None:
+            self.weights, self.taus_ = kendall_weights(self._in_sample_scores(cgs), y, self.weight_temperature)
+        elif self.weighting == "stacked":
+            self.weights, self.taus_ = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y), taus
+        else:
+            self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
+        return self
+
+    def _finetune_members(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool) -> None:
+        """:meth:`finetune`'s training step: heads and k-GNN ``epochs`` more epochs, ``Proxy``'s ridge."""
         emb, gflops, nodes, proxy_scores = self._inputs(cgs)[:4]
         if adapt:
             self._standardize_heads(emb, gflops)
@@ -505,16 +517,19 @@ class Predictor:
                 continue
             else:
                 model.fit(emb, gflops, y, epochs=epochs, refit=False)
-        if taus is None:
-            scores = self.member_scores(cgs)
-            if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
-                scores["Proxy"] = self.models["Proxy"].loo_scores_
-            self.weights, self.taus_ = kendall_weights(scores, y, self.weight_temperature)
-        elif self.weighting == "stacked":
-            self.weights, self.taus_ = stacked_weights(self.crossfit_scores_, self.crossfit_folds_, y), taus
-        else:
-            self.weights, self.taus_ = softmax_weights(taus, self.weight_temperature), taus
-        return self
+
+    def _in_sample_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
+        """Member scores on the fine-tuning CGs for in-sample τ (``Proxy``: its leave-one-out scores)."""
+        scores = self.member_scores(cgs)
+        if "Proxy" in self.models and self.models["Proxy"].loo_scores_ is not None:
+            scores["Proxy"] = self.models["Proxy"].loo_scores_
+        return scores
+
+    def _set_progress(self, flag: bool) -> None:
+        """Switch the progress bars of this predictor and its parts on or off."""
+        for part in (self, self.encoder, *self.models.values()):
+            if part is not None and hasattr(part, "progress"):
+                part.progress = flag
 
     def _cross_fitted_taus(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool,
                            folds: int) -> dict[str, float]:
@@ -535,9 +550,7 @@ class Predictor:
             train = np.setdiff1d(np.arange(y.size), held)
             clone = copy.deepcopy(self)
             clone.weighting = "kendall"  # fine-tuned in-sample; only its member scores are used
-            for part in (clone, clone.encoder, *clone.models.values()):
-                if hasattr(part, "progress"):
-                    part.progress = False
+            clone._set_progress(False)
             clone.finetune([cgs[i] for i in train], y[train], epochs=epochs, adapt=adapt, weight_folds=0)
             scores = clone.member_scores([cgs[i] for i in held])
             for name, values in scores.items():
@@ -626,16 +639,15 @@ class Predictor:
         names = self.accuracy_members()
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
-        _, gflops, _, proxy_scores, accuracies = self._inputs(cgs, accuracies=names)
+        values = self._accuracy_scores(cgs, names)
         total = sum(self.weights[n] for n in names)
-        pred = np.zeros(len(cgs))
-        for name in names:
-            if name == "Proxy":
-                values = self.models[name].decision_function(proxy_scores, gflops)
-            else:
-                values = accuracies[name]
-            pred += self.weights[name] / total * values
-        return pred
+        return sum(self.weights[n] / total * values[n] for n in names)
+
+    def _accuracy_scores(self, cgs: Sequence[CG], names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The predicted accuracies of the accuracy members ``names`` (no pairwise merge sorts)."""
+        _, gflops, _, proxy_scores, accuracies = self._inputs(cgs, accuracies=names)
+        return {name: (self.models[name].decision_function(proxy_scores, gflops) if name == "Proxy"
+                       else accuracies[name]) for name in names}
 
     def score(self, cgs: Sequence[CG]) -> np.ndarray:
         """Ensemble score in ``[0, 1]`` (weighted mean of the members' normalised ranks)."""
@@ -685,12 +697,17 @@ class Predictor:
         """Load a directory written by :meth:`save` (no pickle: ``weights_only=True`` + JSON)."""
         path = Path(path)
         cfg_path, w_path = path / "config.json", path / "weights.pt"
-        if not cfg_path.is_file() or not w_path.is_file():
+        if not cfg_path.is_file():
             raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json and weights.pt)")
         try:
             doc = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+        if doc.get("format") == BAG_CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} holds a bag of predictors: load it with cgpredict.PredictorBag.load "
+                                  "or cgpredict.load_predictor")
+        if not w_path.is_file():
+            raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json and weights.pt)")
         if doc.get("format") != CHECKPOINT_FORMAT or doc.get("format_version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"{cfg_path}: checkpoint format {doc.get('format')!r} v{doc.get('format_version')} "
                                   f"is not {CHECKPOINT_FORMAT!r} v{CHECKPOINT_VERSION}")

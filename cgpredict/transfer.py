@@ -16,7 +16,9 @@ Protocol (per seed ``s``):
    every seed, whose fit then trains the heads only; the transductive setting then continues that
    encoder's training on the target CGs plus as many unlabelled source CGs (``adapt_epochs``). The test
    split gives the in-family figures; the validation split is held out (unused by the default
-   options, which do no FCM grid search).
+   options, which do no FCM grid search). With ``bags = K > 1`` the predictor is a
+   :class:`~cgpredict.bag.PredictorBag` of K fits on the same train split (seeds ``s``,
+   ``s + 1000``, …), each cached on its own, so the ``K = 1`` fit is shared with unbagged runs.
 2. **Zero-shot**: every labelled net of each target family/task is scored without any target label.
 3. **k-shot fine-tuning** (default 50): ``shots`` target nets are drawn with a seed derived from
    ``(s, target)`` only — so they are the same nets for every method — the predictor is
@@ -112,6 +114,9 @@ class TransferConfig:
             encoder options, e.g. its epochs) and share it across seeds (see the module docstring).
         adapt_epochs: with ``shared_encoder``, epochs of the transductive encoder adaptation.
         split: train/val/test fractions of the source family.
+        bags: source predictors per seed (``1``: one :class:`Predictor`; ``K > 1``: a
+            :class:`~cgpredict.bag.PredictorBag` of K fits with seeds ``s + 1000k`` on the same
+            split, each cached on its own). Zero-shot and few-shot settings only.
         members: ensemble members.
         preset: ``full``, ``reduced`` or ``quick`` (:data:`PRESETS`); ``predictor`` overrides its entries.
         max_source, max_target: cap the nets used per family (``None`` = all; for smoke tests).
@@ -142,6 +147,7 @@ class TransferConfig:
     shared_encoder: bool = False
     adapt_epochs: int = 5
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    bags: int = 1
     members: list[str] = field(default_factory=lambda: list(MEMBERS))
     preset: str = "full"
     predictor: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +171,13 @@ class TransferConfig:
             parse_target(spec)
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if self.bags < 1:
+            raise ValueError(f"bags must be >= 1, got {self.bags}")
+        if self.bags > 1 and {"transductive", "lofo"}.intersection(self.settings):
+            raise ValueError("bags > 1 supports the zero-shot and few-shot settings only (transductive and lofo "
+                             "fit their own predictor per target)")
+        if self.bags > 1 and self.shared_encoder:
+            raise ValueError("bags > 1 trains one encoder per bagged predictor; it cannot be combined with shared_encoder")
         if self.shots < 2:
             raise ValueError(f"shots must be >= 2, got {self.shots}")
         if self.finetune_batch < 1:
@@ -330,9 +343,10 @@ def finetuned(pred: Predictor, cgs: Sequence[CG], labels: np.ndarray, epochs: in
               weight_folds: int = 2) -> Predictor:
     """A fine-tuned deep copy of ``pred`` (the original is left untouched)."""
     tuned = copy.deepcopy(pred)
-    for model in tuned.models.values():
-        if hasattr(model, "batch_size"):
-            model.batch_size = batch
+    for part in getattr(tuned, "predictors", [tuned]):  # every predictor of a PredictorBag
+        for model in part.models.values():
+            if hasattr(model, "batch_size"):
+                model.batch_size = batch
     return tuned.finetune(cgs, labels, epochs=epochs, weight_folds=weight_folds)
 
 
@@ -432,6 +446,16 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
         tr = source.take(train)
         t0 = time.perf_counter()
         pred, cached = _cached_fit(config, opts, seed, tr.cgs, tr.labels, unlabelled, encoder=shared)
+        if config.bags > 1:
+            from cgpredict.bag import BAG_SEED_STRIDE, PredictorBag
+
+            bagged = [pred]
+            for k in range(1, config.bags):
+                sub_seed = seed + BAG_SEED_STRIDE * k
+                sub, sub_cached = _cached_fit(config, {**opts, "seed": sub_seed}, sub_seed, tr.cgs, tr.labels, unlabelled)
+                bagged.append(sub)
+                cached = cached and sub_cached
+            pred = PredictorBag.from_predictors(bagged)
         fit_s = time.perf_counter() - t0
         say(f"seed {seed}: {'loaded' if cached else 'fitted'} on {len(tr.cgs)} {config.source} nets in {fit_s:.0f}s")
         te = source.take(test)

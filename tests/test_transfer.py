@@ -314,3 +314,39 @@ def test_shared_encoder_is_pretrained_once_and_frozen(tmp_path, monkeypatch) -> 
         (r["seed"], r["method"]): r["spearman"] for r in one if r["setting"] == "zero-shot"}
     with pytest.raises(ValueError, match="n_unlabelled"):
         TransferConfig(shared_encoder=True)
+
+
+def test_bags_average_seeded_fits_each_cached_on_its_own(tmp_path: Path) -> None:
+    """``bags=2``: per seed, a PredictorBag of the seed's fit and one with seed + 1000 (cached apart)."""
+    from cgpredict.bag import PredictorBag
+
+    data = {"toya/x": _toy_set("toya/x", 50, 0), "toyb/x": _toy_set("toyb/x", 40, 1)}
+    cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=1, settings=["zero-shot", "few-shot"], shots=8,
+                         finetune_epochs=2, preset="quick", predictor=TINY, progress=False, bags=2,
+                         cache_dir=str(tmp_path / "fits"))
+    seen = []
+    real = transfer.predictor_scores
+
+    def spy(pred, cgs, zero_shot=False):
+        seen.append(pred)
+        return real(pred, cgs, zero_shot)
+
+    transfer.predictor_scores = spy
+    try:
+        rows = run_transfer(cfg, data=data)
+    finally:
+        transfer.predictor_scores = real
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "fits").iterdir()) == ["seed0", "seed1000"]
+    assert all(isinstance(p, PredictorBag) and [q.seed for q in p.predictors] == [0, 1000] for p in seen)
+    assert len(seen) == 3  # in-family test, zero-shot, few-shot
+    zero = {r["method"]: r["spearman"] for r in rows if r["setting"] == "zero-shot"}
+    bag = seen[1]
+    expected = transfer.evaluate(data["toyb/x"].labels, bag.score(data["toyb/x"].cgs))["spearman"]
+    assert zero[ENSEMBLE] == pytest.approx(expected)
+    again = run_transfer(cfg, data=data)  # both fits come from the cache now
+    assert [r["spearman"] for r in again if r["setting"] == "zero-shot"] == pytest.approx(
+        [r["spearman"] for r in rows if r["setting"] == "zero-shot"])
+    with pytest.raises(ValueError, match="zero-shot and few-shot"):
+        TransferConfig(bags=2, settings=["lofo"])
+    with pytest.raises(ValueError, match="bags must be"):
+        TransferConfig(bags=0)

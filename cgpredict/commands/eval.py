@@ -58,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(the paper's 50k-CG pre-training; cached in --cache-dir)")
     p.add_argument("--adapt-epochs", type=int, default=5,
                    help="with --shared-encoder: encoder epochs on the target CGs in the transductive setting")
+    p.add_argument("--bags", type=int, default=1,
+                   help="train this many source predictors per seed (seeds s + 1000k) and average them "
+                        "(cgpredict.PredictorBag; zero-shot and few-shot only; default 1)")
     p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(ALL_MEMBERS))
     p.add_argument("--preset", default="full", choices=sorted(PRESETS),
                    help="predictor sizes: full (library defaults), reduced (fewer epochs), quick (tiny)")
@@ -97,7 +100,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         source=args.source, targets=list(targets), seeds=args.seeds, first_seed=args.first_seed,
         settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,
         finetune_batch=args.finetune_batch, weight_folds=args.weight_folds, n_unlabelled=args.n_unlabelled,
-        shared_encoder=args.shared_encoder, adapt_epochs=args.adapt_epochs, members=list(args.members),
+        shared_encoder=args.shared_encoder, adapt_epochs=args.adapt_epochs, bags=args.bags, members=list(args.members),
         preset=args.preset, predictor=overrides, max_source=args.max_source, max_target=args.max_target,
         lofo_sources=args.lofo_sources, lofo_max=args.lofo_max, data_dir=args.data_dir, cache_dir=args.cache_dir, scores_dir=args.scores_dir,
         progress=not args.no_progress)

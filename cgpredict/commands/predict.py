@@ -9,7 +9,7 @@ Example::
     cgpredict predict model.onnx --checkpoint my.ckpt -o predictions.csv
 
 Uses the shipped NB-101 checkpoint (``Predictor.pretrained()``) unless ``--checkpoint`` names a
-folder written by ``Predictor.save`` / ``cgpredict finetune``. Per model it prints the predicted
+folder written by ``Predictor.save``, ``PredictorBag.save`` or ``cgpredict finetune``. Per model it prints the predicted
 accuracy (on the training family's scale), MMACs, and the FCM out-of-distribution check: the
 largest fuzzy membership, the distance to the nearest cluster centre and whether that distance is
 above the training family's 99th percentile (``OOD = yes``: treat the prediction with care).
@@ -34,6 +34,7 @@ def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
         FileNotFoundError: the folder does not exist (or no checkpoint ships with this install).
         cgpredict.predictor.CheckpointError: the folder is not a loadable checkpoint.
     """
+    from cgpredict.bag import load_predictor as load_checkpoint
     from cgpredict.predictor import Predictor
 
     if checkpoint is None:
@@ -41,7 +42,7 @@ def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
     path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint folder {path} does not exist (write one with `cgpredict finetune -o {path}`)")
-    return Predictor.load(path, progress=progress)
+    return load_checkpoint(path, progress=progress)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

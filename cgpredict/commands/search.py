@@ -24,12 +24,13 @@ __all__ = ["register"]
 
 
 def _scorer(args: argparse.Namespace):  # noqa: ANN202 - returns Predictor.predict
+    from cgpredict.bag import load_predictor
     from cgpredict.predictor import Predictor
 
     if args.predictor:
         if not Path(args.predictor).exists():
             raise FileNotFoundError(f"predictor checkpoint {args.predictor} does not exist")
-        return Predictor.load(args.predictor, progress=False).predict
+        return load_predictor(args.predictor, progress=False).predict
     return Predictor.pretrained(args.pretrained, progress=False).predict
 
 
