@@ -84,15 +84,19 @@ class PredictorBag(Predictor):
     def from_predictors(cls, predictors: Sequence[Predictor]) -> PredictorBag:
         """A bag of already fitted predictors of one configuration (their seeds may be anything).
 
-        Raises ``ValueError`` when they differ in anything but the seed, or are not fitted."""
+        The bag's options are the first predictor's. Raises ``ValueError`` when they differ in
+        anything but the seed, the FCM options a grid search picked, or how fine-tuning weighs the
+        members (``weighting``, ``weight_temperature``: the bag weighs its own members), or are
+        not fitted."""
         predictors = list(predictors)
         if len(predictors) < 2:
             raise ValueError(f"a PredictorBag needs at least 2 predictors, got {len(predictors)}")
         if any(isinstance(p, PredictorBag) or not p.fitted for p in predictors):
             raise ValueError("from_predictors() takes fitted single Predictor objects")
-        first = {k: v for k, v in predictors[0].config().items() if k not in ("seed", "n_clusters", "m")}
+        free = ("seed", "n_clusters", "m", "weighting", "weight_temperature")
+        first = {k: v for k, v in predictors[0].config().items() if k not in free}
         for i, p in enumerate(predictors[1:], 1):
-            other = {k: v for k, v in p.config().items() if k not in ("seed", "n_clusters", "m")}
+            other = {k: v for k, v in p.config().items() if k not in free}
             if other != first:
                 diff = sorted(k for k in first if first[k] != other.get(k))
                 raise ValueError(f"predictor {i} differs from predictor 0 in {diff}; a bag needs one configuration")

@@ -95,7 +95,9 @@ def test_from_predictors_checks_configuration(family) -> None:
         PredictorBag.from_predictors([a, Predictor(**TINY)])
     with pytest.raises(ValueError, match="bags >= 2"):
         PredictorBag(bags=1)
-    joined = PredictorBag.from_predictors([a, Predictor(seed=5, **TINY).fit(cgs, acc)])
+    kendall = Predictor(seed=5, weighting="kendall", **TINY).fit(cgs, acc)  # fine-tuning option: free
+    joined = PredictorBag.from_predictors([a, kendall])
+    assert joined.weighting == "stacked"
     assert joined.fitted and joined.weights == {m: pytest.approx(1 / 6) for m in joined.members}
 
 
