@@ -19,9 +19,11 @@ member                    what it is
 ========================  ==================================================================
 
 * :meth:`Predictor.rank` / :meth:`Predictor.score` use the whole ensemble: each member's scores
-  become normalised ranks, averaged with equal weights zero-shot, or with ``softmax`` of each
-  member's Kendall τ on the fine-tuning CGs after :meth:`Predictor.finetune`
-  (:mod:`cgpredict.models.ensemble`).
+  become normalised ranks, averaged with equal weights zero-shot, or after
+  :meth:`Predictor.finetune` with weights fitted on the fine-tuning CGs (stacked on the members'
+  cross-fitted ranks by default, or GENNAPE's ``softmax`` of Kendall τ;
+  :mod:`cgpredict.models.ensemble`). :class:`cgpredict.bag.PredictorBag` averages each member over
+  several predictors trained with different seeds.
 * :meth:`Predictor.predict` returns accuracies: the same weights averaged over the members that
   regress accuracy (``CL+FCM+T``, ``CL+T``, ``k-GNN``).
 * Fine-tuning keeps the contrastive encoder, input scalings, FCM clusters and label statistics
