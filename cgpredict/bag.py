@@ -39,7 +39,7 @@ from cgpredict import __version__
 from cgpredict.cg import CG
 from cgpredict.models.ensemble import equal_weights
 from cgpredict.predictor import (BAG_CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, Predictor,
-                                 _minor)
+                                 check_saved_version, read_checkpoint_config)
 
 #: Seed step between the predictors of a bag: predictor ``k`` of a bag with ``seed`` s has seed
 #: ``s + BAG_SEED_STRIDE * k`` (so bags of different seeds do not share predictors).
@@ -202,20 +202,11 @@ class PredictorBag(Predictor):
     def load(cls, path: str | Path, progress: bool = True) -> PredictorBag:
         """Load a directory written by :meth:`save` (each predictor with :meth:`Predictor.load`)."""
         path = Path(path)
-        cfg_path = path / "config.json"
-        if not cfg_path.is_file():
-            raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json)")
-        try:
-            doc = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+        doc = read_checkpoint_config(path)
         if doc.get("format") != BAG_CHECKPOINT_FORMAT or doc.get("format_version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"{path} is not a bag of predictors (format {doc.get('format')!r}); "
                                   "load it with cgpredict.Predictor.load or cgpredict.load_predictor")
-        saved = str(doc.get("cgpredict_version"))
-        if _minor(saved) != _minor(__version__):
-            raise CheckpointError(f"{path} was saved by cgpredict {saved}, incompatible with this cgpredict "
-                                  f"{__version__} (major.minor must match); retrain or install cgpredict {saved}")
+        check_saved_version(path, doc)
         bags = int(doc["config"]["bags"])
         bag = cls.from_predictors([Predictor.load(path / f"bag{k}", progress=progress) for k in range(bags)])
         bag.weights = {k: float(v) for k, v in doc["weights"].items()}
@@ -225,10 +216,9 @@ class PredictorBag(Predictor):
 
 def load_predictor(path: str | Path, progress: bool = True) -> Predictor:
     """Load a checkpoint directory written by :meth:`Predictor.save` or :meth:`PredictorBag.save`."""
-    cfg_path = Path(path) / "config.json"
     try:
-        is_bag = json.loads(cfg_path.read_text()).get("format") == BAG_CHECKPOINT_FORMAT
-    except (OSError, json.JSONDecodeError, AttributeError):
+        is_bag = read_checkpoint_config(Path(path)).get("format") == BAG_CHECKPOINT_FORMAT
+    except (CheckpointError, AttributeError):
         is_bag = False  # Predictor.load reports what is wrong with the folder
     return (PredictorBag if is_bag else Predictor).load(path, progress=progress)
 

@@ -699,12 +699,7 @@ class Predictor:
         """Load a directory written by :meth:`save` (no pickle: ``weights_only=True`` + JSON)."""
         path = Path(path)
         cfg_path, w_path = path / "config.json", path / "weights.pt"
-        if not cfg_path.is_file():
-            raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json and weights.pt)")
-        try:
-            doc = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+        doc = read_checkpoint_config(path, needs="config.json and weights.pt")
         if doc.get("format") == BAG_CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} holds a bag of predictors: load it with cgpredict.PredictorBag.load "
                                   "or cgpredict.load_predictor")
@@ -716,10 +711,7 @@ class Predictor:
         if doc.get("feature_version") != FEATURE_VERSION:
             raise CheckpointError(f"{path} was trained on CG features v{doc.get('feature_version')} but this "
                                   f"cgpredict computes v{FEATURE_VERSION}; retrain or use a matching cgpredict")
-        saved = str(doc.get("cgpredict_version"))
-        if _minor(saved) != _minor(__version__):
-            raise CheckpointError(f"{path} was saved by cgpredict {saved}, incompatible with this cgpredict "
-                                  f"{__version__} (major.minor must match); retrain or install cgpredict {saved}")
+        check_saved_version(path, doc)
         cfg = dict(doc["config"])
         obj = cls(progress=progress, **cfg)
         if obj.encoder is not None:
@@ -749,6 +741,26 @@ class Predictor:
                 f"no pretrained predictor {name!r} in {CHECKPOINT_DIR} (available: {available or 'none'}); "
                 "train one with Predictor().fit(cgs, labels).save(path) and load it with Predictor.load(path)")
         return cls.load(path, progress=progress)
+
+
+def read_checkpoint_config(path: Path, needs: str = "config.json") -> dict[str, Any]:
+    """The parsed ``path/config.json`` of a checkpoint folder (``needs`` names the files a
+    checkpoint must have, for the error); :class:`CheckpointError` if it is missing or not JSON."""
+    cfg_path = Path(path) / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{path} is not a predictor checkpoint (needs {needs})")
+    try:
+        return json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+
+
+def check_saved_version(path: Path, doc: dict[str, Any]) -> None:
+    """Refuse a checkpoint saved by a cgpredict of another major.minor version."""
+    saved = str(doc.get("cgpredict_version"))
+    if _minor(saved) != _minor(__version__):
+        raise CheckpointError(f"{path} was saved by cgpredict {saved}, incompatible with this cgpredict "
+                              f"{__version__} (major.minor must match); retrain or install cgpredict {saved}")
 
 
 def _proxy_config(proxy: str | ProxyConfig | dict[str, Any] | None) -> ProxyConfig | None:
