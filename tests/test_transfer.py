@@ -350,3 +350,46 @@ def test_bags_average_seeded_fits_each_cached_on_its_own(tmp_path: Path) -> None
         TransferConfig(bags=2, settings=["lofo"])
     with pytest.raises(ValueError, match="bags must be"):
         TransferConfig(bags=0)
+
+
+def _benchmark_main():
+    """``main`` of ``benchmarks/transfer.py`` (a script, not a package module)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "transfer.py"
+    spec = importlib.util.spec_from_file_location("transfer_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_merges_one_seed_runs_into_the_report_of_all_seeds(toy_rows, tmp_path: Path) -> None:
+    """Rows saved per seed (``--json``) merge into the same report as one run of both seeds."""
+    import json
+
+    cfg, _, rows, _ = toy_rows
+    bench = _benchmark_main()
+    files = []
+    for seed in (0, 1):
+        files.append(tmp_path / f"s{seed}.json")
+        files[-1].write_text(json.dumps([r for r in rows if r["seed"] == seed], default=float))
+    out = tmp_path / "merged.md"
+    base = ["--source", "toya/x", "--targets", "toyb/x", "--settings", *cfg.settings, "--shots", "8",
+            "--finetune-epochs", "3", "--preset", "quick", "--lofo-sources", "toya/x", "--no-progress", "-o", str(out)]
+    assert bench.main([*base, "--seeds", "2", "--merge", *map(str, files), "--note", "two processes"]) == 0
+    text = out.read_text()
+    expected = to_markdown(rows, None)
+    tables = text[text.index("## Summary"):]
+    assert tables == expected[expected.index("## Summary"):]
+    assert "- two processes" in text and "2 seed(s)" in text
+    (command,) = [line for line in text.splitlines() if line.startswith("CGPREDICT_DATA=")]
+    assert "--merge" not in command and "--note" not in command and "--seeds 2" in command
+
+    with pytest.raises(ValueError, match=r"seeds \[0, 1\], the options describe seeds \[0, 1, 2\]"):
+        bench.main([*base, "--seeds", "3", "--merge", *map(str, files)])
+    with pytest.raises(ValueError, match="seed 0 is in both"):
+        bench.main([*base, "--seeds", "2", "--merge", str(files[0]), str(files[0]), str(files[1])])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": 1}')
+    with pytest.raises(ValueError, match="bad.json is not a list of protocol rows"):
+        bench.main([*base, "--seeds", "1", "--merge", str(bad)])
