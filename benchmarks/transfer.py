@@ -31,6 +31,9 @@ from typing import Any
 from cgpredict.commands.eval import add_arguments, config_from_args, run_protocol
 
 
+COMMAND = "CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py "
+
+
 def merged_rows(paths: list[str], seeds: range) -> list[dict[str, Any]]:
     """The per-seed rows of earlier ``--json`` files, checked to cover exactly ``seeds`` once each.
 
@@ -58,6 +61,24 @@ def merged_rows(paths: list[str], seeds: range) -> list[dict[str, Any]]:
     return rows
 
 
+def write_merged(args: argparse.Namespace, argv: list[str]) -> str:
+    """The report of the ``--merge`` files' rows, written to ``--out`` (rows to ``--json``) if given.
+
+    ``argv`` is the command line without the merge options: the one-process command for the same seeds.
+    """
+    from cgpredict.transfer import to_markdown
+
+    config = config_from_args(args)
+    rows = merged_rows(args.merge, range(config.first_seed, config.first_seed + config.seeds))
+    text = to_markdown(rows, config, COMMAND + " ".join(map(shlex.quote, argv)), args.note)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,21 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.merge:
-        from cgpredict.transfer import to_markdown
-
-        config = config_from_args(args)
-        rows = merged_rows(args.merge, range(config.first_seed, config.first_seed + config.seeds))
-        kept = _without_merge_options(argv)
-        command = "CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py " + " ".join(map(shlex.quote, kept))
-        text = to_markdown(rows, config, command, args.note)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text)
-        if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+        text = write_merged(args, _without_merge_options(argv))
     else:
-        command = "CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py " + " ".join(map(shlex.quote, argv))
-        text = run_protocol(args, command)
+        text = run_protocol(args, COMMAND + " ".join(map(shlex.quote, argv)))
     if not args.out:
         print(text)
     return 0
