@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cgpredict.commands.eval import add_arguments, config_from_args, run_protocol
+from cgpredict.commands.eval import add_arguments, config_from_args, run_protocol, write_outputs
 
 
 COMMAND = "CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py "
@@ -71,11 +71,7 @@ def write_merged(args: argparse.Namespace, argv: list[str]) -> str:
     config = config_from_args(args)
     rows = merged_rows(args.merge, range(config.first_seed, config.first_seed + config.seeds))
     text = to_markdown(rows, config, COMMAND + " ".join(map(shlex.quote, argv)), args.note)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+    write_outputs(args, text, rows)
     return text
 
 

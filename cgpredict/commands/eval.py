@@ -127,13 +127,18 @@ def run_protocol(args: argparse.Namespace, command: str) -> str:
         done = seed - config.first_seed + 1
         notes = [f"seeds finished: {done} of {config.seeds}; wall time {time.perf_counter() - start:.0f} s"]
         text = to_markdown(rows, config, command, notes)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text)
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+        write_outputs(args, text, rows)
     return text
+
+
+def write_outputs(args: argparse.Namespace, text: str, rows: list[dict[str, Any]]) -> None:
+    """Write the report to ``--out`` and the per-seed rows to ``--json``, where given."""
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
 
 
 def _run(args: argparse.Namespace) -> int:
