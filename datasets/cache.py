@@ -24,7 +24,6 @@ import gzip
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from cgpredict import __version__
 from cgpredict.cg import CG, SCHEMA_NAME, SCHEMA_VERSION, Node, _jsonable
 from cgpredict.errors import CGSchemaError
 from cgpredict.features import FEATURE_VERSION
+from cgpredict.fileio import atomic_writer
 from cgpredict.ops import OP_INDEX, OP_TYPES
 
 #: Identifies the converter output: a bundle written under another version is not reused.
@@ -298,20 +298,6 @@ class CGCache:
 
 
 def atomic_write_gzip_json(path: str | os.PathLike[str], document: Any) -> None:
-    """Write ``document`` as gzip JSON to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
-            gz.write(json.dumps(document, separators=(",", ":")).encode("utf-8"))
-        with open(tmp_name, "rb") as check:
-            os.fsync(check.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; cache files are ordinary readable files
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``document`` as gzip JSON to ``path`` atomically (:func:`cgpredict.fileio.atomic_writer`)."""
+    with atomic_writer(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
+        gz.write(json.dumps(document, separators=(",", ":")).encode("utf-8"))

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
+from cgpredict.fileio import atomic_writer
 
 __all__ = ["GRAPH_FEATURES", "INIT_SCHEMES", "NODE_FEATURES", "ProxyConfig", "ProxyFeatures", "apply_init", "cache_root", "neutral",
            "proxy_features", "proxy_features_many"]
@@ -134,10 +134,10 @@ class ProxyFeatures:
 
 
 def cache_root() -> Path:
-    """``$CGPREDICT_CACHE/proxies`` or ``~/.cache/cgpredict/proxies``."""
-    env = os.environ.get("CGPREDICT_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "cgpredict"
-    return base / "proxies"
+    """``proxies/`` under the package's cache folder (:func:`cgpredict.datasets.cache.cache_dir`)."""
+    from cgpredict.datasets.cache import cache_dir  # the one cache-folder lookup
+
+    return cache_dir() / "proxies"
 
 
 def _cache_path(cg: CG, config: ProxyConfig, root: Path) -> Path:
@@ -189,15 +189,9 @@ def _save(path: Path, feats: ProxyFeatures) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"loss": feats.loss, "initial_loss": feats.initial_loss, "stage_losses": feats.stage_losses,
             "taps": feats.taps, "seconds": feats.seconds, "error": feats.error}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, graph=feats.graph, node=feats.node, node_mask=feats.node_mask,
-                     meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        np.savez(handle, graph=feats.graph, node=feats.node, node_mask=feats.node_mask,
+                 meta=np.array(json.dumps(meta)))
 
 
 def _load(path: Path, cg: CG) -> ProxyFeatures | None:

@@ -25,7 +25,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
+from cgpredict.fileio import atomic_write_json
 from cgpredict.proxies.features import cache_root
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
@@ -139,9 +139,5 @@ def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = 
             error = None
         out[i] = value
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"score": None if math.isnan(value) else value, "error": error}, handle)
-            os.replace(tmp, path)
+            atomic_write_json(path, {"score": None if math.isnan(value) else value, "error": error}, indent=None)
     return out
