@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 import random
 from pathlib import Path
 
@@ -149,7 +150,11 @@ def from_index(index: int) -> Arch:
     Raises:
         ValueError: ``index`` outside ``0 .. 32767``.
     """
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < SPACE_SIZE:
+    try:
+        index = operator.index(index)  # ints and numpy integers, not floats
+    except TypeError:
+        raise ValueError(f"{NAME}: index {index!r} is not an integer") from None
+    if not 0 <= index < SPACE_SIZE:
         raise ValueError(f"{NAME}: index {index!r} is outside 0..{SPACE_SIZE - 1}")
     digits = []
     for _ in range(NUM_LAYERS):
