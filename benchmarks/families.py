@@ -8,6 +8,12 @@ count with the table's ``params`` column (tolerance 1%) and its MACs under the f
 ``FLOPS_MODE`` counting mode with the ``flops`` column (tolerance 2%), printing the worst relative
 error and the number of rows outside the tolerance per family/task.
 
+With ``--params-exact`` part 1 is replaced by an exact parameter check that needs no CG: every
+row's network is built on the meta device and ``sum(p.numel())`` is compared with the ``params``
+column rounded to whole parameters (the columns are millions with 6 decimals), printing the number
+of rows that match exactly and the worst difference (a few minutes for the 32,768 NATS-Bench
+size-space rows, where CG conversion would take ten times longer).
+
 Part 2, for every family: builds and converts ``--n`` random samples (seed ``--seed``) and prints
 nodes and MACs (torchvision convention, in M) min / median / max.
 
@@ -19,6 +25,7 @@ Example::
     CGPREDICT_DATA=/work/shared/data python benchmarks/families.py --families nasbench201 hiaml --n 50
     python benchmarks/families.py --skip-tables --n 200         # only the sampled CG statistics
     python benchmarks/families.py --limit 100 --jobs 4          # first 100 rows per table, 4 processes
+    python benchmarks/families.py --families nats_sss --params-exact --skip-samples   # all rows, exact
 """
 
 from __future__ import annotations
@@ -120,6 +127,58 @@ def check_tables(families: Sequence[str], data_dir: str | None, limit: int | Non
     return ok
 
 
+def module_params(module: Any, arch: Any, task: str | None) -> int:
+    """Parameters of ``module.build(arch, task)``, built on the meta device (no weights allocated)."""
+    import torch
+
+    with torch.device("meta"):
+        model = module.build(arch, task)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_params_exact(families: Sequence[str], data_dir: str | None, limit: int | None) -> bool:
+    """Part 1 with ``--params-exact``: every row's built network against the ``params`` column, to the parameter."""
+    from cgpredict.datasets import load_family, registry
+
+    if registry.resolve_data_dir(data_dir) is None:
+        print(f"== params: skipped (no data folder: pass --data-dir or set ${registry.DATA_ENV})")
+        return True
+    ok = True
+    print("== params: sum(p.numel()) of the built network == round(params column × 1e6), every row")
+    print(f"{'family/task':<38} {'rows':>6} {'exact':>6} {'worst diff':>10}  time")
+    for name in families:
+        try:
+            module = registry.family_module(name)
+        except registry.FamilyUnavailableError as exc:
+            print(f"{name:<38} UNAVAILABLE: {exc}")
+            ok = False
+            continue
+        for task in module.TASKS:
+            start = time.perf_counter()
+            try:
+                fam = load_family(name, task=task, data_dir=data_dir)
+            except FileNotFoundError:
+                print(f"{name + '/' + task:<38} no table in the data folder")
+                continue
+            if fam.table_params is None:
+                print(f"{name + '/' + task:<38} {len(fam):>6} (no params column)")
+                continue
+            if limit is not None:
+                fam = fam.subset(range(min(limit, len(fam))))
+            rows = [i for i in range(len(fam)) if np.isfinite(fam.table_params[i])]
+            ours = np.array([module_params(module, fam.archs[i], task) for i in tqdm(rows, desc=f"params {name}/{task}")])
+            table = np.rint(fam.table_params[rows] * 1e6).astype(np.int64)
+            diff = ours - table
+            exact = int((diff == 0).sum())
+            worst = int(np.argmax(np.abs(diff))) if len(rows) else 0
+            ok &= exact == len(rows)
+            line = f"{name + '/' + task:<38} {len(rows):>6} {exact:>6} {int(diff[worst]) if len(rows) else 0:>+10}"
+            if exact != len(rows):
+                line += f" [worst: {fam.key(rows[worst])} ours {ours[worst]} vs table {table[worst]}]"
+            print(line, f" {time.perf_counter() - start:.0f}s", flush=True)
+    return ok
+
+
 def sample_stats(families: Sequence[str], n: int, seed: int, jobs: int) -> bool:
     """Part 2: convert ``n`` samples per family and print node / MAC statistics."""
     from cgpredict.datasets import load_family, registry
@@ -159,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="check only the first LIMIT rows of each table")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for conversion")
     parser.add_argument("--skip-tables", action="store_true", help="skip part 1 (table checks)")
+    parser.add_argument("--params-exact", action="store_true",
+                        help="part 1 checks the params column exactly, from the built networks (no CGs, no flops)")
     parser.add_argument("--skip-samples", action="store_true", help="skip part 2 (sample statistics)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.families) - set(list_families()))
@@ -166,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown families {unknown}; known: {', '.join(list_families())}")
 
     ok = True
-    if not args.skip_tables:
+    if not args.skip_tables and args.params_exact:
+        ok &= check_params_exact(args.families, args.data_dir, args.limit)
+    elif not args.skip_tables:
         ok &= check_tables(args.families, args.data_dir, args.limit, args.jobs)
     if not args.skip_samples:
         ok &= sample_stats(args.families, args.n, args.seed, args.jobs)

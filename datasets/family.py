@@ -346,7 +346,8 @@ def load_family(
     path = registry.label_path(family, task, data_dir)
     if not path.is_file():
         raise FileNotFoundError(f"label table for family {family!r} task {task!r} not found at {path}; {registry.LABEL_FORMAT_HELP}")
-    table = read_table(path, module.parse_arch, key_column="arch")
+    reader = getattr(module, "read_labels", None)  # a family whose table has its own layout
+    table = reader(path, task) if reader is not None else read_table(path, module.parse_arch, key_column="arch")
     columns = dict(table.columns)
     flops = columns.pop("flops", None)
     params = columns.pop("params", None)

@@ -4,7 +4,8 @@ Pipeline position: **model** (families of networks) → CG → features → pred
 
 Every family lives in its own module ``cgpredict.datasets.<name>`` exposing the family module
 interface (``NAME``, ``TASKS``, ``INPUT_SHAPE``, ``FLOPS_MODE``, ``input_shape``, ``data_file``,
-``parse_arch``, ``format_arch``, ``build``, ``sample``). Modules are imported by name only when a
+``parse_arch``, ``format_arch``, ``build``, ``sample``; optionally ``read_labels(path, task)`` for a
+table that is not ``arch,val_accuracy,...``). Modules are imported by name only when a
 family is used, so a missing or broken module only affects its own family and is reported with a
 :class:`FamilyUnavailableError` naming it.
 """
@@ -27,6 +28,7 @@ FAMILIES: tuple[str, ...] = (
     "nasbench201",
     "nasbench301",
     "transbench101_micro",
+    "nats_sss",
     "proxylessnas",
     "ofa_mbv3",
     "ofa_resnet50",

@@ -22,6 +22,7 @@ FIXED_NAMES = [
     "nasbench201",
     "nasbench301",
     "transbench101_micro",
+    "nats_sss",
     "proxylessnas",
     "ofa_mbv3",
     "ofa_resnet50",
