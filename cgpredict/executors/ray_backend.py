@@ -35,6 +35,12 @@ def import_ray() -> Any:
     return ray
 
 
+def _last_line(exc: BaseException) -> str:
+    """The last non-empty line of an error's text (where Ray's wrapped tracebacks name the cause)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:500]
+
+
 class RayExecutor(ExecutorBase):
     """Run items as chunked Ray tasks.
 
@@ -128,9 +134,10 @@ class RayExecutor(ExecutorBase):
                     try:
                         results = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # run_chunk itself failed: fn or decode unusable
+                        cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
                         raise ExecutorError(f"ray executor: a worker could not run {getattr(fn, '__name__', fn)!r} "
                                             f"(is cgpredict, and the function's module, importable on every node?): "
-                                            f"{error_text(exc)}") from exc
+                                            f"{_last_line(cause)}") from exc
                     except ray.exceptions.RayError as exc:  # the worker or node died after every retry
                         for index in chunk:
                             yield index, Outcome(error=f"WorkerCrashed: {error_text(exc)}", fault=True)
