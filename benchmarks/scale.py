@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     local.map(scorer, cgs[:2])
     warm = time.perf_counter() - start
+    cpu = time.process_time()
     base_rate, base_bits = _rate(local, scorer, cgs, None)
+    cpu_ms = 1000 * (time.process_time() - cpu) / len(cgs)
     row("local (this process)", warm, base_rate, 1, "-", "baseline")
     overhead = []
     for workers in args.workers:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     log += [f"| {w} | {1000 * lat:.2f} | {1000 * am:.2f} |" for w, lat, am in overhead]
     per_net_ms = 1000 / base_rate
     worst = max(max(lat, am) for _, lat, am in overhead) * 1000 if overhead else 0.0
-    log += ["", f"One {args.proxy} score costs {per_net_ms:.1f} ms here; the slowest task overhead above "
+    log += ["", f"One {args.proxy} score costs {per_net_ms:.1f} ms wall clock ({cpu_ms:.1f} ms CPU) here; the slowest task overhead above "
             f"({worst:.2f} ms) is {100 * worst / (MAX_CHUNK * per_net_ms):.2f}% of a full chunk of {MAX_CHUNK} "
             f"networks and {100 * worst / per_net_ms:.1f}% of a one-network task. Warm-up = Ray start + starting "
             "the workers (each imports torch), paid once per session. Networks/s on this shared machine "
