@@ -80,6 +80,7 @@ class LocalExecutor(ExecutorBase):
             pool = concurrent.futures.ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
             running: dict[concurrent.futures.Future, range] = {}
             broken: list[range] = []
+            finished = False
             try:
                 while todo or running:
                     while todo and len(running) < 2 * self._workers and not broken:
@@ -101,10 +102,11 @@ class LocalExecutor(ExecutorBase):
                                                 f"{getattr(fn, '__name__', fn)!r}: {error_text(exc)}") from exc
                         for index, (value, error) in zip(chunk, results):
                             yield index, Outcome(value=value, error=error)
-            finally:
+                finished = True
+            finally:  # interrupted (Ctrl-C, consumer gone) or broken: do not wait for chunks still out
                 for future in running:
                     future.cancel()
-                pool.shutdown(wait=not broken, cancel_futures=True)
+                pool.shutdown(wait=finished and not broken, cancel_futures=True)
             for chunk in broken:  # the pool died under these chunks: resend or give up on them
                 tries[chunk.start] = tries.get(chunk.start, 0) + 1
                 if tries[chunk.start] > self.max_retries:
