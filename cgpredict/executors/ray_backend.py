@@ -47,7 +47,8 @@ class RayExecutor(ExecutorBase):
     Args:
         address: ``None`` — use the Ray session already started in this process, else start a
             local one (``num_cpus``); ``"auto"`` — join the cluster running on this machine
-            (``ray start --head``); ``"HOST:PORT"`` — join that cluster's head.
+            (``ray start --head``); ``"HOST:PORT"`` — join that cluster's head. When this process
+            already has a Ray session, that session is used whatever ``address`` says.
         num_cpus: CPUs of a local Ray session this executor starts (``None``: all of them).
         cpus_per_task: CPUs Ray reserves per task; torch runs that many threads in it.
         num_gpus_per_task: fraction of a GPU reserved per task when the cluster has GPUs (e.g.
