@@ -436,7 +436,7 @@ class CGCache:
                 "entries": merged,
             }
             atomic_write_gzip_json(self.path, document)
-            remove_orphans(self.path.parent, self.path.name)
+            remove_orphans(self.path.parent, self.path.name, older_than=0)  # only lock holders write them
         self._dirty.clear()
         self._dropped.clear()
 

@@ -62,8 +62,8 @@ def _run(args: argparse.Namespace) -> int:
 
     out = _check_args(args)
     progress = progress_wanted(not args.quiet)
+    start = resolve_start(args.model, args.input_shape)  # a bad start fails before the predictor loads
     scorer = _scorer(args)
-    start = resolve_start(args.model, args.input_shape)
     mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
     with warnings.catch_warnings():  # said once below, in the CLI's own words
         warnings.simplefilter("ignore", UserWarning)
