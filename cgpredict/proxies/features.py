@@ -44,7 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
-from cgpredict.fileio import atomic_writer
+from cgpredict.fileio import atomic_writer, remove_orphans
 
 __all__ = ["GRAPH_FEATURES", "INIT_SCHEMES", "NODE_FEATURES", "ProxyConfig", "ProxyFeatures", "apply_init", "cache_root", "neutral",
            "proxy_features", "proxy_features_many"]
@@ -210,6 +210,7 @@ def _save(path: Path, feats: ProxyFeatures) -> None:
     with atomic_writer(path) as handle:
         np.savez(handle, graph=graph, node=node, node_mask=mask, meta=np.array(meta_text),
                  key=np.array(path.stem), sha256=np.array(check))
+    remove_orphans(path.parent, path.name)  # temp files of writers killed over an hour ago
 
 
 def _load(path: Path, cg: CG) -> ProxyFeatures | None:

@@ -36,7 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
-from cgpredict.fileio import atomic_write_json
+from cgpredict.fileio import atomic_write_json, remove_orphans
 from cgpredict.proxies.features import cache_root
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
@@ -147,6 +147,7 @@ def _save(path: Path, value: float, error: str | None) -> None:
     score = None if math.isnan(value) else float(value)
     doc = {"key": path.stem, "score": score, "error": error, "sha256": _entry_digest(path.stem, score, error)}
     atomic_write_json(path, doc, indent=None)
+    remove_orphans(path.parent, path.name)  # temp files of writers killed over an hour ago
 
 
 def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = True,
