@@ -51,10 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line(exc: BaseException) -> str:
-    """The error message of ``exc`` for the terminal (its type only when the message is empty)."""
+    """The error message of ``exc`` as one line (its lines joined with ``; ``; its type only when
+    the message is empty)."""
     text = str(exc).strip()
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}"
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
     return text or type(exc).__name__
 
 

@@ -214,6 +214,14 @@ def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.Cap
     capsys.readouterr()
     assert run_cli(*argv) == 2  # the checkpoint exists: replaced only with --force
     assert "pass --force" in capsys.readouterr().err
+    first = (out / "weights.pt").read_bytes()
+    assert run_cli(*argv, "--epochs", 1, "--force") == 0  # an earlier checkpoint is swapped for the new one
+    from cgpredict.commands.finetune import CHECKPOINT_ENTRY
+
+    names = {p.name for p in out.iterdir()}
+    assert (out / "weights.pt").read_bytes() != first and {"config.json", "weights.pt"} <= names
+    assert all(CHECKPOINT_ENTRY.match(name) for name in names)
+    assert not list(tmp_path.glob(".*.tmp"))
     argv = [tmp_path / "w2.ckpt" if a == out else a for a in argv]
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,label\n4,60\n8,not-a-number\n")

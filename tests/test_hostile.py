@@ -47,7 +47,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
 def assert_one_error_line(err: str, *needles: str) -> None:
     """stderr is one ``error:`` line (no traceback) containing every needle."""
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and "error:" in lines[0] and "Traceback" not in err, err
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in err, err
     for needle in needles:
         assert needle in err, (needle, err)
 
@@ -237,6 +237,24 @@ def test_search_force_replaces_only_its_own_folder_and_leaves_no_stale_ranks(use
     assert not list(user.glob(".*.tmp"))
 
 
+def test_cli_search_force_replaces_an_earlier_search_only(user: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgpredict.commands import search as search_command
+
+    monkeypatch.setattr(search_command, "_scorer", lambda args: lambda cgs: np.array([float(c.flops) for c in cgs]))
+    argv = ["search", "net.py:TinyNet", "--input-shape", "1,3,8,8", "--iterations", 1, "--mutants", 3, "--no-onnx",
+            "-q", "-o", "out"]
+    assert run(capsys, *argv, "--topk", 3)[0] == 0
+    assert len(list((user / "out").glob("rank*"))) >= 2
+    code, _, err = run(capsys, *argv, "--topk", 1)
+    assert code == 2
+    assert_one_error_line(err, "out", "--force")
+    assert run(capsys, *argv, "--topk", 1, "--force")[0] == 0
+    assert sorted(p.name for p in (user / "out").glob("rank*")) == ["rank01"]
+    results = (user / "out" / "results.csv").read_text().splitlines()
+    assert len(results) == 2 and ",out/rank01," in results[1]  # the path as given, not the temporary one
+
+
 # ---------------------------------------------------------------------------------- 6. label files
 @pytest.mark.parametrize("text, needles", [
     ("arch,flops,params\n4,1.0,2.0\n8,2.0,3.0\n", ["no label column", "val_accuracy, label, accuracy, y",
@@ -401,6 +419,19 @@ def test_ood_text_is_unknown_when_the_distance_is_nan() -> None:
     assert ood_text({"ood": True, "centroid_distance": 3.0}) == "yes"
     assert ood_text({"ood": False, "centroid_distance": 0.5}) == "no"
     assert math.isnan(nan)
+
+
+@pytest.mark.slow
+def test_progress_bars_leave_no_escape_junk_in_a_log(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cgpredict.cli", "rank", "--family", "two_path", "--n", "4"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "CGPREDICT_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr, done.stderr[:300]
+    assert "ranking 4 sampled, unlabelled nets" in done.stdout
 
 
 def test_progress_bars_are_off_off_terminal_and_on_a_loaded_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
