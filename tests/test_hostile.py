@@ -170,6 +170,7 @@ def tiny_params() -> int:
 
 @pytest.mark.parametrize("argv, needle", [
     (["convert", "net.py:TinyNet", "-o", "sub"], "is a folder"),
+    (["convert", "net.py:TinyNet", "-o", "link.py", "--force"], "also an input"),
     (["convert", "net.py:TinyNet", "-o", "notes.txt/x.json"], "is a file, not a folder"),
     (["show", "net.py:TinyNet", "-o", "sub"], "is a folder"),
     (["show", "net.py:TinyNet", "-o", "pic.gif"], ".png"),
@@ -201,6 +202,7 @@ def test_outputs_are_checked_before_any_work(user: Path, capsys: pytest.CaptureF
     (user / "ckpt" / "config.json").write_text(json.dumps({"format": "cgpredict.predictor"}))
     (user / "ckpt" / "weights.pt").write_bytes(b"")
     (user / "ckpt" / "my-notes.md").write_text("mine\n")
+    (user / "link.py").symlink_to(user / "net.py")
     before = snapshot(user)
     start = time.perf_counter()
     code, _, err = run(capsys, *argv)
