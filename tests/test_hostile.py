@@ -323,11 +323,19 @@ def test_onnx_label_rows_cannot_leave_their_folder(user: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- 8. errors
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "cgpredict" / "checkpoints" / "nb101" / "config.json"
+
+
 @pytest.mark.parametrize("setup, needle", [
     (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON"),
     (lambda d: (d / "config.json").write_text("[" * 100000 + "]" * 100000), "cannot be loaded"),
     (lambda d: (d / "config.json").write_text(json.dumps({"format": "cgpredict.predictor"})), "ckpt"),
     (lambda d: None, "not a predictor checkpoint"),
+    (lambda d: (d / "config.json").write_text(SHIPPED_CONFIG.read_text()), "ckpt"),  # truncated weights.pt
+    (lambda d: (d / "config.json").write_text(json.dumps(
+        {k: v for k, v in json.loads(SHIPPED_CONFIG.read_text()).items() if k != "config"})), "ckpt"),  # KeyError
+    (lambda d: (d / "config.json").write_text(json.dumps(
+        {**json.loads(SHIPPED_CONFIG.read_text()), "config": [1, 2]})), "ckpt"),  # TypeError
 ])
 def test_broken_checkpoints_end_in_one_line(user: Path, capsys: pytest.CaptureFixture[str], setup, needle: str) -> None:
     ckpt = user / "ckpt"
