@@ -117,7 +117,11 @@ def draw_cg(cg: CG, path: str | Path, *, title: str | None = None, dpi: int = 10
     heading = title if title is not None else cg.summary()
     if heading:
         fig.suptitle(heading, fontsize=9, y=0.995)
-    fig.savefig(path, dpi=dpi)
+    from cgpredict.fileio import atomic_writer
+
+    fmt = {".jpg": "jpeg", ".jpeg": "jpeg"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
+    with atomic_writer(path) as handle:
+        fig.savefig(handle, dpi=dpi, format=fmt)
     return path
 
 

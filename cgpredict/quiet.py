@@ -4,11 +4,18 @@ Sits outside the pipeline: the ``cgpredict`` CLI and ``python -m cgpredict.demo`
 :func:`hide_known_warnings` so a user sees cgpredict's own messages, not torch / torch-geometric
 notices about their internals. The library itself installs no filter (importing ``cgpredict``
 leaves :mod:`warnings` untouched), and every other warning still shows.
+
+Progress bars: :func:`progress_wanted` decides whether a command draws them (not with ``--quiet``,
+``CGPREDICT_NO_PROGRESS=1`` or when stderr is not a terminal, so logs get no escape junk), and
+:func:`set_progress` switches them on a predictor that is already loaded.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from typing import Any
 
 #: (category, message regex) of each hidden warning, with where it comes from.
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
@@ -24,3 +31,30 @@ def hide_known_warnings() -> None:
     """Install ``ignore`` filters for :data:`KNOWN_WARNINGS` (call from an entry point only)."""
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+#: Environment variable that turns every progress bar of the command line off (``1``).
+NO_PROGRESS_ENV = "CGPREDICT_NO_PROGRESS"
+
+
+def progress_wanted(requested: bool = True, stream: Any = None) -> bool:
+    """Whether to draw progress bars: ``requested`` (e.g. not ``--quiet``), ``$CGPREDICT_NO_PROGRESS``
+    unset, and ``stream`` (default ``sys.stderr``) a terminal — bars written to a log file or a pipe
+    are carriage-return junk, so they are off there."""
+    if not requested or os.environ.get(NO_PROGRESS_ENV, "") not in ("", "0"):
+        return False
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def set_progress(predictor: Any, flag: bool) -> Any:
+    """Turn the progress bars of a loaded predictor (or bag) and of its parts on or off; returns it."""
+    setter = getattr(predictor, "set_progress", None) or getattr(predictor, "_set_progress", None)
+    if callable(setter):
+        setter(bool(flag))
+    elif hasattr(predictor, "progress"):
+        predictor.progress = bool(flag)
+    return predictor

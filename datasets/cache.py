@@ -7,13 +7,23 @@ bundle file holds the CGs of one family, task and input shape, keyed by the cano
 written with the current :data:`CONVERTER_VERSION` (a bundle of another version is ignored and
 rewritten). Location: ``$CGPREDICT_CACHE`` or ``~/.cache/cgpredict``.
 
-File format: gzip-compressed JSON (never pickle) ``{"format", "version", "family", "task",
-"input_shape", "entries": {arch_text: encoded CG}}``, each CG stored column-wise (one list per
-node field, rarely-set fields sparsely) so that a 725-network bundle loads in about a second. Writes go
-to a temporary file in the same folder and are moved into place with ``os.replace``, so a reader
-never sees a half-written file and an interrupted write leaves the previous file intact. Entries
-already on disk are merged in before each write, so two processes filling the same bundle do not
-erase each other's work.
+File format: gzip-compressed JSON (never pickle) ``{"format", "layout", "version", "family", "task",
+"input_shape", "entries": {arch_text: {"key": arch_text, "sha256": ..., "cg": text}}}``, each CG
+stored column-wise (one list per node field, rarely-set fields sparsely) as JSON text, so that a
+725-network bundle loads in about a second and only the CGs asked for are decoded.
+
+Integrity: every entry carries the key it was written for and the SHA-256 of its text. An entry
+that fails either check, or does not decode (edited by hand, truncated, nested too deeply), is
+dropped, reported once (:class:`CacheWarning`) and recomputed by the caller; the next write
+removes it from the file. A bundle that is not gzip JSON, or that decompresses to more than
+:func:`max_bundle_bytes` (a gzip bomb), is treated as empty the same way.
+
+Writes go to a temporary file in the same folder and are moved into place with ``os.replace``
+(:func:`cgpredict.fileio.atomic_writer`), so a reader never sees a half-written file and an
+interrupted write leaves the previous file intact. Each write holds an exclusive lock
+(``fcntl.flock`` on ``.NAME.lock`` beside the bundle) while it re-reads the file, merges its new
+entries in and replaces it, so concurrent processes filling the same bundle never lose each
+other's entries; temporary files of killed writers are removed (:func:`cgpredict.fileio.remove_orphans`).
 """
 
 from __future__ import annotations
@@ -21,18 +31,26 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import hashlib
 import json
 import os
 import re
+import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cgpredict import __version__
 from cgpredict.cg import CG, SCHEMA_NAME, SCHEMA_VERSION, Node, _jsonable
-from cgpredict.errors import CGSchemaError
+from cgpredict.errors import CacheEntryError, CGSchemaError
 from cgpredict.features import FEATURE_VERSION
-from cgpredict.fileio import atomic_writer
+from cgpredict.fileio import atomic_writer, remove_orphans
+
+try:  # POSIX: writers of one bundle take turns
+    import fcntl
+except ImportError:  # pragma: no cover - no advisory locks on this platform
+    fcntl = None  # type: ignore[assignment]
 from cgpredict.ops import OP_INDEX, OP_TYPES
 
 #: Identifies the converter output: a bundle written under another version is not reused.
@@ -41,9 +59,92 @@ CONVERTER_VERSION = f"cgpredict-{__version__}+cg{SCHEMA_VERSION}+feat{FEATURE_VE
 #: Environment variable overriding the cache folder.
 CACHE_ENV = "CGPREDICT_CACHE"
 
+#: Environment variable capping the decompressed size of a bundle, in MiB.
+MAX_BYTES_ENV = "CGPREDICT_CACHE_MAX_MB"
+#: Default cap of a bundle's decompressed size (a full 15,625-net NB-201 bundle is ~180 MB).
+DEFAULT_MAX_MB = 512
+
 _FORMAT = "cgpredict.cg-cache"
-#: Layout version of the per-CG column encoding below (part of every bundle's header).
-_LAYOUT = 2
+#: Layout version of the bundle (entries with key + checksum, CG columns as text); part of the
+#: file name, so bundles of other layouts are separate files and never fought over.
+_LAYOUT = 3
+
+
+class CacheWarning(UserWarning):
+    """A cache entry or file was unreadable or failed its check; it is dropped and recomputed."""
+
+
+_REPORTED: set[str] = set()
+#: Distinct cache files reported per process before the reports stop (one last note says so).
+MAX_REPORTS = 5
+
+
+def report_cache_problem(path: str | os.PathLike[str], reason: str) -> None:
+    """Warn (:class:`CacheWarning`) that a cache file or entry at ``path`` was dropped, once per
+    path and process (at most :data:`MAX_REPORTS` paths); the caller recomputes what it held."""
+    where = str(path)
+    if where in _REPORTED or len(_REPORTED) > MAX_REPORTS:
+        return
+    _REPORTED.add(where)
+    if len(_REPORTED) > MAX_REPORTS:
+        warnings.warn("more bad cache entries were dropped and recomputed; not reported one by one",
+                      CacheWarning, stacklevel=3)
+        return
+    warnings.warn(f"cache {where}: {reason}; dropped and recomputed (reported once)", CacheWarning, stacklevel=3)
+
+
+def max_bundle_bytes() -> int:
+    """Decompressed-size cap of a bundle: ``$CGPREDICT_CACHE_MAX_MB`` MiB, default :data:`DEFAULT_MAX_MB`."""
+    try:
+        mb = float(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_MB))
+    except ValueError:
+        mb = DEFAULT_MAX_MB
+    return int(max(mb, 1) * 2**20)
+
+
+def read_gzip_capped(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The decompressed content of gzip file ``path``, read in 1 MiB chunks.
+
+    Raises:
+        CacheEntryError: it decompresses to more than ``limit`` bytes (default
+            :func:`max_bundle_bytes`): a gzip bomb is refused after reading ``limit`` bytes, not
+            held in memory whole.
+        OSError, EOFError, zlib.error: not gzip, or truncated.
+    """
+    limit = max_bundle_bytes() if limit is None else limit
+    chunks, total = [], 0
+    with gzip.open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise CacheEntryError(f"decompresses to more than {limit / 2**20:.0f} MiB "
+                                      f"(${MAX_BYTES_ENV} raises the cap)")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _digest(key: str, text: str) -> str:
+    return hashlib.sha256(f"{key}\n{text}".encode()).hexdigest()
+
+
+def make_entry(key: str, encoded: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of one encoded CG: its key, its JSON text and their SHA-256."""
+    text = json.dumps(encoded, separators=(",", ":"))
+    return {"key": key, "sha256": _digest(key, text), "cg": text}
+
+
+def check_entry(key: str, entry: Any) -> str:
+    """The JSON text of a stored entry after checking its key and checksum (:class:`CacheEntryError` if not)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("cg"), str):
+        raise CacheEntryError("malformed entry")
+    if entry.get("key") != key:
+        raise CacheEntryError(f"entry was written for another key ({str(entry.get('key'))[:60]!r})")
+    if entry.get("sha256") != _digest(key, entry["cg"]):
+        raise CacheEntryError("entry fails its checksum (edited or damaged)")
+    return entry["cg"]
 #: Node fields stored as one column (a list with one value per node).
 _DENSE: tuple[str, ...] = ("op", "inputs", "out_shape", "name", "macs", "params")
 #: Node fields stored sparsely (``{node index: value}``) because most nodes keep the default.
@@ -191,21 +292,29 @@ class CGCache:
         self.version = version
         self.root = Path(root) if root is not None else cache_dir()
         shape = "x".join(str(v) for v in self.input_shape)
-        self.path = self.root / _slug(version) / f"{_slug(self.family)}__{_slug(str(task))}__{shape}.json.gz"
-        self._raw: dict[str, dict[str, Any]] | None = None  # encoded entries from disk + new ones
+        name = f"{_slug(self.family)}__{_slug(str(task))}__{shape}.v{_LAYOUT}.json.gz"
+        self.path = self.root / _slug(version) / name
+        self._raw: dict[str, dict[str, Any]] | None = None  # stored entries from disk + new ones
         self._decoded: dict[str, CG] = {}
         self._dirty: set[str] = set()
+        self._dropped: set[str] = set()  # bad entries to remove from the file on the next flush
 
     # ------------------------------------------------------------------ reading
     def _read_disk(self) -> dict[str, dict[str, Any]]:
-        """Entries of the bundle file, or ``{}`` when it is absent, unreadable or of another version."""
+        """Stored entries of the bundle file, or ``{}`` when it is absent, of another version, or
+        unreadable (reported once: not gzip JSON, truncated, nested too deeply, over the size cap)."""
         try:
-            with gzip.open(self.path, "rb") as handle, _gc_paused():
-                data = json.loads(handle.read())
+            raw = read_gzip_capped(self.path)
+            with _gc_paused():
+                data = json.loads(raw)
         except FileNotFoundError:
             return {}
-        except (OSError, EOFError, ValueError):
-            return {}  # corrupt file (e.g. written by a crashed foreign tool): rebuild it
+        except CacheEntryError as exc:
+            report_cache_problem(self.path, str(exc))
+            return {}
+        except (OSError, EOFError, zlib.error, ValueError, RecursionError) as exc:
+            report_cache_problem(self.path, f"unreadable ({type(exc).__name__})")
+            return {}
         if (
             not isinstance(data, dict)
             or data.get("format") != _FORMAT
@@ -213,11 +322,16 @@ class CGCache:
             or data.get("layout") != _LAYOUT
             or data.get("family") != self.family
             or data.get("task") != self.task
+            or not isinstance(data.get("input_shape"), list)
             or tuple(data.get("input_shape", ())) != self.input_shape
         ):
+            report_cache_problem(self.path, "header is not this bundle's (format, version, family, task or shape)")
             return {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            report_cache_problem(self.path, "no entries table")
+            return {}
+        return entries
 
     def _entries(self) -> dict[str, dict[str, Any]]:
         if self._raw is None:
@@ -235,15 +349,27 @@ class CGCache:
         return len(self._entries())
 
     def get(self, key: str) -> CG | None:
-        """The cached CG of ``key``, or ``None`` if absent (or unreadable)."""
+        """The cached CG of ``key``, or ``None`` if absent or bad (a bad entry — wrong key, failed
+        checksum, undecodable — is dropped and reported once; the caller recomputes it)."""
         if key in self._decoded:
             return self._decoded[key]
-        raw = self._entries().get(key)
-        if raw is None:
+        entries = self._entries()
+        entry = entries.get(key)
+        if entry is None:
             return None
         try:
-            cg = _decode(raw)
-        except (CGSchemaError, IndexError, KeyError, TypeError, ValueError):
+            text = check_entry(key, entry)
+            try:
+                cg = _decode(json.loads(text))
+            except RecursionError:
+                raise CacheEntryError("entry is nested too deeply") from None
+            except (CGSchemaError, IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise CacheEntryError(f"entry does not decode ({type(exc).__name__}: {str(exc)[:80]})") from None
+        except CacheEntryError as exc:
+            del entries[key]
+            self._dirty.discard(key)
+            self._dropped.add(key)
+            report_cache_problem(self.path, f"entry {key[:80]!r}: {exc}")
             return None
         self._decoded[key] = cg
         return cg
@@ -256,35 +382,63 @@ class CGCache:
     # ------------------------------------------------------------------ writing
     def put(self, key: str, cg: CG) -> None:
         """Add a CG in memory; :meth:`flush` writes it."""
-        self._entries()[key] = _encode(cg)
+        self._entries()[key] = make_entry(key, _encode(cg))
         self._decoded[key] = cg
         self._dirty.add(key)
+        self._dropped.discard(key)
 
     @property
     def dirty(self) -> bool:
-        """Whether entries were added since the last flush."""
-        return bool(self._dirty)
+        """Whether entries were added (or bad ones dropped) since the last flush."""
+        return bool(self._dirty or self._dropped)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the bundle's exclusive write lock (``fcntl.flock`` on ``.NAME.lock``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        with open(self.path.parent / f".{self.path.name}.lock", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def flush(self) -> None:
-        """Atomically write the bundle (merged with what is on disk now) if anything was added."""
-        if not self._dirty:
+        """Write the bundle if anything changed: under the write lock, what is on disk now is
+        re-read, this cache's new entries are merged in (bad entries left out) and the file is
+        replaced atomically, so concurrent writers never lose each other's entries."""
+        if not self.dirty:
             return
-        merged = self._read_disk()
         entries = self._entries()
-        merged.update({k: entries[k] for k in self._dirty})
-        for key, value in merged.items():
-            entries.setdefault(key, value)
-        document = {
-            "format": _FORMAT,
-            "layout": _LAYOUT,
-            "version": self.version,
-            "family": self.family,
-            "task": self.task,
-            "input_shape": list(self.input_shape),
-            "entries": merged,
-        }
-        atomic_write_gzip_json(self.path, document)
+        with self._locked():
+            merged = self._read_disk()
+            for key in self._dropped:
+                stored = merged.get(key)
+                if stored is not None:
+                    try:
+                        check_entry(key, stored)  # another process may have rewritten it meanwhile
+                    except CacheEntryError:
+                        merged.pop(key)
+            merged.update({k: entries[k] for k in self._dirty})
+            for key, value in merged.items():
+                if key not in self._dropped:
+                    entries.setdefault(key, value)
+            document = {
+                "format": _FORMAT,
+                "layout": _LAYOUT,
+                "version": self.version,
+                "family": self.family,
+                "task": self.task,
+                "input_shape": list(self.input_shape),
+                "entries": merged,
+            }
+            atomic_write_gzip_json(self.path, document)
+            remove_orphans(self.path.parent, self.path.name, older_than=0)  # only lock holders write them
         self._dirty.clear()
+        self._dropped.clear()
 
     def clear(self) -> None:
         """Delete the bundle file and forget the entries."""

@@ -59,24 +59,30 @@ def family_from_csv(
     input_shape: Sequence[int] = (1, 3, 224, 224),
     name: str = "custom",
     cache: bool = False,
+    label_column: str | None = None,
 ) -> Family:
     """A labelled family from a CSV of ``arch,label`` rows and a network builder.
 
     Args:
         path: CSV with a header; the key column is ``arch`` (else the first column), the label
-            column ``label``/``val_accuracy`` (else the second); other numeric columns go to
-            ``Family.extra`` (``flops``/``params`` to ``table_flops``/``table_params``).
+            column ``label_column`` or else one of ``val_accuracy``/``label``/``accuracy``/``y``
+            (never a column chosen by position: a table without one is refused); other numeric
+            columns go to ``Family.extra`` (``flops``/``params`` to ``table_flops``/``table_params``).
         builder: ``arch → torch.nn.Module``.
         parse: ``text → hashable arch``; default :func:`parse_literal`.
         input_shape: the input shape (batch first) for conversion.
         name: the family name.
         cache: cache the CGs on disk under ``name``. Off by default because a Python builder
             cannot be fingerprinted: turn it on only with a ``name`` unique to this builder.
+        label_column: name of the label column (``--label-column``).
+
+    Raises:
+        cgpredict.errors.LabelFileError: a malformed table (file and line named).
     """
     if not callable(builder):
         raise TypeError(f"builder must be callable (arch -> torch.nn.Module), got {type(builder).__name__}")
     parse = parse or parse_literal
-    table = read_table(path, parse, key_column="arch")
+    table = read_table(path, parse, key_column="arch", label_column=label_column)
     columns = dict(table.columns)
     return Family(
         name=name,
@@ -107,8 +113,10 @@ def family_from_onnx_folder(
     folder: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str],
     name: str = "custom",
+    label_column: str | None = None,
 ) -> Family:
-    """A labelled family of ONNX files: ``labels_csv`` holds ``file,label`` rows, files relative to ``folder``.
+    """A labelled family of ONNX files: ``labels_csv`` holds ``file,label`` rows, files relative to ``folder``
+    (the label column named ``label_column``, else one of the recognised names).
 
     CGs come from :func:`cgpredict.converters.from_onnx` and are cached keyed by each file's
     content hash, so editing a file re-converts it.
@@ -118,12 +126,16 @@ def family_from_onnx_folder(
         raise FileNotFoundError(f"ONNX folder {folder} does not exist")
     labels_csv = Path(labels_csv)
 
+    root = Path(os.path.normpath(folder))
+
     def parse_file(text: str) -> str:
+        if not Path(os.path.normpath(folder / text)).is_relative_to(root):
+            raise ValueError(f"file {text!r} lies outside the ONNX folder {folder}")
         if not (folder / text).is_file():
             raise ValueError(f"ONNX file {folder / text} does not exist")
         return text
 
-    table = read_table(labels_csv, parse_file, key_column="file")
+    table = read_table(labels_csv, parse_file, key_column="file", label_column=label_column)
     digests = {file: _file_digest(folder / file) for file in table.keys}
 
     def convert(file: str) -> CG:

@@ -149,12 +149,12 @@ def test_convert_torchvision_and_onnx(tmp_path, onnx_file, capsys) -> None:
 
 
 def test_convert_reports_errors(capsys) -> None:
-    assert main(["convert", "torchvision:not_a_model"]) == 1
+    assert main(["convert", "torchvision:not_a_model"]) == 2
     err = capsys.readouterr().err
     assert "unknown torchvision model 'not_a_model'" in err and "resnet18" in err
-    assert main(["convert", "torchvision:mobilenet_v"]) == 1
+    assert main(["convert", "torchvision:mobilenet_v"]) == 2
     assert "did you mean mobilenet_v2" in capsys.readouterr().err
-    assert main(["convert", "resnet18", "--input-shape", "1,x"]) == 1
+    assert main(["convert", "resnet18", "--input-shape", "1,x"]) == 2
     assert "input shape" in capsys.readouterr().err
 
 
@@ -174,7 +174,7 @@ def test_show_draws_png_and_lists(tmp_path, net_file, capsys) -> None:
     listing = capsys.readouterr().out
     assert listing.splitlines()[0].startswith("TinyNet:")
     assert any(" conv " in line and "(1, 4, 8, 8)" in line for line in listing.splitlines())
-    assert main(["show", str(tmp_path / "missing.json")]) == 1
+    assert main(["show", str(tmp_path / "missing.json")]) == 2
 
 
 def test_layout_is_layered_and_tall_graphs_get_tall_figures(tmp_path) -> None:

@@ -79,11 +79,11 @@ def test_predict_onnx_matches_torch_file(run_cli, tmp_path: Path) -> None:
 
 
 def test_predict_missing_checkpoint(run_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", tmp_path / "nope") == 1
+    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", tmp_path / "nope") == 2
     assert "nope does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", empty) == 1
+    assert run_cli("predict", "torchvision:resnet18", "--checkpoint", empty) == 2
     assert "not a predictor checkpoint" in capsys.readouterr().err
 
 
@@ -191,9 +191,9 @@ def test_finetune_and_rank_with_the_proxy_member(run_cli, tmp_path: Path, monkey
     shares = dict(re.findall(r"([\w+-]+) ([0-9.]+)(?:,|$)", capsys.readouterr().out.split("Proxy member): ")[1].splitlines()[0]))
     assert float(shares["Proxy"]) == pytest.approx(1 / 7, abs=0.01) and len(shares) == 7
     assert {r["arch"] for r in _rows(weighted)} == {r["arch"] for r in _rows(ranked)}
-    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "-q", "--proxy-weights") == 1
+    assert run_cli("rank", "--family", "nasbench201", "--n", 12, "-q", "--proxy-weights") == 2
     assert "--proxy-weights needs the Proxy member" in capsys.readouterr().err
-    assert run_cli("rank", "--family", "nasbench201", "--n", 4, "-q", "--proxy", "synflow") == 1
+    assert run_cli("rank", "--family", "nasbench201", "--n", 4, "-q", "--proxy", "synflow") == 2
     assert "--proxy must be gennas, eproxy, cpu or a JSON object" in capsys.readouterr().err
 
 
@@ -212,12 +212,23 @@ def test_finetune_builder_and_errors(run_cli, tmp_path: Path, capsys: pytest.Cap
     assert run_cli(*argv) == 0
     assert (out / "config.json").is_file() and (out / "weights.pt").is_file()
     capsys.readouterr()
+    assert run_cli(*argv) == 2  # the checkpoint exists: replaced only with --force
+    assert "pass --force" in capsys.readouterr().err
+    first = (out / "weights.pt").read_bytes()
+    assert run_cli(*argv, "--epochs", 1, "--force") == 0  # an earlier checkpoint is swapped for the new one
+    from cgpredict.commands.finetune import CHECKPOINT_ENTRY
+
+    names = {p.name for p in out.iterdir()}
+    assert (out / "weights.pt").read_bytes() != first and {"config.json", "weights.pt"} <= names
+    assert all(CHECKPOINT_ENTRY.match(name) for name in names)
+    assert not list(tmp_path.glob(".*.tmp"))
+    argv = [tmp_path / "w2.ckpt" if a == out else a for a in argv]
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,label\n4,60\n8,not-a-number\n")
-    assert run_cli(*[bad if a == labels else a for a in argv]) == 1
+    assert run_cli(*[bad if a == labels else a for a in argv]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "line 3" in err
-    assert run_cli(*[f"{space}:nobuild" if a == f"{space}:build" else a for a in argv]) == 1
+    assert run_cli(*[f"{space}:nobuild" if a == f"{space}:build" else a for a in argv]) == 2
     assert "no function 'nobuild'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_cli("finetune", "--labels", labels, "-o", out)  # neither --family nor --builder

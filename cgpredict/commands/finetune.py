@@ -24,6 +24,7 @@ is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and ``Predic
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,11 @@ def load_builder(spec: str) -> Callable[[Any], Any]:
 
 
 def labelled_family(labels: str, family: str | None = None, builder: str | None = None, task: str | None = None,
-                    input_shape: tuple[int, ...] | None = None) -> Any:
+                    input_shape: tuple[int, ...] | None = None, label_column: str | None = None) -> Any:
     """A labelled :class:`cgpredict.datasets.Family` from an ``arch,label`` CSV, with archs in a
-    registered ``family``'s encoding or passed to a ``builder`` (``file.py:fn``)."""
-    from cgpredict.datasets import Family
+    registered ``family``'s encoding or passed to a ``builder`` (``file.py:fn``); the label column
+    is ``label_column`` or one of the recognised names (:data:`cgpredict.datasets._table.LABEL_COLUMNS`)."""
+    from cgpredict.datasets.custom import family_from_csv
     from cgpredict.datasets.registry import check_task, family_module
     from cgpredict.datasets.registry import input_shape as family_input_shape
 
@@ -70,12 +72,12 @@ def labelled_family(labels: str, family: str | None = None, builder: str | None 
         module = family_module(family)
         task = check_task(family, task)
         shape = input_shape or family_input_shape(family, task)
-        fam = Family.from_csv(labels, builder=lambda arch: module.build(arch, task), parse=module.parse_arch,
-                              input_shape=shape, name=family)
+        fam = family_from_csv(labels, builder=lambda arch: module.build(arch, task), parse=module.parse_arch,
+                              input_shape=shape, name=family, label_column=label_column)
         fam.arch_key = module.format_arch
         return fam
-    return Family.from_csv(labels, builder=load_builder(str(builder)), input_shape=input_shape or (1, 3, 224, 224),
-                           name=Path(labels).stem)
+    return family_from_csv(labels, builder=load_builder(str(builder)), input_shape=input_shape or (1, 3, 224, 224),
+                           name=Path(labels).stem, label_column=label_column)
 
 
 def _temperature(text: str) -> float:
@@ -89,31 +91,83 @@ def _temperature(text: str) -> float:
     return value
 
 
-def _run(args: argparse.Namespace) -> int:
-    from cgpredict.commands.predict import load_predictor
-    from cgpredict.metrics import kendall_tau, spearman
-    from cgpredict.model_spec import parse_input_shape
+#: Entries a checkpoint folder may hold (``--force`` replaces only such a folder).
+CHECKPOINT_ENTRY = re.compile(r"^(config\.json|weights\.pt|bag\d+|[A-Za-z_]*manifest[A-Za-z_.]*)$", re.IGNORECASE)
+
+
+def check_checkpoint_target(out: Path) -> None:
+    """Refuse (even with ``--force``) to replace an existing folder that is not a cgpredict
+    checkpoint or that holds other files: the checkpoint is written whole and swapped in, so
+    anything else there would be lost."""
+    from cgpredict.errors import InputError
+    from cgpredict.fileio import OutputExistsError
+    from cgpredict.predictor import read_checkpoint_config
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        doc = read_checkpoint_config(out)
+    except (InputError, ValueError, OSError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("cgpredict"):
+        raise OutputExistsError(f"-o {out} is a folder that is not a cgpredict checkpoint; give a new folder "
+                                "(--force replaces only an earlier checkpoint)")
+    foreign = sorted(p.name for p in out.iterdir() if not CHECKPOINT_ENTRY.match(p.name))
+    if foreign:
+        raise OutputExistsError(f"-o {out} holds files that are not part of a checkpoint ({', '.join(foreign[:5])}); "
+                                "give a new folder (nothing there is replaced)")
+
+
+def _check_args(args: argparse.Namespace) -> Path:
+    """Validate the options before any work; returns the output folder."""
+    from cgpredict.commands.checks import check_folder_output
+    from cgpredict.commands.predict import check_checkpoint_arg
+    from cgpredict.errors import LabelFileError, UsageError
 
     if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"-o {out} is a file; the checkpoint is a folder (config.json + weights.pt)")
-    predictor = load_predictor(args.checkpoint, progress=not args.quiet)
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.weight_folds < 0 or args.weight_folds == 1:
+        raise UsageError(f"--weight-folds must be 0 (in-sample) or at least 2, got {args.weight_folds}")
+    labels = Path(args.labels)
+    if labels.is_dir():
+        raise LabelFileError(f"--labels {labels} is a folder, not a CSV file")
+    if not labels.is_file():
+        raise FileNotFoundError(f"--labels file {labels} does not exist")
+    check_checkpoint_arg(args.checkpoint)
+    proxy_member_args.proxy_option(args.proxy)
+    builder_file = args.builder.rpartition(":")[0] if args.builder else None
+    out = check_folder_output(args.output, inputs=[args.labels, args.checkpoint, builder_file],
+                              folders=[args.checkpoint], force=args.force)
+    check_checkpoint_target(out)
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cgpredict.commands.predict import load_predictor
+    from cgpredict.fileio import atomic_directory
+    from cgpredict.metrics import kendall_tau, spearman
+    from cgpredict.model_spec import parse_input_shape
+    from cgpredict.quiet import progress_wanted
+
+    out = _check_args(args)
+    progress = progress_wanted(not args.quiet)
+    fam = labelled_family(args.labels, args.family, args.builder, args.task, parse_input_shape(args.input_shape),
+                          label_column=args.label_column)
+    if len(fam) < 2:
+        raise ValueError(f"{args.labels}: fine-tuning needs at least 2 labelled nets, found {len(fam)}")
+    predictor = load_predictor(args.checkpoint, progress=progress)
     proxy_member_args.apply(predictor, args)
     if args.weight_temperature is not None:
         predictor.weight_temperature = args.weight_temperature
     if args.weighting is not None:
         predictor.weighting = args.weighting
-    fam = labelled_family(args.labels, args.family, args.builder, args.task, parse_input_shape(args.input_shape))
-    if len(fam) < 2:
-        raise ValueError(f"{args.labels}: fine-tuning needs at least 2 labelled nets, found {len(fam)}")
-    cgs = fam.cgs(progress=not args.quiet)
+    cgs = fam.cgs(progress=progress)
     y = np.asarray(fam.labels, dtype=np.float64)
     before = predictor.score(cgs)
     predictor.finetune(cgs, y, epochs=args.epochs, adapt=args.adapt, weight_folds=args.weight_folds)
     after = predictor.score(cgs)
-    predictor.save(out)
+    with atomic_directory(out) as tmp:  # the previous checkpoint survives any crash before the swap
+        predictor.save(tmp)
     print(f"fine-tuned on {len(cgs)} nets from {args.labels} ({args.epochs} epochs)")
     print(f"SRCC on these nets: {spearman(y, before):.3f} before, {spearman(y, after):.3f} after; "
           f"Kendall tau {kendall_tau(y, before):.3f} -> {kendall_tau(y, after):.3f}")
@@ -146,6 +200,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=None, metavar="DIR",
                         help="starting predictor (default: the shipped NB-101 checkpoint)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the fine-tuned checkpoint")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="replace an existing checkpoint folder (never a folder holding anything else)")
+    parser.add_argument("--label-column", default=None, metavar="NAME",
+                        help="the label column of --labels (default: val_accuracy, label, accuracy or y)")
     parser.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs of the heads and the k-GNN")
     parser.add_argument("--adapt", action="store_true",
                         help="re-fit the heads' input standardisation to these nets before training (Predictor.adapt)")

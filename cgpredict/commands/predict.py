@@ -18,7 +18,6 @@ above the training family's 99th percentile (``OOD = yes``: treat the prediction
 from __future__ import annotations
 
 import argparse
-import csv
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,22 +26,44 @@ from typing import Any
 __all__ = ["register", "load_predictor", "format_table", "predict_rows", "write_rows"]
 
 
-def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
-    """The predictor in folder ``checkpoint``, or the shipped ``nb101`` one when ``None``.
-
-    Raises:
-        FileNotFoundError: the folder does not exist (or no checkpoint ships with this install).
-        cgpredict.predictor.CheckpointError: the folder is not a loadable checkpoint.
-    """
-    from cgpredict.bag import load_predictor as load_checkpoint
-    from cgpredict.predictor import Predictor
-
+def check_checkpoint_arg(checkpoint: str | None) -> Path | None:
+    """``--checkpoint`` as a path, checked before any work: it must be an existing folder."""
     if checkpoint is None:
-        return Predictor.pretrained(progress=progress)
+        return None
     path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint folder {path} does not exist (write one with `cgpredict finetune -o {path}`)")
-    return load_checkpoint(path, progress=progress)
+    if not path.is_dir():
+        from cgpredict.predictor import CheckpointError
+
+        raise CheckpointError(f"checkpoint {path} is a file; a checkpoint is a folder (config.json + weights.pt)")
+    return path
+
+
+def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
+    """The predictor in folder ``checkpoint``, or the shipped ``nb101`` one when ``None``, with its
+    progress bars set to ``progress``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist (or no checkpoint ships with this install).
+        cgpredict.predictor.CheckpointError: the folder is not a loadable checkpoint (any failure
+            while reading it is reported as one, naming the folder and the cause).
+    """
+    from cgpredict.bag import load_predictor as load_checkpoint
+    from cgpredict.errors import CGError
+    from cgpredict.predictor import CheckpointError, Predictor
+    from cgpredict.quiet import set_progress
+
+    path = check_checkpoint_arg(checkpoint)
+    try:
+        predictor = Predictor.pretrained(progress=progress) if path is None else load_checkpoint(path, progress=progress)
+    except (CGError, FileNotFoundError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or hand-edited checkpoint: name it, not the traceback
+        where = path if path is not None else "the shipped checkpoint"
+        raise CheckpointError(f"checkpoint {where} cannot be loaded ({type(exc).__name__}: {exc}); "
+                              "it is damaged or was not written by cgpredict") from exc
+    return set_progress(predictor, progress)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
@@ -81,11 +102,18 @@ def predict_rows(predictor: Any, cgs: Sequence[Any], names: Sequence[str]) -> li
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """Write result rows as CSV (columns of the first row)."""
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    """Write result rows as CSV (columns of the first row), atomically."""
+    from cgpredict.commands.checks import write_csv_rows
+
+    write_csv_rows(rows, path)
+
+
+def ood_text(row: dict[str, Any]) -> str:
+    """``yes`` / ``no`` for the OOD flag, ``n/a`` when the distance is unknown (NaN: no FCM member)."""
+    distance = row.get("centroid_distance", row.get("max_membership", float("nan")))
+    if distance is None or distance != distance:
+        return "n/a"
+    return "yes" if row["ood"] else "no"
 
 
 PREDICT_COLUMNS = [("model", "model", ""), ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"),
@@ -94,18 +122,23 @@ PREDICT_COLUMNS = [("model", "model", ""), ("predicted_acc", "pred acc %", ".2f"
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cgpredict.commands.checks import check_file_output, check_model_arg
     from cgpredict.model_spec import parse_input_shape, spec_to_cg
+    from cgpredict.quiet import progress_wanted
 
-    predictor = load_predictor(args.checkpoint)
+    specs = [check_model_arg(spec) for spec in args.models]
+    if args.output:
+        check_file_output(args.output, inputs=[*specs, args.checkpoint], folders=[args.checkpoint], force=args.force)
     shape = parse_input_shape(args.input_shape)
+    predictor = load_predictor(args.checkpoint, progress=progress_wanted(not args.quiet))
     cgs = []
-    for spec in args.models:
+    for spec in specs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             cgs.append(spec_to_cg(spec, input_shape=shape))
     rows = predict_rows(predictor, cgs, args.models)
     for row in rows:
-        row["ood_text"] = "yes" if row["ood"] else "no"
+        row["ood_text"] = ood_text(row)
     print(format_table(rows, PREDICT_COLUMNS))
     if any(row["ood"] for row in rows):
         print("\nOOD = yes: the model lies outside the checkpoint's training clusters; its predicted accuracy "
@@ -131,5 +164,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--input-shape", default=None, metavar="N,C,H,W",
                         help="input shape, batch first (default: the model's natural size)")
     parser.add_argument("-o", "--output", default=None, metavar="CSV", help="also write the rows as CSV")
+    parser.add_argument("-f", "--force", action="store_true", help="replace an existing -o file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser

@@ -42,10 +42,42 @@ def proxy_option(text: str | None) -> str | dict[str, Any] | None:
             raise ValueError(f"--proxy is not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise ValueError("--proxy JSON must be an object of ProxyConfig fields")
+        _check_proxy_fields(value)
         return value
     if text not in ("gennas", "eproxy"):
         raise ValueError(f"--proxy must be gennas, eproxy, cpu or a JSON object, got {text!r}")
     return text
+
+
+def _check_proxy_fields(value: dict[str, Any]) -> None:
+    """Refuse unknown or ill-typed ProxyConfig fields in ``--proxy`` JSON before any work."""
+    import dataclasses
+
+    from cgpredict.errors import UsageError
+    from cgpredict.proxies.features import ProxyConfig
+
+    known = {f.name: f for f in dataclasses.fields(ProxyConfig)}
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise UsageError(f"--proxy: unknown field(s) {', '.join(map(repr, unknown))}; "
+                         f"ProxyConfig fields are {', '.join(known)}")
+    for name, item in value.items():
+        default = known[name].default
+        if name == "overrides":
+            pairs = item.items() if isinstance(item, dict) else item
+            ok = isinstance(item, (list, dict)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs)
+        elif item is None:
+            ok = default is None  # preset, iterations: None = the method's default
+        elif name in ("preset", "iterations"):
+            ok = isinstance(item, str) if name == "preset" else (isinstance(item, int) and not isinstance(item, bool))
+        else:
+            ok = isinstance(item, type(default)) and not (isinstance(item, bool) and not isinstance(default, bool))
+        if not ok:
+            raise UsageError(f"--proxy: field {name!r} has the value {item!r:.60}, of the wrong type")
+    try:
+        ProxyConfig(**{k: v for k, v in value.items() if k != "overrides"})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--proxy: {exc}") from None
 
 
 def apply(predictor: Any, args: argparse.Namespace) -> None:

@@ -95,25 +95,55 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _run(args: argparse.Namespace) -> int:
-    from cgpredict.commands.predict import format_table, load_predictor, write_rows
+def _check_args(args: argparse.Namespace) -> None:
+    """Validate the options before any work (:class:`~cgpredict.errors.UsageError` naming the option)."""
+    from pathlib import Path
+
+    from cgpredict.commands.checks import check_file_output
+    from cgpredict.commands.predict import check_checkpoint_arg
+    from cgpredict.datasets.registry import resolve_data_dir
+    from cgpredict.errors import UsageError
 
     if args.n is not None and args.n < 2:
-        raise ValueError(f"--n must be at least 2 to rank, got {args.n}")
-    predictor = load_predictor(args.checkpoint, progress=not args.quiet)
+        raise UsageError(f"--n must be at least 2 to rank, got {args.n}")
+    if args.top < 0 or args.arch_width < 2:
+        raise UsageError("--top must be >= 0 and --arch-width >= 2")
+    if args.data is not None:
+        if not Path(args.data).exists():
+            raise FileNotFoundError(f"--data folder {args.data} does not exist")
+        if not Path(args.data).is_dir():
+            raise UsageError(f"--data {args.data} is a file; give the labelled-data folder")
+    check_checkpoint_arg(args.checkpoint)
+    proxy_member_args.proxy_option(args.proxy)
+    if args.output:
+        check_file_output(args.output, inputs=[args.checkpoint], force=args.force,
+                          folders=[args.checkpoint, args.data, resolve_data_dir(None)])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cgpredict.commands.predict import format_table, load_predictor, ood_text, write_rows
+    from cgpredict.errors import InputError
+    from cgpredict.quiet import progress_wanted
+
+    _check_args(args)
+    progress = progress_wanted(not args.quiet)
+    predictor = load_predictor(args.checkpoint, progress=progress)
     proxy_member_args.apply(predictor, args)
     if args.proxy_weights and "Proxy" not in predictor.members:
         raise ValueError("--proxy-weights needs the Proxy member: add --proxy and/or --zero-cost")
     fam = load_ranked_family(args.family, args.task, args.n, args.seed, args.data)
     labelled = fam.labels is not None
+    if args.data is not None and not labelled:
+        raise InputError(f"--data {args.data} holds no label table for {args.family}"
+                         f"{'/' + fam.task if fam.task else ''}; leave --data out to rank sampled, unlabelled nets")
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
           f"{fam.name}{'/' + fam.task if fam.task else ''}")
-    rows, metrics = rank_family(predictor, fam, progress=not args.quiet, adapt=args.adapt,
+    rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt,
                                 proxy_weights=args.proxy_weights)
     if args.proxy_weights:
         print("member weights (agreement with the Proxy member): "
               + ", ".join(f"{k} {v:.2f}" for k, v in predictor.weights.items()))
-    shown = [{**r, "arch": _short(r["arch"], args.arch_width), "ood_text": "yes" if r["ood"] else "no"}
+    shown = [{**r, "arch": _short(r["arch"], args.arch_width), "ood_text": ood_text(r)}
              for r in rows[: args.top]]
     columns = [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
                ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"), ("ood_text", "OOD", "")]
@@ -152,6 +182,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     parser.add_argument("--arch-width", type=int, default=60, help="truncate architecture text to this width")
     parser.add_argument("-o", "--output", default=None, metavar="CSV", help="write the full ranking as CSV")
+    parser.add_argument("-f", "--force", action="store_true", help="replace an existing -o file")
     proxy_member_args.add_arguments(parser)
     parser.add_argument("--proxy-weights", action="store_true",
                         help="weight the members by their agreement with the Proxy member on these nets "

@@ -10,7 +10,10 @@ Example::
 The scorer is a saved :class:`~cgpredict.predictor.Predictor` (``--predictor DIR``), by default the
 shipped ``Predictor.pretrained("nb101")``. Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
 ``model.onnx``, ``diff.txt``), ``results.csv``, ``pareto.csv``, ``search.json`` and ``search.png``
-(trajectory and Pareto front) to the output folder.
+(trajectory and Pareto front) to the output folder, plus a manifest of those entries. The folder
+is checked before the search: an existing one is replaced only with ``--force``, and only if it
+holds nothing but an earlier search's outputs (so no stale ``rankNN/`` survive and no other file
+is removed); it is written whole and swapped in.
 """
 
 from __future__ import annotations
@@ -24,29 +27,51 @@ __all__ = ["register"]
 
 
 def _scorer(args: argparse.Namespace):  # noqa: ANN202 - returns Predictor.predict
-    from cgpredict.bag import load_predictor
+    from cgpredict.commands.predict import load_predictor
     from cgpredict.predictor import Predictor
+    from cgpredict.quiet import set_progress
 
     if args.predictor:
-        if not Path(args.predictor).exists():
-            raise FileNotFoundError(f"predictor checkpoint {args.predictor} does not exist")
         return load_predictor(args.predictor, progress=False).predict
-    return Predictor.pretrained(args.pretrained, progress=False).predict
+    return set_progress(Predictor.pretrained(args.pretrained, progress=False), False).predict
+
+
+def _check_args(args: argparse.Namespace) -> Path:
+    """Validate the options before any work; returns the output folder."""
+    from cgpredict.commands.checks import check_folder_output, check_model_arg
+    from cgpredict.commands.predict import check_checkpoint_arg
+    from cgpredict.errors import UsageError
+    from cgpredict.search.export import check_search_folder
+
+    spec = check_model_arg(args.model)
+    check_checkpoint_arg(args.predictor)
+    for name in ("iterations", "topk", "mutants"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.flops_budget is not None and not args.flops_budget > 0:
+        raise UsageError(f"--flops-budget must be a fraction > 0 of the start's MACs, got {args.flops_budget}")
+    spec_file = spec.rpartition(":")[0] if ".py:" in spec else spec
+    out = check_folder_output(args.output, inputs=[spec_file, args.predictor], folders=[args.predictor],
+                              force=args.force)
+    return check_search_folder(out)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cgpredict.quiet import progress_wanted
     from cgpredict.search import resolve_start, search_cg, write_results
 
+    out = _check_args(args)
+    progress = progress_wanted(not args.quiet)
+    start = resolve_start(args.model, args.input_shape)  # a bad start fails before the predictor loads
     scorer = _scorer(args)
-    start = resolve_start(args.model, args.input_shape)
     mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
     with warnings.catch_warnings():  # said once below, in the CLI's own words
         warnings.simplefilter("ignore", UserWarning)
         result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty, method=args.method,
                            iterations=args.iterations, topk=args.topk, mutants=args.mutants,
                            max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
-                           run_check=args.run_check, explore=args.explore, seed=args.seed, progress=not args.quiet)
-    rows = write_results(result, start, args.output, onnx=not args.no_onnx, progress=not args.quiet)
+                           run_check=args.run_check, explore=args.explore, seed=args.seed, progress=progress)
+    rows = write_results(result, start, out, onnx=not args.no_onnx, progress=progress)
     if not rows:
         print(f"cgpredict search: no candidate met the budget after {result.queries} queries; "
               "raise --flops-budget, --iterations or use --penalty", file=sys.stderr)
@@ -96,6 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export of the results")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="replace an earlier search's output folder (never a folder holding other files)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     parser.set_defaults(func=_run)
     return parser

@@ -24,9 +24,10 @@ def load_cg(source: str, input_shape: str | None = None) -> Any:
     """A CG from a ``.json`` file written by ``cgpredict convert``, else from a MODEL spec."""
     from cgpredict.cg import CG
 
+    from cgpredict.commands.checks import check_model_arg
+
+    source = check_model_arg(source, "CG")
     if source.lower().endswith(".json"):
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"CG file {source} does not exist")
         return CG.from_json(Path(source))
     from cgpredict.model_spec import spec_to_cg
 
@@ -34,8 +35,12 @@ def load_cg(source: str, input_shape: str | None = None) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cgpredict.commands.checks import check_file_output
     from cgpredict.drawing import cg_listing, draw_cg
 
+    if args.output:
+        check_file_output(args.output, inputs=[args.cg], force=args.force,
+                          suffixes=(".png", ".svg", ".pdf", ".jpg", ".jpeg"))
     cg = load_cg(args.cg, args.input_shape)
     if args.output:
         path = draw_cg(cg, args.output, dpi=args.dpi)
@@ -56,6 +61,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("cg", metavar="CG", help="a CG .json file (from cgpredict convert) or a MODEL spec")
     parser.add_argument("-o", "--output", default=None, metavar="IMAGE", help="draw to this .png/.svg/.pdf file")
+    parser.add_argument("-f", "--force", action="store_true", help="replace an existing -o file")
     parser.add_argument("--input-shape", default=None, metavar="N,C,H,W", help="input shape when CG is a MODEL spec")
     parser.add_argument("--dpi", type=int, default=100, help="resolution of raster images (lowered for huge graphs)")
     parser.set_defaults(func=_run)

@@ -21,7 +21,10 @@ same values as "no signal", so such nets stay predictable with the same feature 
 
 Cache: one ``.npz`` per (CG hash, proxy config) under ``$CGPREDICT_CACHE/proxies`` (default
 ``~/.cache/cgpredict/proxies``), written atomically (temporary file + ``os.replace``); failures are
-cached too, so a re-run resumes without recomputing anything.
+cached too, so a re-run resumes without recomputing anything. Each file carries the key it was
+written for (its own name) and a SHA-256 of its arrays and metadata; a file that is truncated
+(``BadZipFile``), edited, renamed or nested too deeply is dropped, reported once
+(:class:`cgpredict.datasets.cache.CacheWarning`) and recomputed.
 """
 
 from __future__ import annotations
@@ -41,14 +44,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
-from cgpredict.fileio import atomic_writer
+from cgpredict.fileio import atomic_writer, remove_orphans
 
 __all__ = ["GRAPH_FEATURES", "INIT_SCHEMES", "NODE_FEATURES", "ProxyConfig", "ProxyFeatures", "apply_init", "cache_root", "neutral",
            "proxy_features", "proxy_features_many"]
 
 GRAPH_FEATURES: tuple[str, ...] = ("available", "log_loss", "rel_drop")
 NODE_FEATURES: tuple[str, ...] = ("log_act", "grad")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: files carry their key and a checksum
 INIT_SCHEMES: tuple[str, ...] = ("default", "kaiming_normal", "xavier_uniform", "orthogonal")
 
 
@@ -185,26 +188,61 @@ def _from_result(cg: CG, config: ProxyConfig, result: Any) -> ProxyFeatures:
                          taps=list(result.taps), seconds=result.seconds)
 
 
+def _checksum(key: str, graph: np.ndarray, node: np.ndarray, node_mask: np.ndarray, meta_text: str) -> str:
+    digest = hashlib.sha256(key.encode())
+    for array in (graph, node, node_mask):
+        digest.update(f"|{array.dtype.str}{array.shape}|".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(meta_text.encode())
+    return digest.hexdigest()
+
+
 def _save(path: Path, feats: ProxyFeatures) -> None:
+    """Write ``feats`` to cache file ``path`` atomically, with its key (the file's stem) and checksum."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"loss": feats.loss, "initial_loss": feats.initial_loss, "stage_losses": feats.stage_losses,
             "taps": feats.taps, "seconds": feats.seconds, "error": feats.error}
+    meta_text = json.dumps(meta)
+    graph = np.asarray(feats.graph, dtype=np.float32)
+    node = np.asarray(feats.node, dtype=np.float32)
+    mask = np.asarray(feats.node_mask, dtype=bool)
+    check = _checksum(path.stem, graph, node, mask, meta_text)
     with atomic_writer(path) as handle:
-        np.savez(handle, graph=feats.graph, node=feats.node, node_mask=feats.node_mask,
-                 meta=np.array(json.dumps(meta)))
+        np.savez(handle, graph=graph, node=node, node_mask=mask, meta=np.array(meta_text),
+                 key=np.array(path.stem), sha256=np.array(check))
+    remove_orphans(path.parent, path.name)  # temp files of writers killed over an hour ago
 
 
 def _load(path: Path, cg: CG) -> ProxyFeatures | None:
+    """The cached features in ``path``, or ``None`` (recompute) when the file is absent, unreadable,
+    truncated, written for another key, fails its checksum or does not fit ``cg``; a bad file is
+    reported once (:func:`cgpredict.datasets.cache.report_cache_problem`)."""
+    import zipfile
+    import zlib
+
+    from cgpredict.datasets.cache import report_cache_problem
+
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            feats = ProxyFeatures(graph=data["graph"], node=data["node"], node_mask=data["node_mask"],
-                                  loss=float(meta["loss"]), initial_loss=float(meta["initial_loss"]),
-                                  stage_losses=[float(v) for v in meta["stage_losses"]], taps=list(meta["taps"]),
-                                  seconds=float(meta["seconds"]), error=meta["error"], cached=True)
-    except (OSError, ValueError, KeyError):  # unreadable or truncated entry: recompute
+            graph, node, mask = data["graph"], data["node"], data["node_mask"]
+            meta_text = str(data["meta"])
+            key, check = str(data["key"]), str(data["sha256"])
+        if key != path.stem:
+            raise ValueError(f"written for another key ({key[:16]}...)")
+        if check != _checksum(key, graph, node, mask, meta_text):
+            raise ValueError("fails its checksum (edited or damaged)")
+        meta = json.loads(meta_text)
+        feats = ProxyFeatures(graph=graph, node=node, node_mask=mask,
+                              loss=float(meta["loss"]), initial_loss=float(meta["initial_loss"]),
+                              stage_losses=[float(v) for v in meta["stage_losses"]], taps=list(meta["taps"]),
+                              seconds=float(meta["seconds"]), error=meta["error"], cached=True)
+    except FileNotFoundError:
         return None
-    if feats.node.shape[0] != cg.num_nodes:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, RecursionError, zipfile.BadZipFile, zlib.error) as exc:
+        report_cache_problem(path, f"{type(exc).__name__}: {str(exc)[:120]}")
+        return None
+    if feats.node.shape[0] != cg.num_nodes or feats.node_mask.shape[0] != cg.num_nodes:
+        report_cache_problem(path, f"holds {feats.node.shape[0]} nodes, the CG has {cg.num_nodes}")
         return None
     return feats
 

@@ -16,7 +16,9 @@ backward) pass of the network rebuilt with ``CG.to_module()`` at initialisation:
   samples i and j agree, summed over ReLUs; the score is ``ln |det K|``.
 
 Higher is better for both. A net that cannot be rebuilt, or whose score is not finite (e.g. a
-SynFlow overflow), scores NaN; the failure is cached like a success.
+SynFlow overflow), scores NaN; the failure is cached like a success. Each cache file carries its
+key (its own name) and a SHA-256 of its content; a file that fails either check or does not parse
+is dropped, reported once (:class:`cgpredict.datasets.cache.CacheWarning`) and recomputed.
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
-from cgpredict.fileio import atomic_write_json
+from cgpredict.fileio import atomic_write_json, remove_orphans
 from cgpredict.proxies.features import cache_root
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: files carry their key and a checksum
 
 
 def _module(cg: CG) -> nn.Module:
@@ -115,6 +117,39 @@ def _cache_path(cg: CG, name: str, root: Path) -> Path:
     return root / key[:2] / f"{key}.json"
 
 
+def _entry_digest(key: str, score: float | None, error: str | None) -> str:
+    return hashlib.sha256(json.dumps([key, score, error]).encode()).hexdigest()
+
+
+def _load(path: Path) -> tuple[bool, float]:
+    """``(True, score)`` from cache file ``path``, or ``(False, nan)`` when it is absent or bad
+    (unreadable, not JSON, nested too deeply, written for another key, failing its checksum)."""
+    from cgpredict.datasets.cache import report_cache_problem
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        key, score, error = doc["key"], doc["score"], doc["error"]
+        if key != path.stem:
+            raise ValueError("written for another key")
+        if doc.get("sha256") != _entry_digest(key, score, error):
+            raise ValueError("fails its checksum (edited or damaged)")
+        value = math.nan if score is None else float(score)
+    except FileNotFoundError:
+        return False, math.nan
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        report_cache_problem(path, f"{type(exc).__name__}: {str(exc)[:120]}")
+        return False, math.nan
+    return True, value
+
+
+def _save(path: Path, value: float, error: str | None) -> None:
+    """Write one score to cache file ``path`` atomically, with its key and checksum."""
+    score = None if math.isnan(value) else float(value)
+    doc = {"key": path.stem, "score": score, "error": error, "sha256": _entry_digest(path.stem, score, error)}
+    atomic_write_json(path, doc, indent=None)
+    remove_orphans(path.parent, path.name)  # temp files of writers killed over an hour ago
+
+
 def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = True,
                      cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> np.ndarray:
     """``[N]`` scores of the zero-cost proxy ``name`` (NaN where it fails), disk-cached by CG hash.
@@ -127,10 +162,11 @@ def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = 
     out = np.full(len(cgs), np.nan)
     for i, cg in enumerate(tqdm(cgs, desc=f"zero-cost ({name})", unit="net", disable=not progress)):
         path = _cache_path(cg, name, root)
-        if cache and path.is_file():
-            cached = json.loads(path.read_text())["score"]
-            out[i] = math.nan if cached is None else float(cached)
-            continue
+        if cache:
+            hit, cached = _load(path)
+            if hit:
+                out[i] = cached
+                continue
         try:
             value = ZERO_COST[name](cg)
         except (RuntimeError, ValueError, TypeError) as exc:  # a net that cannot be rebuilt or run
@@ -139,5 +175,5 @@ def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = 
             error = None
         out[i] = value
         if cache:
-            atomic_write_json(path, {"score": None if math.isnan(value) else value, "error": error}, indent=None)
+            _save(path, value, error)
     return out

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import warnings
@@ -25,8 +26,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
+from cgpredict.fileio import atomic_write, atomic_writer
 from cgpredict.search.algorithms import METHODS, SearchResult
-from cgpredict.search.export import export_cg
+from cgpredict.search.export import export_cg, relocate, search_output_folder
 from cgpredict.search.objective import Objective
 from cgpredict.search.spaces import CGSpace
 
@@ -143,7 +145,9 @@ def plot_search(result: SearchResult, path: str | Path, title: str = "") -> Path
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    atomic_write(path, buffer.getvalue())
     plt.close(fig)
     return path
 
@@ -151,31 +155,35 @@ def plot_search(result: SearchResult, path: str | Path, title: str = "") -> Path
 def write_results(result: SearchResult, start: CG, outdir: str | Path, onnx: bool = True,
                   progress: bool = True) -> list[dict[str, Any]]:
     """Write the top-k (``rank01/`` …, see :func:`~cgpredict.search.export.export_cg`), ``results.csv``,
-    ``pareto.csv``, ``search.json`` and ``search.png`` to ``outdir``; returns one row per top-k net."""
+    ``pareto.csv``, ``search.json`` and ``search.png`` to ``outdir``; returns one row per top-k net.
+
+    The folder is written whole and swapped in (:func:`~cgpredict.search.export.search_output_folder`):
+    it replaces an earlier search's output, never a folder holding other files
+    (:class:`~cgpredict.fileio.OutputExistsError`)."""
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     start_pred = result.start.pred if result.start is not None else math.nan
-    for rank, cand in enumerate(tqdm(result.top, desc="export", disable=not progress, leave=False), start=1):
-        info = {"rank": rank, "pred": cand.pred, "macs": int(cand.flops), "params": int(cand.params),
-                "objective": cand.value, "query": cand.query, "moves": " | ".join(cand.moves)}
-        rec = export_cg(cand.item, out / f"rank{rank:02d}", start=start, onnx=onnx, info=info)
-        rows.append(rec)
-    columns = ["rank", "pred", "macs", "params", "objective", "query", "runs", "onnx", "onnx_same_cg", "dir",
-               "skipped", "moves"]
-    with (out / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    with (out / "pareto.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["pred", "macs", "params", "query", "moves"])
-        for c in result.pareto():
-            writer.writerow([c.pred, int(c.flops), int(c.params), c.query, " | ".join(c.moves)])
-    summary = {"method": result.method, "queries": result.queries, "flops_budget": result.objective.flops_budget,
-               "penalty": result.objective.penalty, "warning": result.below_start(),
-               "start": {"name": start.name, "pred": start_pred, "macs": start.flops, "params": start.params},
-               "top": [{k: r.get(k) for k in columns} for r in rows]}
-    (out / "search.json").write_text(json.dumps(summary, indent=1, default=str))
-    plot_search(result, out / "search.png", title=start.name)
+    with search_output_folder(out) as tmp:
+        for rank, cand in enumerate(tqdm(result.top, desc="export", disable=not progress, leave=False), start=1):
+            info = {"rank": rank, "pred": cand.pred, "macs": int(cand.flops), "params": int(cand.params),
+                    "objective": cand.value, "query": cand.query, "moves": " | ".join(cand.moves)}
+            rec = export_cg(cand.item, tmp / f"rank{rank:02d}", start=start, onnx=onnx, info=info)
+            rows.append(relocate(rec, tmp, out))
+        columns = ["rank", "pred", "macs", "params", "objective", "query", "runs", "onnx", "onnx_same_cg", "dir",
+                   "skipped", "moves"]
+        with atomic_writer(tmp / "results.csv", binary=False) as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        with atomic_writer(tmp / "pareto.csv", binary=False) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["pred", "macs", "params", "query", "moves"])
+            for c in result.pareto():
+                writer.writerow([c.pred, int(c.flops), int(c.params), c.query, " | ".join(c.moves)])
+        summary = {"method": result.method, "queries": result.queries, "flops_budget": result.objective.flops_budget,
+                   "penalty": result.objective.penalty, "warning": result.below_start(),
+                   "start": {"name": start.name, "pred": start_pred, "macs": start.flops, "params": start.params},
+                   "top": [{k: r.get(k) for k in columns} for r in rows]}
+        atomic_write(tmp / "search.json", json.dumps(summary, indent=1, default=str))
+        plot_search(result, tmp / "search.png", title=start.name)
     return rows
