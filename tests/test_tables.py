@@ -340,3 +340,9 @@ def test_nb201_tables_against_naslib(shared_data: Path, task: str, rho_200: floa
     assert rho > rho_200, rho  # validation (NASLib) vs test accuracy (README: 0.978 on CIFAR-10)
     rho_low = spearmanr(naslib.labels[rows_naslib], low.low_fidelity_labels()[rows_full])[0]
     assert rho_12 < rho_low < rho, rho_low  # README: 0.90 / 0.82 / 0.80
+
+
+@pytest.mark.slow
+def test_nb101_hash_matches_every_row(nb101_30k: TableFamily) -> None:
+    bad = [nb101_30k.lines[i] for i, a in enumerate(nb101_30k.archs) if nb101_hash(a) != nb101_30k.text["nb101_hash"][i]]
+    assert not bad, f"{len(bad)} rows differ, first lines {bad[:5]}"
