@@ -167,7 +167,8 @@ class LabelledGroups:
         truth: group id → ``False`` for a low-fidelity group (never a test group).
         group: group id of every network.
         labels: raw label of every network (accuracy, SSIM, … or a low-fidelity accuracy).
-        keys: canonical arch text of every network.
+        keys: identity key of every network (:func:`cgpredict.datasets.overlap.identity_keys`: the
+            NB-101 hash for NB-101, else the canonical arch text), comparable across groups of a family.
         cgs: the CGs (``None`` when loaded with ``cgs=False``).
     """
 
@@ -226,6 +227,11 @@ class LabelledGroups:
             _gflops=None if self._gflops is None else self._gflops[idx],
         )
 
+    def without(self, keys: Iterable[str]) -> LabelledGroups:
+        """The networks whose identity key is not in ``keys`` (e.g. a test table's, before training)."""
+        drop = set(keys)
+        return self.take(np.asarray([i for i, k in enumerate(self.keys) if k not in drop], dtype=np.int64))
+
     def select(self, groups: Iterable[int | str]) -> LabelledGroups:
         """The networks of the given groups (ids or names)."""
         ids = {self.names.index(g) if isinstance(g, str) else int(g) for g in groups}
@@ -262,6 +268,7 @@ def load_groups(
         ValueError: a malformed or repeated group, a group without labels, ``n_per_group`` < 1.
     """
     from cgpredict.datasets.family import load_family
+    from cgpredict.datasets.overlap import identity_keys
 
     if n_per_group is not None and n_per_group < 1:
         raise ValueError(f"n_per_group must be >= 1 or None, got {n_per_group}")
@@ -290,7 +297,7 @@ def load_groups(
         truth.append(is_truth)
         group.append(np.full(len(fam), gid, dtype=np.int64))
         labels.append(np.asarray(values, dtype=np.float64))
-        keys.extend(fam.key(i) for i in range(len(fam)))
+        keys.extend(identity_keys(fam))
         if cgs:
             all_cgs.extend(fam.cgs(progress=progress, workers=workers))
     if not names:

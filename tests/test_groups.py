@@ -170,6 +170,7 @@ def test_labelled_groups_take_select_targets() -> None:
     data = _toy_groups()
     assert len(data) == 5 and data.sizes().tolist() == [2, 3]
     np.testing.assert_allclose(data.targets(), [-1, 1, -1.224744871, 0, 1.224744871])
+    assert data.without(["q", "s", "zz"]).keys == ["p", "r", "t"]
     sub = data.select(["b/y"])
     assert sub.keys == ["r", "s", "t"] and sub.sizes().tolist() == [0, 3] and sub.names == data.names
     assert data.take([4, 0]).labels.tolist() == [30.0, 1.0]
@@ -257,5 +258,9 @@ def test_load_groups_real_tables(shared_data: Path) -> None:
     assert picked.max() < 1.5 * picked.min(), picked  # ~uniform over groups despite 30,001 vs 500 nets
     strict = {s.held_out: s for s in protocol_splits(data.families, data.truth) if s.variant == "strict"}
     assert strict["nats_sss"].train_groups == (0, 1, 2)
+    # identity keys compare across the two NB-101 tables: 110 NASLib rows (26 cells) are in nb101_30k
+    big, naslib = set(data.select([0]).keys), data.select([1]).keys
+    assert sum(k in big for k in naslib) == 110 and len(big & set(naslib)) == 26
+    assert len(data.select([0, 1]).without(naslib)) == 30001 - 26
     small = load_groups(specs[:3], n_per_group=100, seed=0, data_dir=shared_data, cgs=False)
     assert small.sizes().tolist() == [100, 100, 100]
