@@ -245,7 +245,9 @@ class TableFamily(Family):
 
 
 @dataclass
-class _Columns:
+class TableColumns:
+    """The validated columns of a table that one task uses (see :func:`read_spec_table`)."""
+
     archs: list[Any] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     numeric: dict[str, list[float]] = field(default_factory=dict)
@@ -263,7 +265,7 @@ def _int_tuple(text: str) -> tuple[int, ...] | str:
     return text
 
 
-def read_spec_table(path: str | os.PathLike[str], spec: TableSpec, task: str) -> _Columns:
+def read_spec_table(path: str | os.PathLike[str], spec: TableSpec, task: str) -> TableColumns:
     """Read and validate ``path`` laid out as ``spec``, keeping the columns ``task`` uses.
 
     Checked on every row (errors name the file and the line): the field count, the arch (the
@@ -283,7 +285,7 @@ def read_spec_table(path: str | os.PathLike[str], spec: TableSpec, task: str) ->
     if task in spec.params_tasks:
         numeric.append("params")
     numeric = list(dict.fromkeys(numeric))  # a low-fidelity table's label column is also a fidelity
-    out = _Columns(numeric={c: [] for c in numeric}, text={c: [] for c in spec.text})
+    out = TableColumns(numeric={c: [] for c in numeric}, text={c: [] for c in spec.text})
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         header = [h.strip() for h in next(reader, [])]
