@@ -309,6 +309,7 @@ def load_family(
     *,
     n: int | None = None,
     seed: int = 0,
+    table: str | None = None,
     **custom: Any,
 ) -> Family:
     """Load a family: a labelled table, or ``n`` sampled architectures without labels.
@@ -324,12 +325,21 @@ def load_family(
             ``input_shape=``, ``name=``, ``csv=`` a file name inside ``data_dir``, default
             ``labels.csv``) for an ``arch,label`` table, or ``labels_csv=`` (default
             ``labels.csv``) for a folder of ONNX files with ``file,label`` rows.
+        table: read this registered table instead of the NASLib one (``nb101_30k``,
+            ``nb201_200ep``, ``nb201_12epoch``; see :mod:`cgpredict.datasets.tables`); ``None``
+            (default) keeps the NASLib table.
 
     Raises:
         ValueError: unknown family or task, no data folder, or a malformed table row (file+line).
         FileNotFoundError: the label table is missing.
         FamilyUnavailableError: the family's builder module cannot be imported.
     """
+    if table is not None:  # a large table with its own column roles (cgpredict.datasets.tables)
+        if n is not None or custom:
+            raise ValueError(f"load_family({family!r}, table={table!r}) takes no n=... or custom arguments")
+        from cgpredict.datasets.tables import load_table
+
+        return load_table(family, table, task=task, data_dir=data_dir)
     if family == "custom":
         return _load_custom(data_dir, **custom)
     if custom:

@@ -29,7 +29,11 @@ mean that the counter does not see), nor are adds, concats or channel truncation
 
 The table stores cells as sampled, *unpruned* (7 vertices, up to 21 edges); like the benchmark,
 :func:`build` prunes vertices off every input→output path first, and validity (at most 9 edges)
-is checked on the pruned cell.
+is checked on the pruned cell. The 30,001-net table (``table="nb101_30k"``,
+:mod:`cgpredict.datasets.tables`) stores cells already pruned (``n`` = live vertices); pruning leaves
+them unchanged, so both encodings of one cell build the same network (its ``params`` column matches
+:func:`build` exactly on a seeded sample, ``tests/test_tables.py``), and
+:mod:`cgpredict.datasets.nb101_hash` matches them across tables.
 
 Example:
     >>> from cgpredict.datasets import nasbench101 as nb101
