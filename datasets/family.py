@@ -54,6 +54,8 @@ class Family:
         input_shape: input shape (batch first) used to convert the networks.
         source: the label table the family was read from, if any.
         lines: line number of each architecture in ``source`` (for error messages).
+        graphs: the CGs, when already in memory (:meth:`with_cgs`, :meth:`from_cgs`): :meth:`cgs`
+            then returns them instead of reading the disk cache or converting.
 
     Example:
         >>> from cgpredict.datasets import load_family
@@ -76,6 +78,7 @@ class Family:
     converter: Callable[[Any], CG] | None = field(default=None, repr=False)
     arch_key: Callable[[Any], str] = field(default=str, repr=False)
     cache_name: str | None = field(default=None, repr=False)
+    graphs: list[CG] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.archs = list(self.archs)
@@ -95,6 +98,10 @@ class Family:
             self.extra[key] = value
         if self.lines is not None and len(self.lines) != n:
             raise ValueError(f"family {self.name!r}: {len(self.lines)} line numbers for {n} architectures")
+        if self.graphs is not None:
+            self.graphs = list(self.graphs)
+            if len(self.graphs) != n:
+                raise ValueError(f"family {self.name!r}: {len(self.graphs)} CGs for {n} architectures")
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -126,7 +133,13 @@ class Family:
             table_params=pick(self.table_params),
             extra={k: v[idx] for k, v in self.extra.items()},
             lines=None if self.lines is None else [self.lines[i] for i in idx],
+            graphs=None if self.graphs is None else [self.graphs[i] for i in idx],
         )
+
+    @property
+    def label(self) -> str:
+        """``family/task`` (or the family name alone when it has no task)."""
+        return f"{self.name}/{self.task}" if self.task else self.name
 
     def key(self, index: int) -> str:
         """The canonical text of architecture ``index`` (its cache key)."""
@@ -177,6 +190,8 @@ class Family:
         write's duration, for large bundles) and when the loop ends (also on ``KeyboardInterrupt``),
         so an interrupted conversion resumes where it stopped.
         """
+        if self.graphs is not None:
+            return list(self.graphs)
         store = self.cache(cache_root) if cache else None
         keys = [self.key(i) for i in range(len(self))]
         out: list[CG | None] = store.get_many(keys) if store is not None else [None] * len(self)
@@ -203,6 +218,13 @@ class Family:
                 store.flush()
         return out  # type: ignore[return-value]
 
+    def with_cgs(self, progress: bool = True, workers: int = 1) -> Family:
+        """This family with its CGs held in memory (:attr:`graphs`): later :meth:`cgs` calls and
+        subsets return the same CG objects without touching the disk cache."""
+        if self.graphs is not None:
+            return self
+        return replace(self, graphs=self.cgs(progress=progress, workers=workers))
+
     def _converted(self, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
         """``(index, CG)`` for every index, converted here or by ``workers`` processes."""
         if workers > 1 and len(indices) > 1:
@@ -224,6 +246,23 @@ class Family:
         return FamilyGraphDataset(self, root=root, progress=progress)
 
     # ------------------------------------------------------------------ user families
+    @classmethod
+    def from_cgs(
+        cls,
+        cgs: Sequence[CG],
+        labels: Sequence[float] | np.ndarray | None = None,
+        name: str = "custom",
+        task: str | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> Family:
+        """A family of CGs already in memory (e.g. converted by you), optionally labelled; the
+        architectures are the CGs' names (their index where a CG has none). ``extra``: numeric
+        columns per CG (e.g. zero-cost proxies), scored as baselines by
+        :func:`cgpredict.evaluation.evaluate_transfer`."""
+        cgs = list(cgs)
+        return cls(name=name, task=task, archs=[cg.name or str(i) for i, cg in enumerate(cgs)], labels=labels,
+                   extra=dict(extra or {}), graphs=cgs)
+
     @classmethod
     def from_csv(
         cls,
