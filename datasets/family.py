@@ -323,19 +323,18 @@ class _RegisteredBuilder:
     task: str | None
 
     def __call__(self, arch: Any) -> torch.nn.Module:
-        return registry.family_module(self.family).build(arch, self.task)
+        return registry.family_spec(self.family).build(arch, self.task)
 
 
 def _registered_family(family: str, task: str | None, archs: list[Any], **fields: Any) -> Family:
-    module = registry.family_module(family)
-    shape = registry.input_shape(family, task)
+    spec = registry.family_spec(family)
     return Family(
         name=family,
         task=task,
         archs=archs,
-        input_shape=shape,
+        input_shape=spec.shape(task),
         builder=_RegisteredBuilder(family, task),
-        arch_key=module.format_arch,
+        arch_key=spec.format,
         cache_name=family,
         **fields,
     )
@@ -373,8 +372,8 @@ def load_family(
         return _load_custom(data_dir, **custom)
     if custom:
         raise TypeError(f"load_family({family!r}) got unexpected arguments {sorted(custom)}")
-    module = registry.family_module(family)
-    task = registry.check_task(family, task)
+    spec = registry.family_spec(family)
+    task = spec.check_task(task)
     if n is not None:
         archs = registry.sample(family, n, seed)
         return _registered_family(family, task, archs)
@@ -385,7 +384,7 @@ def load_family(
     path = registry.label_path(family, task, data_dir)
     if not path.is_file():
         raise FileNotFoundError(f"label table for family {family!r} task {task!r} not found at {path}; {registry.LABEL_FORMAT_HELP}")
-    table = read_table(path, module.parse_arch, key_column="arch")
+    table = read_table(path, spec.parse, key_column="arch")
     columns = dict(table.columns)
     flops = columns.pop("flops", None)
     params = columns.pop("params", None)
