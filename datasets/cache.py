@@ -18,13 +18,11 @@ erase each other's work.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import gzip
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from cgpredict.cg import CG, SCHEMA_NAME, SCHEMA_VERSION, Node, _jsonable
 from cgpredict.errors import CGSchemaError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.fileio import atomic_writer
+from cgpredict.gc_pause import gc_paused
 from cgpredict.ops import OP_INDEX, OP_TYPES
 
 #: Identifies the converter output: a bundle written under another version is not reused.
@@ -151,23 +150,6 @@ def _decode(data: dict[str, Any]) -> CG:
     return CG(nodes=nodes, name=data.get("name", ""), meta=dict(data.get("meta", {})))
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while ~10⁵–10⁶ small containers are created.
-
-    Otherwise the collector runs hundreds of times during a load and re-scans every new object
-    in later collections (together more than the load itself). Decoded CGs hold no reference
-    cycles, so nothing is lost by pausing it; the previous state is restored on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class CGCache:
     """The cached CGs of one family/task/input-shape bundle.
 
@@ -200,7 +182,7 @@ class CGCache:
     def _read_disk(self) -> dict[str, dict[str, Any]]:
         """Entries of the bundle file, or ``{}`` when it is absent, unreadable or of another version."""
         try:
-            with gzip.open(self.path, "rb") as handle, _gc_paused():
+            with gzip.open(self.path, "rb") as handle, gc_paused():
                 data = json.loads(handle.read())
         except FileNotFoundError:
             return {}
@@ -250,7 +232,7 @@ class CGCache:
 
     def get_many(self, keys: Iterable[str]) -> list[CG | None]:
         """:meth:`get` for several keys at once (faster: the garbage collector is paused)."""
-        with _gc_paused():
+        with gc_paused():
             return [self.get(key) for key in keys]
 
     # ------------------------------------------------------------------ writing
