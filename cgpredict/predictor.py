@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -642,8 +643,7 @@ class Predictor:
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
         values = self._accuracy_scores(cgs, names)
-        total = sum(self.weights[n] for n in names)
-        return sum(self.weights[n] / total * values[n] for n in names)
+        return accuracy_mean(values, self.weights, names)
 
     def _accuracy_scores(self, cgs: Sequence[CG], names: Sequence[str]) -> dict[str, np.ndarray]:
         """The predicted accuracies of the accuracy members ``names`` (no pairwise merge sorts)."""
@@ -741,6 +741,17 @@ class Predictor:
                 f"no pretrained predictor {name!r} in {CHECKPOINT_DIR} (available: {available or 'none'}); "
                 "train one with Predictor().fit(cgs, labels).save(path) and load it with Predictor.load(path)")
         return cls.load(path, progress=progress)
+
+
+def accuracy_mean(values: dict[str, np.ndarray], weights: dict[str, float], names: Sequence[str]) -> np.ndarray:
+    """The weighted mean of the accuracy members ``names``; their equal mean (with a warning) when the
+    ensemble weights give every one of them 0 (stacked weights can), so a prediction stays defined."""
+    total = sum(weights[n] for n in names)
+    if not total > 0:
+        warnings.warn(f"the ensemble weights give 0 to every accuracy-regressing member ({', '.join(names)}); "
+                      "predicting their equal mean", RuntimeWarning, stacklevel=3)
+        return sum(values[n] for n in names) / len(names)
+    return sum(weights[n] / total * values[n] for n in names)
 
 
 def read_checkpoint_config(path: Path, needs: str = "config.json") -> dict[str, Any]:

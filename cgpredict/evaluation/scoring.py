@@ -71,11 +71,11 @@ def predictor_scores(pred: Predictor, cgs: Sequence[CG], zero_shot: bool = False
     and, when ``zero_shot`` and there are at least 10 CGs, the ensemble with label-free
     proxy-agreement weights (:data:`AGREEMENT_ENSEMBLE`). The ensemble's predicted accuracies (the
     weighted mean of the regressing members, as :meth:`~cgpredict.predictor.Predictor.predict`)
-    are returned under a private name that :func:`score_rows` folds into the ensemble row's ``mae``;
-    they are left out when every regressing member has weight 0 (then the ensemble predicts no
-    accuracy and its ``mae`` is ``nan``).
+    are returned under a private name that :func:`score_rows` folds into the ensemble row's ``mae``
+    (their equal mean when the weights give every regressing member 0, as ``predict`` does).
     """
     from cgpredict.models.ensemble import combine, proxy_agreement_weights
+    from cgpredict.predictor import accuracy_mean
 
     scores = dict(pred.member_scores(cgs))
     regress = pred.accuracy_members()
@@ -87,9 +87,8 @@ def predictor_scores(pred: Predictor, cgs: Sequence[CG], zero_shot: bool = False
             agreed, _ = proxy_agreement_weights(scores, pred.weight_temperature)
             out[AGREEMENT_ENSEMBLE] = combine(scores, agreed)
     acc_units = set(regress)
-    total = sum(pred.weights[n] for n in regress)
-    if regress and total > 0:
-        out[_PREDICT] = sum(pred.weights[n] / total * scores[n] for n in regress)
+    if regress:
+        out[_PREDICT] = accuracy_mean(scores, pred.weights, regress)
         acc_units.add(_PREDICT)
     return out, acc_units
 
