@@ -11,8 +11,6 @@ dataset. User families come from :meth:`Family.from_csv` and :meth:`Family.from_
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import pickle
 import time
@@ -234,7 +232,9 @@ class Family:
                 warnings.warn(f"family {self.name!r} cannot be sent to worker processes ({exc}); "
                               "converting in this process", RuntimeWarning, stacklevel=3)
             else:
-                yield from _convert_in_processes(self, indices, workers)
+                from cgpredict.datasets._workers import convert_in_processes
+
+                yield from convert_in_processes(self, indices, workers)
                 return
         for i in indices:
             yield i, self.convert(i)
@@ -289,30 +289,6 @@ class Family:
         from cgpredict.datasets.custom import family_from_onnx_folder
 
         return family_from_onnx_folder(folder, labels_csv, name=name)
-
-
-def _convert_chunk(family: Family, indices: list[int]) -> list[CG]:
-    """Worker-process side of :meth:`Family.cgs` with ``workers > 1``."""
-    import torch
-
-    torch.set_num_threads(1)
-    return [family.convert(i) for i in indices]
-
-
-def _convert_in_processes(family: Family, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
-    """Convert ``indices`` in ``workers`` spawned processes (fork is unsafe once torch has started
-    threads), in chunks, yielding results as chunks finish."""
-    size = max(1, min(50, len(indices) // (4 * workers)))
-    chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_convert_chunk, family, chunk): chunk for chunk in chunks}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield from zip(futures[future], future.result())
-        finally:
-            for future in futures:
-                future.cancel()
 
 
 @dataclass(frozen=True)

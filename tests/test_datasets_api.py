@@ -392,3 +392,17 @@ def test_listing_families_imports_no_family_module() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[-1] in names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_families_of_cgs_in_memory_keep_their_objects_through_subsets() -> None:
+    fam = load_family("hiaml", n=4, seed=0)
+    held = fam.with_cgs(progress=False)
+    cgs = held.cgs()
+    assert held.with_cgs() is held and [id(c) for c in held.cgs()] == [id(c) for c in cgs]
+    part = held.subset([3, 1])
+    assert [id(c) for c in part.cgs()] == [id(cgs[3]), id(cgs[1])] and part.archs == [fam.archs[3], fam.archs[1]]
+    mine = Family.from_cgs(cgs, [1.0, 2.0, 3.0, 4.0], name="mine", task="t", extra={"proxy": np.arange(4.0)})
+    assert mine.label == "mine/t" and mine.archs == [cg.name for cg in cgs] and mine.cgs()[2] is cgs[2]
+    assert mine.subset([0, 2]).extra["proxy"].tolist() == [0.0, 2.0]
+    with pytest.raises(ValueError, match="3 CGs for 4 architectures"):
+        Family(name="x", task=None, archs=[1, 2, 3, 4], graphs=cgs[:3])
