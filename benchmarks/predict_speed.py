@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from cgpredict.evaluation import load_labelled, split_indices
 from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.dedup import fast_inference
 from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import clear_cache, flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker
 from cgpredict.predictor import Predictor
-from cgpredict.transfer import load_labelled, split_indices
 
 ONE_EPOCH = {"encoder": {"epochs": 1}, "regressor": {"epochs": 1}, "pairwise": {"epochs": 1}, "kgnn": {"epochs": 1}}
 
@@ -121,21 +121,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         pred = Predictor.load(args.checkpoint, progress=False)
     else:
-        pred = Predictor(progress=False, **ONE_EPOCH).fit(source.cgs[: args.n_train], source.labels[: args.n_train])
-    nodes = np.mean([len(cg.nodes) for cg in target.cgs])
-    print(f"torch {torch.__version__}; {len(target.cgs)} NB-201 CGs, {nodes:.0f} nodes on average")
+        pred = Predictor(progress=False, **ONE_EPOCH).fit(source.cgs()[: args.n_train], source.labels[: args.n_train])
+    nodes = np.mean([len(cg.nodes) for cg in target.cgs()])
+    print(f"torch {torch.__version__}; {len(target.cgs())} NB-201 CGs, {nodes:.0f} nodes on average")
     print("| threads | cold CGs/s | warm CGs/s | warm s | encoder alone s | k-GNN alone s | plain path warm CGs/s "
           "| speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for threads in args.threads:
-        r = predict_speed(pred, target.cgs, threads, args.repeat)
+        r = predict_speed(pred, target.cgs(), threads, args.repeat)
         print(f"| {threads} | {r['cold_cgs_per_s']:.0f} | {r['warm_cgs_per_s']:.0f} | {r['warm_s']:.2f} | "
               f"{r['encoder_s']:.2f} | {r['kgnn_s']:.2f} | {r['plain_cgs_per_s']:.0f} | {r['speedup']:.2f}x |",
               flush=True)
     if args.train:
-        train, _, _ = split_indices(len(source.cgs), 0)
+        train, _, _ = split_indices(len(source.cgs()), 0)
         keep = [i for i in train if source.labels[i] >= 80.0]
-        cgs, y = [source.cgs[i] for i in keep], source.labels[keep]
+        source_cgs = source.cgs()
+        cgs, y = [source_cgs[i] for i in keep], source.labels[keep]
         r = training_time(cgs, y, args.train_epochs, max(args.threads), progress)
         print(f"\nensemble training on {len(cgs)} NB-101 CGs, {max(args.threads)} thread(s), "
               f"measured over {args.train_epochs} epoch(s) per member, extrapolated to default epochs:")

@@ -22,7 +22,6 @@ import os
 import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
@@ -85,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cases = [("nasbench101", "nb101_30k", "cifar10", 1), ("nasbench201", "nb201_200ep", "cifar10", 3),
              ("nats_sss", None, "cifar10", 3)]
-    print(f"| table | nets × tasks | CG nodes | convert ms/net | encode+write ms/net | bundle KB/net | "
+    print("| table | nets × tasks | CG nodes | convert ms/net | encode+write ms/net | bundle KB/net | "
           f"read ms/net | memory KB/CG | fill, 1 process (h) | load one task's bundle (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for family, table, task, tasks in cases:

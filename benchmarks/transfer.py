@@ -2,16 +2,23 @@
 
 Pipeline position: model → CG → features → predictor → **evaluation across families**.
 
-The same options as ``cgpredict eval`` (:mod:`cgpredict.commands.eval`); runs
-:func:`cgpredict.transfer.run_transfer` one seed at a time and rewrites the report after each
-seed, so an interrupted run still leaves every finished seed on disk. The reproducing command is
-written into the report. Needs the labelled data (``$CGPREDICT_DATA`` or ``--data-dir``).
+The protocol itself is the ``protocol`` package beside this script (``benchmarks/protocol/``,
+built on :mod:`cgpredict.evaluation`); this script runs it one seed at a time and rewrites the
+report after each seed, so an interrupted run still leaves every finished seed on disk. The
+reproducing command is written into the report. Needs the labelled data (``$CGPREDICT_DATA`` or
+``--data-dir``).
 
 Examples::
 
     CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py --quick
     CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py --seeds 2 --preset reduced \\
         --targets nasbench201/cifar10 nasbench301/cifar10 --out benchmarks/results/transfer_reduced.md
+    # every labelled family/task of the registry; fits cached, per-net scores kept
+    python benchmarks/transfer.py --targets all --settings zero-shot --cache-dir ~/.cache/cgpredict/fits \\
+        --scores-dir scores/ --out zs.md
+    # leave-one-family-out on one task per family, 300 nets each
+    python benchmarks/transfer.py --settings lofo --lofo-sources nasbench101/cifar10 nasbench201/cifar10 \\
+        nasbench301/cifar10 transbench101_micro/class_scene --lofo-max 300 --out lofo.md
 
 Seeds are independent, so a long protocol can run as one process per seed (``--first-seed S
 --seeds 1 --json sS.json``, same other options) and be merged into one report afterwards: the same
@@ -22,43 +29,16 @@ write the report from the saved rows without running anything.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
-from cgpredict.commands.eval import add_arguments, config_from_args, run_protocol, write_outputs
+if str(Path(__file__).resolve().parent) not in sys.path:  # the protocol package beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from protocol import add_arguments, config_from_args, merged_rows, run_protocol, to_markdown, write_outputs
 
 COMMAND = "CGPREDICT_DATA=/work/shared/data python benchmarks/transfer.py "
-
-
-def merged_rows(paths: list[str], seeds: range) -> list[dict[str, Any]]:
-    """The per-seed rows of earlier ``--json`` files, checked to cover exactly ``seeds`` once each.
-
-    Raises ``ValueError`` naming the file when one is not a list of protocol rows, when two files
-    hold the same seed, or when the seeds found differ from the ones the options describe.
-    """
-    rows: list[dict[str, Any]] = []
-    owner: dict[int, str] = {}
-    for path in paths:
-        try:
-            part = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--merge: cannot read rows from {path}: {exc}") from exc
-        if not isinstance(part, list) or not all(isinstance(r, dict) and {"setting", "target", "seed", "method"} <= r.keys()
-                                                 for r in part):
-            raise ValueError(f"--merge: {path} is not a list of protocol rows (write it with --json)")
-        for seed in sorted({int(r["seed"]) for r in part}):
-            if seed in owner:
-                raise ValueError(f"--merge: seed {seed} is in both {owner[seed]} and {path}")
-            owner[seed] = path
-        rows += part
-    if sorted(owner) != list(seeds):
-        raise ValueError(f"--merge: the files hold seeds {sorted(owner)}, the options describe seeds {list(seeds)} "
-                         "(set --first-seed/--seeds to match)")
-    return rows
 
 
 def write_merged(args: argparse.Namespace, argv: list[str]) -> str:
@@ -66,12 +46,10 @@ def write_merged(args: argparse.Namespace, argv: list[str]) -> str:
 
     ``argv`` is the command line without the merge options: the one-process command for the same seeds.
     """
-    from cgpredict.transfer import to_markdown
-
     config = config_from_args(args)
     rows = merged_rows(args.merge, range(config.first_seed, config.first_seed + config.seeds))
     text = to_markdown(rows, config, COMMAND + " ".join(map(shlex.quote, argv)), args.note)
-    write_outputs(args, text, rows)
+    write_outputs(args.out, args.json, text, rows)
     return text
 
 

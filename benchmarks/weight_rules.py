@@ -28,7 +28,7 @@ import numpy as np
 from cgpredict.metrics import spearman
 from cgpredict.models.ensemble import (TEMPERATURE_GRID, combine, crossfit_temperature, equal_weights, softmax_weights,
                                        stacked_weights)
-from cgpredict.transfer import ENSEMBLE
+from cgpredict.evaluation import ENSEMBLE
 
 FILE = re.compile(r"(?P<shots>\d+)-shot__(?P<family>[^_]+(?:_[^_]+)*?)__(?P<task>.+)__seed(?P<seed>\d+)\.npz$")
 

@@ -607,8 +607,9 @@ def _collapse_reshape_chains(nodes: list[Node]) -> list[Node]:
     return alive
 
 
-def _prune_and_renumber(nodes: list[Node]) -> list[Node]:
-    """Keep inputs and nodes that reach an output node; renumber ids 0..n-1 in order."""
+def live_nodes(nodes: list[Node]) -> list[Node]:
+    """The nodes that feed an output node, plus every input and output node, in their given order
+    (what is left after pruning dead branches; the ids are not changed)."""
     by_id = {n.id: n for n in nodes}
     keep = {n.id for n in nodes if n.op in ("output", "input")}
     stack = [n.id for n in nodes if n.op == "output"]
@@ -617,10 +618,20 @@ def _prune_and_renumber(nodes: list[Node]) -> list[Node]:
             if src not in keep:
                 keep.add(src)
                 stack.append(src)
-    ordered = sorted((n for n in nodes if n.id in keep), key=lambda n: n.id)
+    return [n for n in nodes if n.id in keep]
+
+
+def renumber(ordered: list[Node]) -> list[Node]:
+    """Give ``ordered`` (a topological order) ids ``0..n-1`` in that order, remapping every node's
+    inputs and refreshing its input shapes from its producers; returns the list."""
     new_id = {n.id: i for i, n in enumerate(ordered)}
     for node in ordered:
         node.id = new_id[node.id]
         node.inputs = [new_id[i] for i in node.inputs]
         node.in_shapes = [ordered[i].out_shape for i in node.inputs]
     return ordered
+
+
+def _prune_and_renumber(nodes: list[Node]) -> list[Node]:
+    """Keep inputs and nodes that reach an output node; renumber ids 0..n-1 in id order."""
+    return renumber(sorted(live_nodes(nodes), key=lambda n: n.id))

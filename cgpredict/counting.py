@@ -16,6 +16,10 @@ window area); which of them a whole-graph total includes is a *counting mode*:
     every node's MACs, including normalisation, activations, pooling and elementwise ops.
 
 Other modes (for example a benchmark's own counter) are added with :func:`register_counting_mode`.
+A family whose benchmark counts its own way declares its rule in its
+:class:`~cgpredict.datasets.registry.FamilySpec` (``flops_mode``, ``counting``); such a mode is
+found whether or not the family's module was imported before: an unknown mode name makes
+:func:`count_macs` import the family modules first (:func:`cgpredict.datasets.registry.load_counting_modes`).
 """
 
 from __future__ import annotations
@@ -117,13 +121,27 @@ def register_counting_mode(name: str, rule: CountingRule | Iterable[str]) -> Non
     _MODES[name] = _sum_ops
 
 
+def _load_family_modes() -> None:
+    """Register the family-specific modes (each family module registers its own on import)."""
+    from cgpredict.datasets.registry import load_counting_modes
+
+    load_counting_modes()
+
+
 def counting_modes() -> list[str]:
-    """Names of the registered counting modes."""
+    """Names of the counting modes: the built-in ones, every family's own and any registered here."""
+    _load_family_modes()
     return sorted(_MODES)
 
 
 def count_macs(cg: CG, mode: str = "torchvision") -> int:
-    """Total MACs of ``cg`` under the named counting mode."""
+    """Total MACs of ``cg`` under the named counting mode.
+
+    Raises:
+        ValueError: no built-in, family or registered mode has that name (the message lists them).
+    """
+    if mode not in _MODES:
+        _load_family_modes()
     try:
         rule = _MODES[mode]
     except KeyError:

@@ -100,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     hide_known_warnings()
 
-    from cgpredict.commands.predict import format_table, load_predictor
-    from cgpredict.commands.rank import rank_family
+    from cgpredict.bag import load_predictor
     from cgpredict.datasets import load_family
+    from cgpredict.predictor import Predictor
+    from cgpredict.ranking import format_table, rank_family
     from cgpredict.datasets.registry import resolve_data_dir
     from cgpredict.demo_plots import plot_embeddings, plot_pred_vs_true
     from cgpredict.models.graph_data import flops_of
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     conversion_table([m for m in args.models.split(",") if m])
 
     print(f"\n== 2. Zero-shot ranking of {args.n} sampled {TARGET_FAMILY} nets (predictor trained on NB-101) ==")
-    predictor = load_predictor(args.checkpoint, progress=progress)
+    predictor = (Predictor.pretrained(progress=progress) if args.checkpoint is None
+                 else load_predictor(args.checkpoint, progress=progress))
     target = load_family(TARGET_FAMILY, n=args.n, seed=args.seed)
     rows, _ = rank_family(predictor, target, progress=progress)
     by_key = {target.key(i): target.archs[i] for i in range(len(target))}

@@ -1,7 +1,7 @@
 """Which code produced a benchmark report: package version, git commit, torch and threads.
 
-Sits beside the pipeline: :func:`cgpredict.transfer.to_markdown` writes :func:`code_line` into
-every report, so a committed figure can be traced to the commit that measured it (training
+Sits beside the pipeline: the transfer benchmark (``benchmarks/protocol/report.py``) writes
+:func:`code_line` into every report, so a committed figure can be traced to the commit that measured it (training
 results depend on the code and, through float summation order, on the torch thread count);
 :func:`code_fingerprint` keys the transfer protocol's fit cache to the code that made a fit.
 """

@@ -12,7 +12,10 @@ Public API (names fixed):
   ``n=..., seed=...`` for sampled, unlabelled architectures; or ``"custom"``).
 * :class:`Family` — ``.archs``, ``.labels``, ``.table_flops``, ``.table_params``, ``.extra``,
   ``.cgs()`` (cached on disk, see :mod:`cgpredict.datasets.cache`), ``.to_pyg_dataset()``,
-  ``.subset()``, ``Family.from_csv(...)``, ``Family.from_onnx_folder(...)``.
+  ``.subset()``, ``.with_cgs()``, ``Family.from_csv(...)``, ``Family.from_onnx_folder(...)``,
+  ``Family.from_cgs(...)``.
+* :class:`FamilySpec`, :func:`register_family`, :func:`family_spec` — the family registry as data
+  (see :mod:`cgpredict.datasets.registry`; a family = one module registering its spec).
 
 Each family's builder module (``cgpredict.datasets.<family>``) is imported only when used.
 
@@ -27,12 +30,15 @@ from __future__ import annotations
 from cgpredict.datasets.cache import CONVERTER_VERSION, CGCache, cache_dir
 from cgpredict.datasets.family import Family, load_family
 from cgpredict.datasets.registry import (
+    FamilySpec,
     FamilyUnavailableError,
     build,
     family_module,
+    family_spec,
     input_shape,
     is_available,
     list_families,
+    register_family,
     sample,
 )
 
@@ -40,13 +46,16 @@ __all__ = [
     "CGCache",
     "CONVERTER_VERSION",
     "Family",
+    "FamilySpec",
     "FamilyUnavailableError",
     "build",
     "cache_dir",
     "family_module",
+    "family_spec",
     "input_shape",
     "is_available",
     "list_families",
     "load_family",
+    "register_family",
     "sample",
 ]

@@ -29,7 +29,6 @@ other's entries; temporary files of killed writers are removed (:func:`cgpredict
 from __future__ import annotations
 
 import contextlib
-import gc
 import gzip
 import hashlib
 import json
@@ -46,6 +45,7 @@ from cgpredict.cg import CG, SCHEMA_NAME, SCHEMA_VERSION, Node, _jsonable
 from cgpredict.errors import CacheEntryError, CGSchemaError
 from cgpredict.features import FEATURE_VERSION
 from cgpredict.fileio import atomic_writer, remove_orphans
+from cgpredict.gc_pause import gc_paused
 
 try:  # POSIX: writers of one bundle take turns
     import fcntl
@@ -252,23 +252,6 @@ def _decode(data: dict[str, Any]) -> CG:
     return CG(nodes=nodes, name=data.get("name", ""), meta=dict(data.get("meta", {})))
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while ~10⁵–10⁶ small containers are created.
-
-    Otherwise the collector runs hundreds of times during a load and re-scans every new object
-    in later collections (together more than the load itself). Decoded CGs hold no reference
-    cycles, so nothing is lost by pausing it; the previous state is restored on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class CGCache:
     """The cached CGs of one family/task/input-shape bundle.
 
@@ -305,7 +288,7 @@ class CGCache:
         unreadable (reported once: not gzip JSON, truncated, nested too deeply, over the size cap)."""
         try:
             raw = read_gzip_capped(self.path)
-            with _gc_paused():
+            with gc_paused():
                 data = json.loads(raw)
         except FileNotFoundError:
             return {}
@@ -376,7 +359,7 @@ class CGCache:
 
     def get_many(self, keys: Iterable[str]) -> list[CG | None]:
         """:meth:`get` for several keys at once (faster: the garbage collector is paused)."""
-        with _gc_paused():
+        with gc_paused():
             return [self.get(key) for key in keys]
 
     # ------------------------------------------------------------------ writing

@@ -11,8 +11,6 @@ dataset. User families come from :meth:`Family.from_csv` and :meth:`Family.from_
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import pickle
 import time
@@ -54,6 +52,8 @@ class Family:
         input_shape: input shape (batch first) used to convert the networks.
         source: the label table the family was read from, if any.
         lines: line number of each architecture in ``source`` (for error messages).
+        graphs: the CGs, when already in memory (:meth:`with_cgs`, :meth:`from_cgs`): :meth:`cgs`
+            then returns them instead of reading the disk cache or converting.
 
     Example:
         >>> from cgpredict.datasets import load_family
@@ -76,6 +76,7 @@ class Family:
     converter: Callable[[Any], CG] | None = field(default=None, repr=False)
     arch_key: Callable[[Any], str] = field(default=str, repr=False)
     cache_name: str | None = field(default=None, repr=False)
+    graphs: list[CG] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.archs = list(self.archs)
@@ -95,6 +96,10 @@ class Family:
             self.extra[key] = value
         if self.lines is not None and len(self.lines) != n:
             raise ValueError(f"family {self.name!r}: {len(self.lines)} line numbers for {n} architectures")
+        if self.graphs is not None:
+            self.graphs = list(self.graphs)
+            if len(self.graphs) != n:
+                raise ValueError(f"family {self.name!r}: {len(self.graphs)} CGs for {n} architectures")
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -126,7 +131,13 @@ class Family:
             table_params=pick(self.table_params),
             extra={k: v[idx] for k, v in self.extra.items()},
             lines=None if self.lines is None else [self.lines[i] for i in idx],
+            graphs=None if self.graphs is None else [self.graphs[i] for i in idx],
         )
+
+    @property
+    def label(self) -> str:
+        """``family/task`` (or the family name alone when it has no task)."""
+        return f"{self.name}/{self.task}" if self.task else self.name
 
     def key(self, index: int) -> str:
         """The canonical text of architecture ``index`` (its cache key)."""
@@ -177,6 +188,8 @@ class Family:
         write's duration, for large bundles) and when the loop ends (also on ``KeyboardInterrupt``),
         so an interrupted conversion resumes where it stopped.
         """
+        if self.graphs is not None:
+            return list(self.graphs)
         store = self.cache(cache_root) if cache else None
         keys = [self.key(i) for i in range(len(self))]
         out: list[CG | None] = store.get_many(keys) if store is not None else [None] * len(self)
@@ -203,6 +216,13 @@ class Family:
                 store.flush()
         return out  # type: ignore[return-value]
 
+    def with_cgs(self, progress: bool = True, workers: int = 1) -> Family:
+        """This family with its CGs held in memory (:attr:`graphs`): later :meth:`cgs` calls and
+        subsets return the same CG objects without touching the disk cache."""
+        if self.graphs is not None:
+            return self
+        return replace(self, graphs=self.cgs(progress=progress, workers=workers))
+
     def _converted(self, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
         """``(index, CG)`` for every index, converted here or by ``workers`` processes."""
         if workers > 1 and len(indices) > 1:
@@ -212,7 +232,9 @@ class Family:
                 warnings.warn(f"family {self.name!r} cannot be sent to worker processes ({exc}); "
                               "converting in this process", RuntimeWarning, stacklevel=3)
             else:
-                yield from _convert_in_processes(self, indices, workers)
+                from cgpredict.datasets._workers import convert_in_processes
+
+                yield from convert_in_processes(self, indices, workers)
                 return
         for i in indices:
             yield i, self.convert(i)
@@ -224,6 +246,23 @@ class Family:
         return FamilyGraphDataset(self, root=root, progress=progress)
 
     # ------------------------------------------------------------------ user families
+    @classmethod
+    def from_cgs(
+        cls,
+        cgs: Sequence[CG],
+        labels: Sequence[float] | np.ndarray | None = None,
+        name: str = "custom",
+        task: str | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> Family:
+        """A family of CGs already in memory (e.g. converted by you), optionally labelled; the
+        architectures are the CGs' names (their index where a CG has none). ``extra``: numeric
+        columns per CG (e.g. zero-cost proxies), scored as baselines by
+        :func:`cgpredict.evaluation.evaluate_transfer`."""
+        cgs = list(cgs)
+        return cls(name=name, task=task, archs=[cg.name or str(i) for i, cg in enumerate(cgs)], labels=labels,
+                   extra=dict(extra or {}), graphs=cgs)
+
     @classmethod
     def from_csv(
         cls,
@@ -252,30 +291,6 @@ class Family:
         return family_from_onnx_folder(folder, labels_csv, name=name)
 
 
-def _convert_chunk(family: Family, indices: list[int]) -> list[CG]:
-    """Worker-process side of :meth:`Family.cgs` with ``workers > 1``."""
-    import torch
-
-    torch.set_num_threads(1)
-    return [family.convert(i) for i in indices]
-
-
-def _convert_in_processes(family: Family, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:
-    """Convert ``indices`` in ``workers`` spawned processes (fork is unsafe once torch has started
-    threads), in chunks, yielding results as chunks finish."""
-    size = max(1, min(50, len(indices) // (4 * workers)))
-    chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_convert_chunk, family, chunk): chunk for chunk in chunks}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield from zip(futures[future], future.result())
-        finally:
-            for future in futures:
-                future.cancel()
-
-
 @dataclass(frozen=True)
 class _RegisteredBuilder:
     """``build(arch)`` of a registered family and task (picklable, for worker processes)."""
@@ -284,19 +299,18 @@ class _RegisteredBuilder:
     task: str | None
 
     def __call__(self, arch: Any) -> torch.nn.Module:
-        return registry.family_module(self.family).build(arch, self.task)
+        return registry.family_spec(self.family).build(arch, self.task)
 
 
 def _registered_family(family: str, task: str | None, archs: list[Any], **fields: Any) -> Family:
-    module = registry.family_module(family)
-    shape = registry.input_shape(family, task)
+    spec = registry.family_spec(family)
     return Family(
         name=family,
         task=task,
         archs=archs,
-        input_shape=shape,
+        input_shape=spec.shape(task),
         builder=_RegisteredBuilder(family, task),
-        arch_key=module.format_arch,
+        arch_key=spec.format,
         cache_name=family,
         **fields,
     )
@@ -344,8 +358,8 @@ def load_family(
         return _load_custom(data_dir, **custom)
     if custom:
         raise TypeError(f"load_family({family!r}) got unexpected arguments {sorted(custom)}")
-    module = registry.family_module(family)
-    task = registry.check_task(family, task)
+    spec = registry.family_spec(family)
+    task = spec.check_task(task)
     if n is not None:
         archs = registry.sample(family, n, seed)
         return _registered_family(family, task, archs)
@@ -356,8 +370,10 @@ def load_family(
     path = registry.label_path(family, task, data_dir)
     if not path.is_file():
         raise FileNotFoundError(f"label table for family {family!r} task {task!r} not found at {path}; {registry.LABEL_FORMAT_HELP}")
-    reader = getattr(module, "read_labels", None)  # a family whose table has its own layout
-    table = reader(path, task) if reader is not None else read_table(path, module.parse_arch, key_column="arch")
+    if spec.read_labels is not None:  # a family whose table has its own layout
+        table = spec.read_labels(path, task)
+    else:
+        table = read_table(path, spec.parse, key_column="arch")
     columns = dict(table.columns)
     flops = columns.pop("flops", None)
     params = columns.pop("params", None)

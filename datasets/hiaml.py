@@ -36,6 +36,7 @@ from cgpredict.datasets._gennape_ops import (
     literal,
     unique_samples,
 )
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 NAME = "hiaml"
 TASKS: tuple[str, ...] = ()
@@ -241,3 +242,11 @@ def sample(n: int, seed: int) -> list[Arch]:
     return unique_samples(
         lambda: tuple(rng.randrange(len(BLOCKS)) for _ in range(NUM_STAGES)), n, limit=len(BLOCKS) ** NUM_STAGES
     )
+
+
+@register_family
+def hiaml() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, label_table=None)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from cgpredict.datasets._gennape_ops import Classifier, Stem, as_int, as_tuple, literal, make_op, unique_samples
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 NAME = "inception"
 TASKS: tuple[str, ...] = ()
@@ -166,3 +167,11 @@ def sample(n: int, seed: int) -> list[Arch]:
     """``n`` distinct random archs (uniform block counts, branch counts and ops), deterministic for ``seed``."""
     rng = random.Random(seed)
     return unique_samples(lambda: _draw(rng), n)
+
+
+@register_family
+def inception() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, label_table=None)

@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from cgpredict.counting import register_counting_mode
 from cgpredict.datasets._tasks import check_task
 from cgpredict.datasets._cell_ops import parse_int_tuple
 from cgpredict.datasets._suitezero_counting import suite_zero_macs
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -365,4 +365,9 @@ def nasbench101_macs(cg: CG) -> int:
     return suite_zero_macs(cg, global_pool=False)
 
 
-register_counting_mode(FLOPS_MODE, nasbench101_macs)
+@register_family
+def nasbench101() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, counting=nasbench101_macs)

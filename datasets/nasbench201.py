@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from cgpredict.counting import register_counting_mode
 from cgpredict.datasets._tasks import check_task
 from cgpredict.datasets._cell_ops import (
     Cell4,
@@ -50,6 +49,7 @@ from cgpredict.datasets._cell_ops import (
     sample_cells,
 )
 from cgpredict.datasets._suitezero_counting import suite_zero_macs
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -189,4 +189,9 @@ def nasbench201_macs(cg: CG) -> int:
     return suite_zero_macs(cg, global_pool=True)
 
 
-register_counting_mode(FLOPS_MODE, nasbench201_macs)
+@register_family
+def nasbench201() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, counting=nasbench201_macs)

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from cgpredict.counting import register_counting_mode
 from cgpredict.datasets._tasks import check_task
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -408,4 +408,9 @@ def nasbench301_macs(cg: CG) -> int:
     return int(total)
 
 
-register_counting_mode(FLOPS_MODE, nasbench301_macs)
+@register_family
+def nasbench301() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, counting=nasbench301_macs)

@@ -55,6 +55,7 @@ from cgpredict.datasets._cell_ops import CELL_EDGES, Cell4, Identity, ReLUConvBN
 from cgpredict.datasets._table import Table, read_table
 from cgpredict.datasets._tasks import check_task
 from cgpredict.datasets.nasbench201 import ResNetBasicBlock
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 Arch = tuple[int, ...]
 
@@ -241,3 +242,12 @@ def read_labels(path: str | Path, task: str) -> Table:
         drop.add("params")
     table.columns = {k: v for k, v in table.columns.items() if k not in drop}
     return table
+
+
+@register_family
+def nats_sss() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, label_table=DATA_FILE,
+                      read_labels=read_labels)

@@ -38,6 +38,7 @@ from cgpredict.datasets._mobile_blocks import (
     literal,
     make_divisible,
 )
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 Block = tuple[int, int]
 Arch = tuple[tuple[Block, ...], ...]
@@ -157,3 +158,11 @@ def build(arch: Arch, task: str | None = None) -> nn.Module:
         >>> net = ofa_mbv3.build(ofa_mbv3.sample(1, seed=0)[0])
     """
     return OFAMobileNetV3(check_arch(arch)).eval()
+
+
+@register_family
+def ofa_mbv3() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS})

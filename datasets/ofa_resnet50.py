@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from cgpredict.datasets._mobile_blocks import check_choice, conv_bn_act, format_nested, literal, make_divisible
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 StemArch = tuple[int, int, int]
 StageArch = tuple[int, tuple[int, ...]]
@@ -202,3 +203,11 @@ def build(arch: Arch, task: str | None = None) -> nn.Module:
         >>> net = ofa_resnet50.build(ofa_resnet50.sample(1, seed=0)[0])
     """
     return OFAResNet50(check_arch(arch)).eval()
+
+
+@register_family
+def ofa_resnet50() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS})

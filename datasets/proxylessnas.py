@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from cgpredict.datasets._mobile_blocks import MBConv, check_block_stages, conv_bn_act, format_nested, literal
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 Block = tuple[int, int]
 Arch = tuple[tuple[Block, ...], ...]
@@ -133,3 +134,11 @@ def build(arch: Arch, task: str | None = None) -> nn.Module:
         >>> net = proxylessnas.build(proxylessnas.sample(1, seed=0)[0])
     """
     return ProxylessNASNet(check_arch(arch)).eval()
+
+
+@register_family
+def proxylessnas() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS})

@@ -24,7 +24,7 @@ score (:attr:`TableFamily.info`, e.g. ``train_seconds``), a text column (:attr:`
 e.g. ``nb101_hash``), or another task's column (dropped). A column without a role is an error, so
 nothing new in a file silently becomes a zero-cost "proxy": :attr:`Family.extra` stays empty for
 these tables, which keeps fidelities and training times out of
-:func:`cgpredict.transfer.baseline_scores` (it ranks every ``extra`` column as a baseline).
+:func:`cgpredict.evaluation.baseline_scores` (it ranks every ``extra`` column as a baseline).
 
 The tables' CGs are cached in their own bundles (``nasbench101_30k``, ``nasbench201_all`` shared by
 both NB-201 tables), so loading the 500/725-net NASLib families does not read the large bundles.

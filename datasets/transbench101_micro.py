@@ -60,7 +60,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from cgpredict.counting import register_counting_mode
 from cgpredict.datasets._tasks import check_task
 from cgpredict.datasets._cell_ops import (
     Identity,
@@ -71,6 +70,7 @@ from cgpredict.datasets._cell_ops import (
     sample_cells,
 )
 from cgpredict.datasets._suitezero_counting import suite_zero_macs
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -397,4 +397,9 @@ def transbench101_micro_macs(cg: CG) -> int:
     return suite_zero_macs(cg, global_pool=True, head_ops=frozenset({"global_pool", "linear"}))
 
 
-register_counting_mode(FLOPS_MODE, transbench101_micro_macs)
+@register_family
+def transbench101_micro() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, counting=transbench101_micro_macs)

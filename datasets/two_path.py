@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from cgpredict.datasets._gennape_ops import Classifier, ConvBNReLU, Stem, as_int, as_tuple, literal, make_op, unique_samples
+from cgpredict.datasets.registry import FamilySpec, register_family
 
 NAME = "two_path"
 TASKS: tuple[str, ...] = ()
@@ -151,3 +152,11 @@ def sample(n: int, seed: int) -> list[Arch]:
     """``n`` distinct random archs (uniform block counts, op counts and ops), deterministic for ``seed``."""
     rng = random.Random(seed)
     return unique_samples(lambda: _draw(rng), n)
+
+
+@register_family
+def two_path() -> FamilySpec:
+    """This family's registry entry (:class:`~cgpredict.datasets.registry.FamilySpec`)."""
+    return FamilySpec(name=NAME, tasks=TASKS, input_shape=INPUT_SHAPE, flops_mode=FLOPS_MODE, parse=parse_arch,
+                      format=format_arch, build=build, sample=sample,
+                      task_input_shapes={task: input_shape(task) for task in TASKS}, label_table=None)

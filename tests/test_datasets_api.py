@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import types
 import warnings
@@ -38,20 +39,20 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 def _fake_labelled_module(monkeypatch: pytest.MonkeyPatch, name: str = "fakefam") -> types.ModuleType:
-    """Register a tiny labelled family module ``cgpredict.datasets.<name>`` for the test."""
+    """Register a tiny labelled family ``cgpredict.datasets.<name>`` for the test: a module that
+    registers its :class:`FamilySpec` as a shipped family module does."""
     module = types.ModuleType(f"cgpredict.datasets.{name}")
-    module.NAME = name
-    module.TASKS = ("taskA", "taskB")
-    module.INPUT_SHAPE = (1, 3, 8, 8)
-    module.FLOPS_MODE = "torchvision"
-    module.input_shape = lambda task=None: (1, 3, 8, 8)
-    module.data_file = lambda task: f"naslib/{name}__{task}.csv"
-    module.parse_arch = hiaml.parse_arch
-    module.format_arch = hiaml.format_arch
     module.build = lambda arch, task=None: nn.Sequential(nn.Conv2d(3, 4 + sum(arch), 1), nn.Flatten())
-    module.sample = lambda n, seed: hiaml.sample(n, seed)
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, name))
+    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))
+
+    def spec() -> registry.FamilySpec:
+        return registry.FamilySpec(name=name, tasks=("taskA", "taskB"), input_shape=(1, 3, 8, 8),
+                                   flops_mode="torchvision", parse=hiaml.parse_arch, format=hiaml.format_arch,
+                                   build=module.build, sample=hiaml.sample)
+
+    registry.register_family(spec)
     return module
 
 
@@ -88,7 +89,7 @@ def test_broken_module_only_affects_its_family(monkeypatch: pytest.MonkeyPatch) 
     half = types.ModuleType("cgpredict.datasets.half_family")
     half.NAME = "half_family"
     monkeypatch.setitem(sys.modules, half.__name__, half)
-    with pytest.raises(FamilyUnavailableError, match=r"lacks TASKS, INPUT_SHAPE.*sample"):
+    with pytest.raises(FamilyUnavailableError, match=r"half_family registers no FamilySpec named 'half_family'"):
         load_family("half_family", n=2)
     assert not ds.is_available("no_such_family")
     assert ds.sample("hiaml", 2, 0) == hiaml.sample(2, 0)  # the other families are unaffected
@@ -346,3 +347,63 @@ def test_families_command_through_the_cli_entry_point(
     status = json.loads(capsys.readouterr().out)
     assert [entry["name"] for entry in status] == FIXED_NAMES
     assert status[FIXED_NAMES.index("hiaml")] == {"name": "hiaml", "builder": "ok", "tasks": {}}
+
+
+# ---------------------------------------------------------------------------------- FamilySpec
+def test_family_specs_are_data_with_shapes_per_task_and_label_tables() -> None:
+    nb201 = registry.family_spec("nasbench201")
+    assert isinstance(nb201, registry.FamilySpec) and nb201.name == "nasbench201"
+    assert nb201.tasks == ("cifar10", "cifar100", "ImageNet16-120")
+    assert nb201.shape() == nb201.shape("cifar10") == (1, 3, 32, 32) and nb201.shape("ImageNet16-120") == (1, 3, 16, 16)
+    assert nb201.label_file("cifar100") == "naslib/nasbench201__cifar100.csv"
+    assert nb201.flops_mode == "nasbench201" and nb201.counting is not None
+    assert nb201.format(nb201.parse("(0, 2, 3, 2, 3, 1)")) == "(0, 2, 3, 2, 3, 1)"
+    with pytest.raises(ValueError, match="no task 'imagenet'"):
+        nb201.shape("imagenet")
+    hiaml_spec = registry.family_spec("hiaml")
+    assert hiaml_spec.tasks == () and hiaml_spec.flops_mode == "torchvision" and hiaml_spec.counting is None
+    with pytest.raises(ValueError, match="no labelled tasks"):
+        hiaml_spec.label_file("mine")
+    assert registry.family_spec("ofa_mbv3").label_file("mine") == "naslib/ofa_mbv3__mine.csv"  # user labels
+    with pytest.raises(ValueError, match="unknown task"):
+        registry.FamilySpec(name="x", tasks=("a",), input_shape=(1, 3, 8, 8), flops_mode="torchvision",
+                            parse=str, format=str, build=hiaml.build, sample=hiaml.sample,
+                            task_input_shapes={"b": (1, 3, 4, 4)})
+
+
+def test_a_family_registered_from_elsewhere_is_listed_and_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))
+
+    @ds.register_family
+    def plugin_family() -> registry.FamilySpec:
+        return registry.FamilySpec(name="plugin_family", tasks=(), input_shape=(1, 3, 16, 16),
+                                   flops_mode="torchvision", parse=hiaml.parse_arch, format=hiaml.format_arch,
+                                   build=lambda arch, task=None: hiaml.build(arch), sample=hiaml.sample)
+
+    assert ds.list_families() == [*FIXED_NAMES, "plugin_family"]
+    assert ds.is_available("plugin_family") and ds.input_shape("plugin_family") == (1, 3, 16, 16)
+    fam = load_family("plugin_family", n=2, seed=0)
+    assert fam.archs == hiaml.sample(2, 0) and fam.cgs(progress=False)[0].name.startswith("plugin_family/")
+    with pytest.raises(TypeError, match="must return a FamilySpec"):
+        ds.register_family(lambda: "not a spec")
+
+
+def test_listing_families_imports_no_family_module() -> None:
+    code = ("import sys; from cgpredict.datasets import list_families; names = list_families(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[-1] in names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_families_of_cgs_in_memory_keep_their_objects_through_subsets() -> None:
+    fam = load_family("hiaml", n=4, seed=0)
+    held = fam.with_cgs(progress=False)
+    cgs = held.cgs()
+    assert held.with_cgs() is held and [id(c) for c in held.cgs()] == [id(c) for c in cgs]
+    part = held.subset([3, 1])
+    assert [id(c) for c in part.cgs()] == [id(cgs[3]), id(cgs[1])] and part.archs == [fam.archs[3], fam.archs[1]]
+    mine = Family.from_cgs(cgs, [1.0, 2.0, 3.0, 4.0], name="mine", task="t", extra={"proxy": np.arange(4.0)})
+    assert mine.label == "mine/t" and mine.archs == [cg.name for cg in cgs] and mine.cgs()[2] is cgs[2]
+    assert mine.subset([0, 2]).extra["proxy"].tolist() == [0.0, 2.0]
+    with pytest.raises(ValueError, match="3 CGs for 4 architectures"):
+        Family(name="x", task=None, archs=[1, 2, 3, 4], graphs=cgs[:3])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cgpredict.datasets import build, hiaml, inception, is_available, sample, two_path
-from cgpredict.datasets.registry import INTERFACE
+from cgpredict.datasets.registry import family_spec
 from cgpredict.ops import OP_TYPES
 
 MODULES = (hiaml, inception, two_path)
@@ -17,8 +17,10 @@ MODULES = (hiaml, inception, two_path)
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
 def test_interface_and_constants(module: ModuleType) -> None:
-    for name in INTERFACE:
-        assert hasattr(module, name), name
+    spec = family_spec(module.NAME)  # the registered spec is the module's own functions and constants
+    assert (spec.tasks, spec.input_shape, spec.flops_mode, spec.parse, spec.format, spec.build, spec.sample) == (
+        module.TASKS, module.INPUT_SHAPE, module.FLOPS_MODE, module.parse_arch, module.format_arch, module.build,
+        module.sample)
     assert module.TASKS == () and module.INPUT_SHAPE == (1, 3, 32, 32) and module.FLOPS_MODE == "torchvision"
     assert module.input_shape() == module.input_shape("anything") == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="no labelled tasks"):

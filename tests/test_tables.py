@@ -171,7 +171,9 @@ def test_subset_slices_every_column(toy_data: Path) -> None:
 
 
 def test_table_family_converts_and_keeps_fidelities_out_of_baselines(toy_data: Path, tmp_path: Path) -> None:
-    from cgpredict.transfer import LabelledSet, baseline_scores
+    from dataclasses import replace
+
+    from cgpredict.evaluation import baseline_scores
 
     fam = load_family("nasbench201", task="cifar10", table="nb201_200ep", data_dir=toy_data).subset([0, 1, 2])
     cgs = fam.cgs(progress=False, cache_root=tmp_path / "cache")
@@ -179,7 +181,7 @@ def test_table_family_converts_and_keeps_fidelities_out_of_baselines(toy_data: P
     assert [cg.params for cg in cgs] == expected
     assert cgs[0].name == f"nasbench201/{fam.key(0)}" and cgs[0].meta["task"] == "cifar10"
     assert fam.cache(tmp_path / "cache").path.name.startswith("nasbench201_all__cifar10")
-    scores = baseline_scores(LabelledSet("t", cgs, fam.labels, dict(fam.extra)))
+    scores = baseline_scores(replace(fam, graphs=cgs))
     assert set(scores) == {"FLOPs", "params"}
 
 

@@ -32,7 +32,7 @@ def family_status(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
     for name in registry.list_families():
         entry: dict[str, Any] = {"name": name, "builder": "ok", "tasks": {}}
         try:
-            module = registry.family_module(name)
+            spec = registry.family_spec(name)
         except registry.FamilyUnavailableError as exc:
             entry["builder"] = str(exc)
             if root is not None:  # tasks unknown without the module: list the tables that are there
@@ -40,11 +40,11 @@ def family_status(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
                     entry["tasks"][path.stem.split("__", 1)[1]] = _count_rows(path)
             out.append(entry)
             continue
-        for task in module.TASKS:
+        for task in spec.tasks:
             rows = None
             if root is not None:
                 try:
-                    path = root / module.data_file(task)
+                    path = root / spec.label_file(task)
                 except ValueError:
                     path = None
                 if path is not None and path.is_file():

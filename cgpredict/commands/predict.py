@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cgpredict.ranking import format_table, predict_rows
+
 __all__ = ["register", "load_predictor", "format_table", "predict_rows", "write_rows"]
 
 
@@ -64,41 +66,6 @@ def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
         raise CheckpointError(f"checkpoint {where} cannot be loaded ({type(exc).__name__}: {exc}); "
                               "it is damaged or was not written by cgpredict") from exc
     return set_progress(predictor, progress)
-
-
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
-    """Aligned text table: ``columns`` are ``(key, header, format spec)``; text left, numbers right."""
-    cells = [[format(row[key], spec) if spec and isinstance(row[key], (int, float)) else str(row[key])
-              for key, _, spec in columns] for row in rows]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h, _) in enumerate(columns)]
-    numeric = [bool(spec) for _, _, spec in columns]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    out = [line([h for _, h, _ in columns]), line(["-" * w for w in widths])]
-    out += [line(c) for c in cells]
-    return "\n".join(out)
-
-
-def predict_rows(predictor: Any, cgs: Sequence[Any], names: Sequence[str]) -> list[dict[str, Any]]:
-    """One dict per CG: ``model``, ``predicted_acc``, ``mmacs``, ``max_membership``,
-    ``centroid_distance``, ``ood`` (bool)."""
-    import numpy as np
-
-    from cgpredict.models.fcm import OutOfDistributionWarning
-
-    pred = predictor.predict(list(cgs))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OutOfDistributionWarning)
-            ood = predictor.ood(list(cgs))
-    except RuntimeError:  # a checkpoint without FCM members
-        nan = np.full(len(cgs), np.nan)
-        ood = {"max_membership": nan, "centroid_distance": nan, "flag": np.zeros(len(cgs), dtype=bool)}
-    return [{"model": name, "predicted_acc": float(pred[i]), "mmacs": cg.flops / 1e6,
-             "max_membership": float(ood["max_membership"][i]), "centroid_distance": float(ood["centroid_distance"][i]),
-             "ood": bool(ood["flag"][i])} for i, (name, cg) in enumerate(zip(names, cgs))]
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:

@@ -20,75 +20,12 @@ accuracy, MMACs, OOD flag (and the true label when known).
 from __future__ import annotations
 
 import argparse
-import warnings
 from typing import Any
 
-import numpy as np
-
 from cgpredict.commands import proxy_member_args
+from cgpredict.ranking import DEFAULT_N, load_ranked_family, rank_family
 
 __all__ = ["register", "load_ranked_family", "rank_family"]
-
-DEFAULT_N = 100
-
-
-def load_ranked_family(family: str, task: str | None = None, n: int | None = None, seed: int = 0,
-                       data_dir: str | None = None) -> Any:
-    """The labelled family if its table is available (seeded subset of ``n``), else ``n``
-    (default :data:`DEFAULT_N`) sampled unlabelled nets. Returns a :class:`cgpredict.datasets.Family`."""
-    from cgpredict.datasets import load_family
-    from cgpredict.datasets.registry import check_task, resolve_data_dir
-
-    task = check_task(family, task)
-    if task is not None and resolve_data_dir(data_dir) is not None:
-        try:
-            fam = load_family(family, task=task, data_dir=data_dir)
-        except FileNotFoundError:
-            fam = None
-        if fam is not None:
-            if n is not None and n < len(fam):
-                pick = np.sort(np.random.default_rng(seed).choice(len(fam), n, replace=False))
-                fam = fam.subset(pick)
-            return fam
-    return load_family(family, task=task, n=DEFAULT_N if n is None else n, seed=seed)
-
-
-def rank_family(predictor: Any, fam: Any, progress: bool = True, adapt: bool = False,
-                proxy_weights: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
-    ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
-    ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score. ``adapt`` first calls
-    ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot); ``proxy_weights``
-    weights the members by agreement with the ``Proxy`` member on them
-    (``predictor.reweight_by_proxy``, also label-free)."""
-    from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
-    from cgpredict.models.fcm import OutOfDistributionWarning
-
-    cgs = fam.cgs(progress=progress)
-    if adapt:
-        predictor.adapt(cgs)
-    if proxy_weights:
-        predictor.reweight_by_proxy(cgs)
-    score = predictor.score(cgs)
-    pred = predictor.predict(cgs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OutOfDistributionWarning)
-        try:
-            ood = predictor.ood(cgs, name=fam.name)
-        except RuntimeError:
-            ood = {"flag": np.zeros(len(cgs), dtype=bool), "max_membership": np.full(len(cgs), np.nan)}
-    order = np.argsort(-score, kind="stable")
-    rows = []
-    for place, i in enumerate(order, start=1):
-        rows.append({"rank": place, "arch": fam.key(int(i)), "predicted_acc": float(pred[i]), "score": float(score[i]),
-                     "mmacs": cgs[i].flops / 1e6, "ood": bool(ood["flag"][i]),
-                     "max_membership": float(ood["max_membership"][i]),
-                     "label": float(fam.labels[i]) if fam.labels is not None else float("nan")})
-    metrics: dict[str, float] = {}
-    if fam.labels is not None:
-        y = np.asarray(fam.labels, dtype=np.float64)
-        metrics = {"srcc": spearman(y, score), "kendall_tau": kendall_tau(y, score), "ndcg@10": ndcg_at_k(y, score, 10)}
-    return rows, metrics
 
 
 def _short(text: str, width: int) -> str:

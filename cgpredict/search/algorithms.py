@@ -17,45 +17,18 @@ Seeded with ``numpy.random.default_rng(seed)``: the same seed gives the same his
 
 from __future__ import annotations
 
-import functools
-import gc
 import math
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from cgpredict.gc_pause import gc_paused
 from cgpredict.search.objective import Objective, pareto_front
 from cgpredict.search.spaces import SearchSpace
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (restored afterwards).
-
-    Mutating a CG allocates thousands of small lists; with torch loaded the periodic full
-    collections they trigger cost more than the mutation itself (~2× on NB-201 CGs). CGs hold no
-    reference cycles, so reference counting frees them while the collector is paused.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _with_gc_paused(func: Callable) -> Callable:
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        with gc_paused():
-            return func(*args, **kwargs)
-    return wrapper
 
 
 @dataclass
@@ -241,7 +214,7 @@ def _select(ev: _Evaluator, cands: list[Candidate], topk: int, explore: float) -
     return parents
 
 
-@_with_gc_paused
+@gc_paused()
 def local_search(space: SearchSpace, start: Any, objective: Objective | None = None, iterations: int = 6,
                  topk: int = 10, mutants: int = 8, max_queries: int | None = None, repair_rounds: int = 60,
                  patience: int = 10, explore: float = 0.5, seed: int = 0, progress: bool = True) -> SearchResult:
@@ -303,7 +276,7 @@ def local_search(space: SearchSpace, start: Any, objective: Objective | None = N
     return ev.result("local", start_c, topk)
 
 
-@_with_gc_paused
+@gc_paused()
 def regularized_evolution(space: SearchSpace, start: Any | None = None, objective: Objective | None = None,
                           population: int = 50, tournament: int = 10, max_queries: int = 300, topk: int = 10,
                           seed: int = 0, progress: bool = True) -> SearchResult:
@@ -345,7 +318,7 @@ def regularized_evolution(space: SearchSpace, start: Any | None = None, objectiv
     return ev.result("evolution", start_c, topk)
 
 
-@_with_gc_paused
+@gc_paused()
 def random_search(space: SearchSpace, start: Any | None = None, objective: Objective | None = None,
                   max_queries: int = 300, topk: int = 10, seed: int = 0, progress: bool = True) -> SearchResult:
     """Score ``max_queries`` distinct random candidates (plus ``start`` if given)."""

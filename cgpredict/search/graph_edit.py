@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from cgpredict.cg import CG, Node
+from cgpredict.cg import CG, Node, live_nodes, renumber
 from cgpredict.counting import node_macs
 from cgpredict.ops import ACTIVATION_OPS, CONV_OPS, conv_op_type
 
@@ -183,14 +183,7 @@ def finish(nodes: list[Node], template: CG, mutation: str | None = None) -> CG:
     by_id = {n.id: n for n in nodes}
     if len(by_id) != len(nodes):
         raise ValueError("duplicate node ids while editing a CG")
-    keep = {n.id for n in nodes if n.op in ("input", "output")}
-    stack = [n.id for n in nodes if n.op == "output"]
-    while stack:
-        for src in by_id[stack.pop()].inputs:
-            if src not in keep:
-                keep.add(src)
-                stack.append(src)
-    alive = [n for n in nodes if n.id in keep]
+    alive = live_nodes(nodes)
     seen: set[int] = set()
     for n in alive:  # fast path: the edit kept the list in topological order
         if any(src not in seen for src in n.inputs):
@@ -200,12 +193,7 @@ def finish(nodes: list[Node], template: CG, mutation: str | None = None) -> CG:
         order = alive
     if len(seen) != len(alive):
         order = _topological(alive)
-    new_id = {n.id: i for i, n in enumerate(order)}
-    for node in order:
-        node.id = new_id[node.id]
-        node.inputs = [new_id[i] for i in node.inputs]
-    for node in order:
-        node.in_shapes = [order[i].out_shape for i in node.inputs]
+    for node in renumber(order):
         node.macs = node_macs(node)
     meta = copy.deepcopy(template.meta)
     if mutation:

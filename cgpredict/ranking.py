@@ -1,0 +1,120 @@
+"""Rank a family's networks with a trained predictor; per-model predictions with OOD columns.
+
+Pipeline position: model → CG → features → predictor → **ranking** (this module) → search.
+
+:func:`rank_family` ranks a :class:`~cgpredict.datasets.Family` best first (with SRCC, Kendall τ
+and NDCG@10 when it is labelled); :func:`load_ranked_family` picks the labelled table when there is
+one, else samples nets; :func:`predict_rows` gives per-model predicted accuracy, MMACs and the FCM
+out-of-distribution check; :func:`format_table` prints rows as an aligned text table. The
+``cgpredict rank`` and ``cgpredict predict`` commands and the demo print what these return.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cgpredict.cg import CG
+    from cgpredict.datasets import Family
+    from cgpredict.predictor import Predictor
+
+__all__ = ["DEFAULT_N", "format_table", "load_ranked_family", "predict_rows", "rank_family"]
+
+#: Nets sampled by :func:`load_ranked_family` when a family has no labels and ``n`` is not given.
+DEFAULT_N = 100
+
+
+def load_ranked_family(family: str, task: str | None = None, n: int | None = None, seed: int = 0,
+                       data_dir: str | None = None) -> Family:
+    """The labelled family if its table is available (seeded subset of ``n``), else ``n``
+    (default :data:`DEFAULT_N`) sampled unlabelled nets."""
+    from cgpredict.datasets import load_family
+    from cgpredict.datasets.registry import check_task, resolve_data_dir
+
+    task = check_task(family, task)
+    if task is not None and resolve_data_dir(data_dir) is not None:
+        try:
+            fam = load_family(family, task=task, data_dir=data_dir)
+        except FileNotFoundError:
+            fam = None
+        if fam is not None:
+            if n is not None and n < len(fam):
+                pick = np.sort(np.random.default_rng(seed).choice(len(fam), n, replace=False))
+                fam = fam.subset(pick)
+            return fam
+    return load_family(family, task=task, n=DEFAULT_N if n is None else n, seed=seed)
+
+
+def _ood_columns(predictor: Predictor, cgs: Sequence[CG], name: str = "target family") -> dict[str, np.ndarray]:
+    """``predictor.ood`` without its warning; nan memberships/distances and no flag for a
+    predictor without FCM members."""
+    from cgpredict.models.fcm import OutOfDistributionWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OutOfDistributionWarning)
+            return predictor.ood(list(cgs), name=name)
+    except RuntimeError:  # a checkpoint without FCM members
+        nan = np.full(len(cgs), np.nan)
+        return {"max_membership": nan, "centroid_distance": nan, "flag": np.zeros(len(cgs), dtype=bool)}
+
+
+def rank_family(predictor: Predictor, fam: Family, progress: bool = True, adapt: bool = False,
+                proxy_weights: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
+    ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
+    ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score. ``adapt`` first calls
+    ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot); ``proxy_weights``
+    weights the members by agreement with the ``Proxy`` member on them
+    (``predictor.reweight_by_proxy``, also label-free)."""
+    from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
+
+    cgs = fam.cgs(progress=progress)
+    if adapt:
+        predictor.adapt(cgs)
+    if proxy_weights:
+        predictor.reweight_by_proxy(cgs)
+    score = predictor.score(cgs)
+    pred = predictor.predict(cgs)
+    ood = _ood_columns(predictor, cgs, name=fam.name)
+    order = np.argsort(-score, kind="stable")
+    rows = []
+    for place, i in enumerate(order, start=1):
+        rows.append({"rank": place, "arch": fam.key(int(i)), "predicted_acc": float(pred[i]), "score": float(score[i]),
+                     "mmacs": cgs[i].flops / 1e6, "ood": bool(ood["flag"][i]),
+                     "max_membership": float(ood["max_membership"][i]),
+                     "label": float(fam.labels[i]) if fam.labels is not None else float("nan")})
+    metrics: dict[str, float] = {}
+    if fam.labels is not None:
+        y = np.asarray(fam.labels, dtype=np.float64)
+        metrics = {"srcc": spearman(y, score), "kendall_tau": kendall_tau(y, score), "ndcg@10": ndcg_at_k(y, score, 10)}
+    return rows, metrics
+
+
+def predict_rows(predictor: Predictor, cgs: Sequence[CG], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One dict per CG: ``model``, ``predicted_acc``, ``mmacs``, ``max_membership``,
+    ``centroid_distance``, ``ood`` (bool)."""
+    pred = predictor.predict(list(cgs))
+    ood = _ood_columns(predictor, cgs)
+    return [{"model": name, "predicted_acc": float(pred[i]), "mmacs": cg.flops / 1e6,
+             "max_membership": float(ood["max_membership"][i]), "centroid_distance": float(ood["centroid_distance"][i]),
+             "ood": bool(ood["flag"][i])} for i, (name, cg) in enumerate(zip(names, cgs))]
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """Aligned text table: ``columns`` are ``(key, header, format spec)``; text left, numbers right."""
+    cells = [[format(row[key], spec) if spec and isinstance(row[key], (int, float)) else str(row[key])
+              for key, _, spec in columns] for row in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h, _) in enumerate(columns)]
+    numeric = [bool(spec) for _, _, spec in columns]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line([h for _, h, _ in columns]), line(["-" * w for w in widths])]
+    out += [line(c) for c in cells]
+    return "\n".join(out)
