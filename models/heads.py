@@ -46,6 +46,32 @@ def _with_unlabelled(emb: np.ndarray, gflops: np.ndarray,
             np.concatenate([np.asarray(gflops, dtype=np.float64), np.asarray(unlabelled[1], dtype=np.float64)]))
 
 
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std (1 where constant) of the head inputs ``x``."""
+    if x.shape[0] == 0:
+        raise ValueError("cannot standardise inputs on zero CGs")
+    std = x.std(0)
+    return x.mean(0), np.where(std > 1e-8, std, 1.0)
+
+
+class InputFits:
+    """Input statistics fitted once and shared by the heads of one predictor fit.
+
+    The CL heads of a predictor read the same embeddings, so their input standardisation, and the
+    PCA features and fuzzy clusters of the ``+FCM`` heads with the same options, are the same
+    computation; :meth:`get` runs it for the first head and hands the result to the others.
+    Only for heads fitted on identical inputs (one :meth:`Predictor.fit` call)."""
+
+    def __init__(self) -> None:
+        self._fits: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...], fit: Callable[[], Any]) -> Any:
+        """The result of ``fit()`` for ``key``, computed on the first call."""
+        if key not in self._fits:
+            self._fits[key] = fit()
+        return self._fits[key]
+
+
 class MultiHeadMLP(nn.Module):
     """``heads`` independent MLPs evaluated in one batched pass: ``[N, in] -> [N, heads, out]``."""
 
@@ -82,21 +108,24 @@ class _EmbeddingModel:
     def heads(self) -> int:
         return max(1, self.n_clusters)
 
-    def _fit_inputs(self, emb: np.ndarray, gflops: np.ndarray) -> None:
-        self.standardize_to(emb, gflops)
+    def _fit_inputs(self, emb: np.ndarray, gflops: np.ndarray, shared: InputFits | None = None) -> None:
+        """Fit the input standardisation and (with FCM) the PCA features and clusters; with
+        ``shared`` (heads fitted on the same inputs) each of them is fitted once and shared."""
+        shared = InputFits() if shared is None else shared
+        self.x_mean_, self.x_std_ = shared.get(("scale",), lambda: _standardisation(self._raw(emb, gflops)))
         if self.n_clusters:
-            self.fcm_features = FCMFeatures(self.pca_dim).fit(emb, gflops)
-            self.fcm = FuzzyCMeans(self.n_clusters, self.m, backend=self.fcm_backend, seed=self.seed)
-            self.fcm.fit(self.fcm_features.transform(emb, gflops))
+            def fit_fcm() -> tuple[FCMFeatures, FuzzyCMeans]:
+                features = FCMFeatures(self.pca_dim).fit(emb, gflops)
+                fcm = FuzzyCMeans(self.n_clusters, self.m, backend=self.fcm_backend, seed=self.seed)
+                return features, fcm.fit(features.transform(emb, gflops))
+
+            key = ("fcm", self.pca_dim, self.n_clusters, self.m, self.fcm_backend, self.seed)
+            self.fcm_features, self.fcm = shared.get(key, fit_fcm)
 
     def standardize_to(self, emb: np.ndarray, gflops: np.ndarray) -> None:
         """Refit only the input standardisation (mean/std of embedding + log-FLOPs columns) to these
         CGs — label-free; FCM clusters and weights are kept. Used to adapt to a target family."""
-        x = self._raw(emb, gflops)
-        if x.shape[0] == 0:
-            raise ValueError("cannot standardise inputs on zero CGs")
-        std = x.std(0)
-        self.x_mean_, self.x_std_ = x.mean(0), np.where(std > 1e-8, std, 1.0)
+        self.x_mean_, self.x_std_ = _standardisation(self._raw(emb, gflops))
 
     @staticmethod
     def _raw(emb: np.ndarray, gflops: np.ndarray) -> np.ndarray:
@@ -178,17 +207,19 @@ class EmbeddingRegressor(_EmbeddingModel):
         return (self.module(x).squeeze(-1) * u).sum(1)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> EmbeddingRegressor:
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None,
+            shared: InputFits | None = None) -> EmbeddingRegressor:
         """Train on embeddings, GFLOPs and accuracies. ``refit=False`` (fine-tuning) keeps the
         input standardisation, FCM clusters and label statistics of the first fit. ``unlabelled``
         = ``(embeddings, gflops)`` of extra CGs: the standardisation and FCM are then fitted on
-        these together with the labelled ones (label-free statistics)."""
+        these together with the labelled ones (label-free statistics). ``shared``: an
+        :class:`InputFits` of the predictor's fit, so heads on the same inputs fit them once."""
         acc = np.asarray(acc, dtype=np.float64)
         gflops = np.asarray(gflops, dtype=np.float64)
         if acc.size != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {acc.size} labels")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(*_with_unlabelled(emb, gflops, unlabelled))
+            self._fit_inputs(*_with_unlabelled(emb, gflops, unlabelled), shared=shared)
             self.transform.fit(acc, gflops)
         x, u = self._inputs(emb, gflops)
         target = torch.tensor(self.transform.transform(acc, gflops), dtype=torch.float32)
@@ -295,7 +326,8 @@ class PairwiseRanker(_EmbeddingModel):
         self._load_base_state(state)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> PairwiseRanker:
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None,
+            shared: InputFits | None = None) -> PairwiseRanker:
         """Train on embeddings, GFLOPs and accuracies (``refit=False`` keeps inputs/FCM: fine-tuning;
         ``unlabelled`` as in :meth:`EmbeddingRegressor.fit`)."""
         acc = np.asarray(acc, dtype=np.float64)
@@ -304,7 +336,7 @@ class PairwiseRanker(_EmbeddingModel):
         if np.ptp(acc) == 0:
             raise ValueError("pairwise training needs labels that differ")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(*_with_unlabelled(emb, np.asarray(gflops, dtype=np.float64), unlabelled))
+            self._fit_inputs(*_with_unlabelled(emb, np.asarray(gflops, dtype=np.float64), unlabelled), shared=shared)
         x, u = self._inputs(emb, gflops)
         n = acc.size
         rng = np.random.default_rng(self.seed)

@@ -94,7 +94,7 @@ def test_from_predictors_checks_configuration(family) -> None:
     with pytest.raises(ValueError, match="fitted"):
         PredictorBag.from_predictors([a, Predictor(**TINY)])
     with pytest.raises(ValueError, match="bags >= 2"):
-        PredictorBag(bags=1)
+        PredictorBag(bags=1).fit(cgs, acc)
     kendall = Predictor(seed=5, weighting="kendall", **TINY).fit(cgs, acc)  # fine-tuning option: free
     joined = PredictorBag.from_predictors([a, kendall])
     assert joined.weighting == "stacked"

@@ -15,6 +15,7 @@ from cgpredict.models.fcm import OutOfDistributionWarning
 from cgpredict.models.synthetic import toy_family
 from cgpredict.models.transform import FlopsTransform
 from cgpredict.predictor import MEMBERS, CheckpointError, Predictor
+from cgpredict.predictor.checkpoint import write_manifest
 
 TINY = dict(encoder={"epochs": 5, "batch_size": 64, "branch_dim": 32}, regressor={"epochs": 40, "hidden": 64},
             pairwise={"epochs": 10, "hidden": 64}, kgnn={"epochs": 20, "batch_size": 32, "lr": 3e-3},
@@ -69,7 +70,7 @@ def test_predictions_do_not_depend_on_thread_count(fitted) -> None:
 def test_save_load_round_trip_is_identical(fitted, tmp_path: Path) -> None:
     pred, cgs, _ = fitted
     pred.save(tmp_path / "ckpt")
-    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt"}
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt", "manifest.json"}
     loaded = Predictor.load(tmp_path / "ckpt", progress=False)
     np.testing.assert_array_equal(loaded.predict(cgs), pred.predict(cgs))
     np.testing.assert_array_equal(loaded.rank(cgs), pred.rank(cgs))
@@ -87,6 +88,9 @@ def test_version_mismatch_is_refused(fitted, tmp_path: Path, key: str, value, me
     doc = json.loads((path / "config.json").read_text())
     doc[key] = value
     (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="config.json does not match its hash"):
+        Predictor.load(path)  # an edited file is refused first
+    write_manifest(path)  # as if written so by another cgpredict
     with pytest.raises(CheckpointError, match=message):
         Predictor.load(path)
 
@@ -167,9 +171,9 @@ def test_stacked_weights_are_fitted_on_the_cross_fitted_scores(fitted, tmp_path:
     with pytest.raises(ValueError, match="weight_folds >= 2, or set weighting='kendall'"):
         copy.deepcopy(stacked).finetune(target, y, epochs=1, weight_folds=0)
     with pytest.raises(ValueError, match="weighting must be one of kendall, stacked"):
-        Predictor(weighting="nnls")
+        Predictor(weighting="nnls", members=["FLOPs"]).fit(target, y)
     with pytest.raises(ValueError, match="weight_temperature must be > 0"):
-        Predictor(weight_temperature=0.0)
+        Predictor(weight_temperature=0.0, members=["FLOPs"]).fit(target, y)
 
 
 def test_ood_flags_a_far_family(fitted) -> None:
@@ -189,7 +193,7 @@ def test_ood_flags_a_far_family(fitted) -> None:
 def test_options_and_input_errors() -> None:
     cgs, acc = toy_family(40, seed=1)
     with pytest.raises(ValueError, match="unknown ensemble member"):
-        Predictor(members=["CL+T", "XGBoost"])
+        Predictor(members=["CL+T", "XGBoost"]).fit(cgs, acc)
     only_flops = Predictor(members=["FLOPs"], progress=False).fit(cgs, acc)
     assert only_flops.encoder is None
     with pytest.raises(RuntimeError, match="do not regress accuracy"):
@@ -228,8 +232,9 @@ def test_fcm_grid_search_option() -> None:
     cgs, acc = toy_family(60, seed=2)
     pred = Predictor(members=["CL+FCM+T"], encoder=TINY["encoder"], regressor={"epochs": 5, "hidden": 32},
                      fcm_grid={"clusters": [2, 3], "ms": [2.0, 3.5], "epochs": 3}, progress=False).fit(cgs, acc)
-    assert (pred.n_clusters, pred.m) in {(2, 2.0), (2, 3.5), (3, 2.0), (3, 3.5)}
-    assert pred.models["CL+FCM+T"].fcm.n_clusters == pred.n_clusters
+    assert (pred.n_clusters_, pred.m_) in {(2, 2.0), (2, 3.5), (3, 2.0), (3, 3.5)}
+    assert pred.models["CL+FCM+T"].fcm.n_clusters == pred.n_clusters_
+    assert pred.n_clusters == 10 and pred.config()["n_clusters"] == pred.n_clusters_  # the option is kept
     assert len(pred.grid_scores_) == 4
 
 

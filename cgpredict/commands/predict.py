@@ -28,21 +28,11 @@ __all__ = ["register", "load_predictor", "format_table", "predict_rows", "write_
 
 
 def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
-    """The predictor in folder ``checkpoint``, or the shipped ``nb101`` one when ``None``.
+    """:func:`cgpredict.predictor.load_predictor` with progress bars off by default (imported on
+    first use: it pulls in torch): the folder ``checkpoint``, or the shipped ``nb101`` predictor."""
+    from cgpredict.predictor import load_predictor as load
 
-    Raises:
-        FileNotFoundError: the folder does not exist (or no checkpoint ships with this install).
-        cgpredict.predictor.CheckpointError: the folder is not a loadable checkpoint.
-    """
-    from cgpredict.bag import load_predictor as load_checkpoint
-    from cgpredict.predictor import Predictor
-
-    if checkpoint is None:
-        return Predictor.pretrained(progress=progress)
-    path = Path(checkpoint)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint folder {path} does not exist (write one with `cgpredict finetune -o {path}`)")
-    return load_checkpoint(path, progress=progress)
+    return load(checkpoint, progress=progress)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
