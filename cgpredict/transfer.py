@@ -60,7 +60,7 @@ from cgpredict.metrics import DegenerateMetricWarning, evaluate
 from cgpredict.models.contrastive import ContrastiveEncoder
 from cgpredict.models.ensemble import combine, proxy_agreement_weights
 from cgpredict.models.graph_data import flops_of
-from cgpredict.predictor import MEMBERS, Predictor
+from cgpredict.predictor import MEMBERS, Predictor, accuracy_mean
 from cgpredict.provenance import code_fingerprint, code_line
 
 #: The metric columns, in table order.
@@ -365,8 +365,7 @@ def predictor_scores(pred: Predictor, cgs: Sequence[CG], zero_shot: bool = False
             out[AGREEMENT_ENSEMBLE] = combine(scores, agreed)
     acc_units = set(regress)
     if regress:
-        total = sum(pred.weights[n] for n in regress)
-        out[ENSEMBLE + " (predict)"] = sum(pred.weights[n] / total * scores[n] for n in regress)
+        out[ENSEMBLE + " (predict)"] = accuracy_mean(scores, pred.weights, regress)
         acc_units.add(ENSEMBLE + " (predict)")
     return out, acc_units
 

@@ -55,13 +55,13 @@ from cgpredict.predictor.checkpoint import (BAG_CHECKPOINT_FORMAT, CHECKPOINT_DI
                                             CHECKPOINT_VERSION, CheckpointError, check_saved_version,
                                             read_checkpoint_config)
 from cgpredict.predictor.core import Predictor
-from cgpredict.predictor.ensemble import FewLabelsWarning, WeightingWarning
+from cgpredict.predictor.ensemble import FewLabelsWarning
 from cgpredict.predictor.members import (ALL_MEMBERS, CL_MEMBERS, MEMBER_KINDS, MEMBERS, OPTIONAL_MEMBERS,
                                          REGRESSION_MEMBERS)
-from cgpredict.predictor.weighting import WEIGHTINGS
+from cgpredict.predictor.weighting import WEIGHTINGS, WeightingWarning, accuracy_mean
 
 __all__ = ["Predictor", "PredictorBag", "load_predictor", "clone", "check_is_fitted", "NotFittedError",
-           "CheckpointError", "FewLabelsWarning", "WeightingWarning", "MEMBERS", "ALL_MEMBERS",
+           "CheckpointError", "FewLabelsWarning", "WeightingWarning", "accuracy_mean", "MEMBERS", "ALL_MEMBERS",
            "OPTIONAL_MEMBERS", "REGRESSION_MEMBERS", "CL_MEMBERS", "MEMBER_KINDS", "WEIGHTINGS",
            "CHECKPOINT_DIR", "CHECKPOINT_FORMAT", "BAG_CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "BAG_SEED_STRIDE", "read_checkpoint_config", "check_saved_version"]

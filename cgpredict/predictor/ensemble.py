@@ -11,7 +11,7 @@ Pipeline position: model → CG → features → members → **ensemble** → ra
   (:func:`~cgpredict.models.ensemble.combine`);
 * ``predict``: the weighted mean of the accuracy-regressing members (when the weights give every
   one of them 0, their equal mean, with a :class:`WeightingWarning`, so that ``predict`` is
-  defined for every weighting a checkpoint can hold);
+  defined for every weighting a checkpoint can hold; :func:`~cgpredict.predictor.weighting.accuracy_mean`);
 * ``finetune``: the members' training step, then weights from the labels by the rule of the
   ``weighting`` option (:mod:`cgpredict.predictor.weighting`), on cross-fitted scores (copies
   fine-tuned on the other folds) or in-sample scores;
@@ -30,14 +30,10 @@ from cgpredict.cg import CG
 from cgpredict.models.ensemble import combine, kendall_weights
 from cgpredict.predictor.base import Estimator, check_is_fitted
 from cgpredict.predictor.inputs import check_cgs
-from cgpredict.predictor.weighting import RULES, WEIGHTINGS, Evidence, accuracy_weights, finetune_rule
+from cgpredict.predictor.weighting import RULES, WEIGHTINGS, Evidence, accuracy_mean, finetune_rule
 
 #: Fewest held-out nets per fold for which :meth:`Ensemble.finetune` does not warn.
 MIN_NETS_PER_FOLD = 5
-
-
-class WeightingWarning(UserWarning):
-    """The ensemble weights cannot be used as they are (e.g. all accuracy members at weight 0)."""
 
 
 class FewLabelsWarning(UserWarning):
@@ -226,14 +222,7 @@ class Ensemble(Estimator):
         names = self.accuracy_members()
         if not names:
             raise RuntimeError(f"members {self.members} do not regress accuracy; use rank() or score()")
-        values = self._accuracy_scores(cgs, names)
-        weights, fell_back = accuracy_weights(self.weights_, names)
-        if fell_back and not getattr(self, "_warned_fallback", False):
-            self._warned_fallback = True
-            warnings.warn(f"the ensemble weights give 0 to every member that predicts accuracy ({', '.join(names)}); "
-                          "predict() returns their equal mean (score() and rank() use the weights as they are)",
-                          WeightingWarning, stacklevel=2)
-        return sum(weights[n] * values[n] for n in names)
+        return accuracy_mean(self._accuracy_scores(cgs, names), self.weights_, names)
 
     def score(self, cgs: Sequence[CG]) -> np.ndarray:
         """Ensemble score in ``[0, 1]`` (weighted mean of the members' normalised ranks)."""

@@ -21,6 +21,7 @@ rule                          weights
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -124,10 +125,18 @@ def finetune_rule(weighting: str, cross_fitted: bool) -> WeightingRule:
     return RULES[weighting] if cross_fitted else RULES["kendall"]
 
 
-def accuracy_weights(weights: Mapping[str, float], names: Sequence[str]) -> tuple[dict[str, float], bool]:
-    """Weights over the accuracy-regressing members ``names``, renormalised to sum 1; when they
-    all have weight 0 (a stacked fit can give that), equal weights and ``True`` (fell back)."""
-    total = sum(weights.get(n, 0.0) for n in names)
+class WeightingWarning(RuntimeWarning):
+    """The ensemble weights cannot be used as they are (e.g. all accuracy members at weight 0)."""
+
+
+def accuracy_mean(values: Mapping[str, np.ndarray], weights: Mapping[str, float], names: Sequence[str]) -> np.ndarray:
+    """The weighted mean of the accuracy members ``names``; their equal mean, with a
+    :class:`WeightingWarning`, when the weights give every one of them 0 (stacked weights can),
+    so that a prediction is defined for every weighting a checkpoint can hold."""
+    total = sum(weights[n] for n in names)
     if not total > 0:
-        return {n: 1.0 / len(names) for n in names}, True
-    return {n: weights.get(n, 0.0) / total for n in names}, False
+        warnings.warn(f"the ensemble weights give 0 to every accuracy-regressing member ({', '.join(names)}); "
+                      "predicting their equal mean (score() and rank() use the weights as they are)",
+                      WeightingWarning, stacklevel=3)
+        return sum(values[n] for n in names) / len(names)
+    return sum(weights[n] / total * values[n] for n in names)
