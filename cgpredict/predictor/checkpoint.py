@@ -119,9 +119,9 @@ def write_manifest(folder: str | Path) -> Path:
 
 def verify_manifest(folder: Path, doc: dict[str, Any]) -> None:
     """Check every file against ``folder/manifest.json`` (required from format version 2)."""
-    if doc.get("format_version", 0) < 2:
-        return
     manifest = folder / MANIFEST
+    if not manifest.is_file() and doc.get("format_version") != CHECKPOINT_VERSION:
+        return  # version 1 has none; another version is refused by check_format
     if not manifest.is_file():
         raise CheckpointError(f"{folder} has no {MANIFEST}: the checkpoint is incomplete (a save was "
                               "interrupted?) or was copied without it")
@@ -201,8 +201,8 @@ def open_checkpoint(path: str | Path, fmt: str = CHECKPOINT_FORMAT) -> dict[str,
                               "load it with cgpredict.Predictor.load or cgpredict.load_predictor")
     if is_predictor and not (path / "weights.pt").is_file():
         raise CheckpointError(f"{path} is not a predictor checkpoint (needs config.json and weights.pt)")
-    check_format(path, doc, fmt)
     verify_manifest(path, doc)
+    check_format(path, doc, fmt)
     if is_predictor and doc.get("feature_version") != FEATURE_VERSION:
         raise CheckpointError(f"{path} was trained on CG features v{doc.get('feature_version')} but this "
                               f"cgpredict computes v{FEATURE_VERSION}; retrain or use a matching cgpredict")
