@@ -275,3 +275,28 @@ def test_batch_size_one_trains_every_item() -> None:
     fit_loop(step, layer.parameters(), n=5, epochs=1, batch_size=1, lr=0.1, seed=0, desc="t", progress=False)
     assert sorted(seen) == [0, 1, 2, 3, 4]
     assert not torch.equal(before, layer.weight.detach())
+
+
+def test_stacked_weights_without_accuracy_members_still_predict(fitted, tmp_path: Path) -> None:
+    """Issue 21 item 2: 6 labelled nets whose accuracy follows their FLOPs; the stacked weights give
+    everything to ``FLOPs`` and 0 to every accuracy-regressing member. ``predict`` was a
+    ZeroDivisionError (in ``finetune``'s CLI, ``predict``, ``rank`` and ``search``); it is now the
+    regressing members' equal mean, with a warning, also after a save/load round trip."""
+    from cgpredict.predictor import FewLabelsWarning, WeightingWarning
+
+    pred, _, _ = fitted
+    target, _ = toy_family(6, seed=24, min_depth=3, max_depth=8)
+    y = 90.0 + np.log([cg.flops for cg in target])  # ranked exactly by FLOPs
+    with pytest.warns(FewLabelsWarning, match="6 labelled nets"):
+        tuned = copy.deepcopy(pred).finetune(target, y, epochs=2)
+    regress = tuned.accuracy_members()
+    assert regress == ["CL+FCM+T", "CL+T", "k-GNN"]
+    assert all(tuned.weights[n] == 0.0 for n in regress) and tuned.weights["FLOPs"] > 0  # the crash's precondition
+    with pytest.warns(WeightingWarning, match="equal mean"):
+        values = tuned.predict(target)
+    members = tuned.member_scores(target)
+    np.testing.assert_allclose(values, np.mean([members[n] for n in regress], axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(tuned.rank(target), np.argsort(-y, kind="stable"))  # ranks by the weights
+    loaded = Predictor.load(tuned.save(tmp_path / "tuned"), progress=False)
+    with pytest.warns(WeightingWarning):
+        np.testing.assert_array_equal(loaded.predict(target), values)
