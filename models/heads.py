@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgpredict.models.fcm import FCMFeatures, FuzzyCMeans
+from cgpredict.models.input_fits import InputFits, standardisation
 from cgpredict.models.training import fit_loop, regression_loss, set_seed
 from cgpredict.models.transform import FlopsTransform
 
@@ -44,32 +45,6 @@ def _with_unlabelled(emb: np.ndarray, gflops: np.ndarray,
         return np.asarray(emb), np.asarray(gflops, dtype=np.float64)
     return (np.concatenate([np.asarray(emb), np.asarray(unlabelled[0])]),
             np.concatenate([np.asarray(gflops, dtype=np.float64), np.asarray(unlabelled[1], dtype=np.float64)]))
-
-
-def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and std (1 where constant) of the head inputs ``x``."""
-    if x.shape[0] == 0:
-        raise ValueError("cannot standardise inputs on zero CGs")
-    std = x.std(0)
-    return x.mean(0), np.where(std > 1e-8, std, 1.0)
-
-
-class InputFits:
-    """Input statistics fitted once and shared by the heads of one predictor fit.
-
-    The CL heads of a predictor read the same embeddings, so their input standardisation, and the
-    PCA features and fuzzy clusters of the ``+FCM`` heads with the same options, are the same
-    computation; :meth:`get` runs it for the first head and hands the result to the others.
-    Only for heads fitted on identical inputs (one :meth:`Predictor.fit` call)."""
-
-    def __init__(self) -> None:
-        self._fits: dict[tuple[Any, ...], Any] = {}
-
-    def get(self, key: tuple[Any, ...], fit: Callable[[], Any]) -> Any:
-        """The result of ``fit()`` for ``key``, computed on the first call."""
-        if key not in self._fits:
-            self._fits[key] = fit()
-        return self._fits[key]
 
 
 class MultiHeadMLP(nn.Module):
@@ -112,7 +87,7 @@ class _EmbeddingModel:
         """Fit the input standardisation and (with FCM) the PCA features and clusters; with
         ``shared`` (heads fitted on the same inputs) each of them is fitted once and shared."""
         shared = InputFits() if shared is None else shared
-        self.x_mean_, self.x_std_ = shared.get(("scale",), lambda: _standardisation(self._raw(emb, gflops)))
+        self.x_mean_, self.x_std_ = shared.get(("scale",), lambda: standardisation(self._raw(emb, gflops)))
         if self.n_clusters:
             def fit_fcm() -> tuple[FCMFeatures, FuzzyCMeans]:
                 features = FCMFeatures(self.pca_dim).fit(emb, gflops)
@@ -125,7 +100,7 @@ class _EmbeddingModel:
     def standardize_to(self, emb: np.ndarray, gflops: np.ndarray) -> None:
         """Refit only the input standardisation (mean/std of embedding + log-FLOPs columns) to these
         CGs — label-free; FCM clusters and weights are kept. Used to adapt to a target family."""
-        self.x_mean_, self.x_std_ = _standardisation(self._raw(emb, gflops))
+        self.x_mean_, self.x_std_ = standardisation(self._raw(emb, gflops))
 
     @staticmethod
     def _raw(emb: np.ndarray, gflops: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ Pipeline position: model → CG → features → **predictor** → ranking/searc
 adapter per ensemble member (``members_``, :mod:`cgpredict.predictor.members`); each call builds
 one lazy :class:`~cgpredict.predictor.inputs.Inputs` bundle for its CGs. Weighting, fine-tuning
 and inference over the members' scores come from :class:`~cgpredict.predictor.ensemble.Ensemble`,
+the proxy option and the ``Proxy`` member from :class:`~cgpredict.predictor.proxy.ProxyWiring`,
 saving and loading from :mod:`cgpredict.predictor.checkpoint`.
 """
 
@@ -20,17 +21,19 @@ from torch import nn
 
 from cgpredict.cg import CG
 from cgpredict.models.contrastive import ContrastiveEncoder
-from cgpredict.models.heads import EmbeddingRegressor, InputFits, PairwiseRanker, grid_search_fcm
+from cgpredict.models.heads import grid_search_fcm
+from cgpredict.models.input_fits import InputFits
 from cgpredict.predictor import checkpoint, inputs as inp
 from cgpredict.predictor.ensemble import Ensemble
 from cgpredict.predictor.inputs import Inputs, check_cgs
 from cgpredict.predictor.members import ALL_MEMBERS, CL_MEMBERS, MEMBER_KINDS, MEMBERS, BuildSpec, Member
+from cgpredict.predictor.proxy import ProxyWiring
 
 if TYPE_CHECKING:
     from cgpredict.proxies.features import ProxyConfig
 
 
-class Predictor(Ensemble):
+class Predictor(ProxyWiring, Ensemble):
     """The GENNAPE ensemble behind one object: ``fit``, ``finetune``, ``predict``, ``rank``, ``ood``.
 
     Args:
@@ -89,15 +92,6 @@ class Predictor(Ensemble):
 
     # ------------------------------------------------------------------ options and parts
     @property
-    def proxy(self) -> ProxyConfig | None:
-        """The regression-proxy configuration (``None``: no proxy)."""
-        return self._proxy
-
-    @proxy.setter
-    def proxy(self, value: str | ProxyConfig | dict[str, Any] | None) -> None:
-        self._proxy = inp.proxy_config(value)
-
-    @property
     def encoder(self) -> ContrastiveEncoder | None:
         """The contrastive encoder (``encoder_``; built untrained on first access when a member
         needs one, so it can be pre-trained before ``fit(refit_encoder=False)``)."""
@@ -138,17 +132,7 @@ class Predictor(Ensemble):
         return mods
 
     def _validate_params(self) -> None:
-        from cgpredict.proxies.zero_cost import check_names
-
-        unknown = [name for name in self.members if name not in ALL_MEMBERS]
-        if unknown or not self.members:
-            raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(ALL_MEMBERS)}")
-        self.members = [name for name in ALL_MEMBERS if name in self.members]
-        self.zero_cost = check_names(self.zero_cost)
-        if "Proxy" in self.members and self.proxy is None and not self.zero_cost:
-            raise ValueError("the 'Proxy' member needs proxy scores: pass proxy='gennas' (or 'eproxy', a "
-                             "ProxyConfig, a dict) and/or zero_cost=('synflow',)")
-        self._validate_weighting()
+        validate_options(self)
 
     def _build(self, keep_encoder: bool) -> None:
         """(Re)create the members (and, unless kept, the encoder) from the options, untrained."""
@@ -168,43 +152,6 @@ class Predictor(Ensemble):
         member = MEMBER_KINDS[name]()
         member.build(spec)
         return member
-
-    # ------------------------------------------------------------------ proxy inputs
-    def _proxy_dims(self) -> tuple[int, int]:
-        """Widths of the proxy graph vector (CL heads) and node columns (k-GNN); 0, 0 without."""
-        if self.proxy is None or not self.proxy_inputs:
-            return 0, 0
-        from cgpredict.proxies.features import NODE_FEATURES
-
-        return len(self.proxy.graph_feature_names), len(NODE_FEATURES) + 1
-
-    def proxy_features(self, cgs: Sequence[CG]) -> tuple[np.ndarray, list[np.ndarray]] | None:
-        """``(graph [N, G], node arrays [num_nodes, 3] per CG)`` of this predictor's proxy, or ``None``
-        without one. Node columns: the proxy's node statistics and a 0/1 "measured" mask."""
-        if self.proxy is None:
-            return None
-        from cgpredict.proxies.features import proxy_features_many
-
-        feats = proxy_features_many(cgs, self.proxy, progress=self.progress)
-        graph = np.stack([f.graph for f in feats]).astype(np.float64)
-        return graph, [np.concatenate([f.node, f.node_mask[:, None].astype(np.float32)], axis=1) for f in feats]
-
-    def proxy_columns(self) -> tuple[str, ...]:
-        """Names of the ``Proxy`` member's score columns: the proxy method, then ``zero_cost``."""
-        return ((self.proxy.method,) if self.proxy is not None else ()) + tuple(self.zero_cost)
-
-    def proxy_scores(self, cgs: Sequence[CG], graph: np.ndarray | None = None) -> np.ndarray:
-        """``[N, len(proxy_columns())]`` training-free scores, higher = better, NaN where a proxy
-        failed: ``-ln(final loss)`` of the regression proxy (``graph``: its graph vectors, when
-        already computed) and each zero-cost proxy."""
-        from cgpredict.proxies.zero_cost import zero_cost_scores
-
-        cols = []
-        if self.proxy is not None:
-            graph = self.proxy_features(cgs)[0] if graph is None else graph
-            cols.append(np.where(graph[:, 0] > 0, -graph[:, 1], np.nan))
-        cols += [zero_cost_scores(cgs, name, progress=self.progress) for name in self.zero_cost]
-        return np.stack(cols, axis=1)
 
     # ------------------------------------------------------------------ training
     def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
@@ -239,12 +186,7 @@ class Predictor(Ensemble):
         if unlabelled and data.emb is not None and self.proxy is None:
             extra = (self.encoder_.transform(unlabelled), inp.gflops_of(unlabelled))
         if self.fcm_grid is not None and data.emb is not None and any("FCM" in n for n in self.members):
-            grid = dict(self.fcm_grid)
-            search = {k: grid.pop(k) for k in ("clusters", "ms", "val_fraction") if k in grid}
-            kwargs = {k: v for k, v in self.regressor_kwargs.items() if k not in ("n_clusters", "m", "seed", "progress")}
-            kwargs.update(grid)  # any other entry (e.g. epochs) overrides the regressor options during the search
-            self.n_clusters_, self.m_, self.grid_scores_ = grid_search_fcm(
-                data.emb, data.gflops, y, seed=self.seed, progress=self.progress, **search, **kwargs)
+            self.n_clusters_, self.m_, self.grid_scores_ = fcm_grid_search(self, data, y)
             self._build(keep_encoder=True)  # heads with the chosen C and m, same trained encoder
         shared = InputFits()
         for member in self.members_.values():
@@ -261,19 +203,16 @@ class Predictor(Ensemble):
         check_cgs(cgs)
         if len(cgs) < 2:
             raise ValueError("adapt() needs at least 2 CGs to estimate a spread")
-        self._standardize_heads(Inputs(self, cgs))
+        data = Inputs(self, cgs)
+        for member in self.members_.values():
+            member.adapt(data)
         return self
-
-    def _standardize_heads(self, data: Inputs) -> None:
-        for model in self.models.values():
-            if isinstance(model, (EmbeddingRegressor, PairwiseRanker)):
-                model.standardize_to(data.emb, data.gflops)
 
     def _finetune_members(self, cgs: Sequence[CG], y: np.ndarray, epochs: int, adapt: bool) -> None:
         """:meth:`finetune`'s training step: heads and k-GNN ``epochs`` more epochs, ``Proxy``'s ridge."""
         data = Inputs(self, cgs)
-        if adapt:
-            self._standardize_heads(data)
+        for member in self.members_.values() if adapt else ():
+            member.adapt(data)
         for member in self.members_.values():
             member.finetune(data, y, epochs)
 
@@ -290,32 +229,6 @@ class Predictor(Ensemble):
         for part in (self.encoder_, *self.models.values()):
             if part is not None and hasattr(part, "progress"):
                 part.progress = flag
-
-    def add_proxy_member(self, proxy: str | ProxyConfig | dict[str, Any] | None = "gennas",
-                         zero_cost: Sequence[str] = ("synflow",)) -> Predictor:
-        """Add the ``Proxy`` member to a fitted (e.g. pretrained) predictor, without retraining.
-
-        ``proxy`` becomes this predictor's regression proxy with ``proxy_inputs=False`` if it has
-        none (the trained heads keep their inputs; ``None``: zero-cost scores only); ``zero_cost``
-        names the zero-cost proxies. Weights return to equal — call :meth:`finetune` to re-weight.
-        """
-        self._require_fitted()
-        from cgpredict.proxies.zero_cost import check_names
-
-        zero_cost = check_names(zero_cost)
-        if proxy is not None:
-            if self.proxy is None:
-                self.proxy, self.proxy_inputs = proxy, False
-            elif inp.proxy_config(proxy) != self.proxy:
-                raise ValueError("this predictor already uses another proxy config; the Proxy member must share it")
-        if self.proxy is None and not zero_cost:
-            raise ValueError("the Proxy member needs a proxy and/or zero_cost scores")
-        self.zero_cost = zero_cost
-        self.members = [n for n in ALL_MEMBERS if n in (*self.members, "Proxy")]
-        fresh = self._new_member("Proxy")
-        self.members_ = {n: fresh if n == "Proxy" else self.members_[n] for n in self.members}
-        self._reset_weights()
-        return self
 
     # ------------------------------------------------------------------ inference
     def embed(self, cgs: Sequence[CG]) -> np.ndarray:
@@ -371,3 +284,28 @@ class Predictor(Ensemble):
     def pretrained(cls, name: str = "nb101", progress: bool = True) -> Predictor:
         """Load the checkpoint shipped in ``cgpredict/checkpoints/<name>/``."""
         return cls.load(checkpoint.pretrained_path(name), progress=progress)
+
+
+def validate_options(pred: Predictor) -> None:
+    """Check a predictor's options (``fit`` and loading call it): known members, a source of
+    proxy scores for ``Proxy``, known zero-cost proxies, a weighting rule and temperature."""
+    from cgpredict.proxies.zero_cost import check_names
+
+    unknown = [name for name in pred.members if name not in ALL_MEMBERS]
+    if unknown or not pred.members:
+        raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(ALL_MEMBERS)}")
+    pred.members = [name for name in ALL_MEMBERS if name in pred.members]
+    pred.zero_cost = check_names(pred.zero_cost)
+    if "Proxy" in pred.members and pred.proxy is None and not pred.zero_cost:
+        raise ValueError("the 'Proxy' member needs proxy scores: pass proxy='gennas' (or 'eproxy', a "
+                         "ProxyConfig, a dict) and/or zero_cost=('synflow',)")
+    pred._validate_weighting()
+
+
+def fcm_grid_search(pred: Predictor, data: Inputs, y: np.ndarray) -> tuple[int, float, dict[str, float]]:
+    """``(C, m, scores)`` of the ``fcm_grid`` search on the training inputs (see :class:`Predictor`)."""
+    grid = dict(pred.fcm_grid)
+    search = {k: grid.pop(k) for k in ("clusters", "ms", "val_fraction") if k in grid}
+    kwargs = {k: v for k, v in pred.regressor_kwargs.items() if k not in ("n_clusters", "m", "seed", "progress")}
+    kwargs.update(grid)  # any other entry (e.g. epochs) overrides the regressor options during the search
+    return grid_search_fcm(data.emb, data.gflops, y, seed=pred.seed, progress=pred.progress, **search, **kwargs)

@@ -116,6 +116,44 @@ def proxy_dict(config: ProxyConfig) -> dict[str, Any]:
     return data
 
 
+def proxy_dims(config: ProxyConfig | None, proxy_inputs: bool) -> tuple[int, int]:
+    """Widths of the proxy graph vector (CL heads) and node columns (k-GNN) a predictor feeds its
+    members: 0, 0 without a proxy or with ``proxy_inputs=False``."""
+    if config is None or not proxy_inputs:
+        return 0, 0
+    from cgpredict.proxies.features import NODE_FEATURES
+
+    return len(config.graph_feature_names), len(NODE_FEATURES) + 1
+
+
+def proxy_features(cgs: Sequence[CG], config: ProxyConfig | None,
+                   progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """``(graph [N, G], node arrays [num_nodes, 3] per CG)`` of the proxy ``config`` (disk-cached),
+    or ``None`` without one. Node columns: the proxy's node statistics and a 0/1 "measured" mask."""
+    if config is None:
+        return None
+    from cgpredict.proxies.features import proxy_features_many
+
+    feats = proxy_features_many(cgs, config, progress=progress)
+    graph = np.stack([f.graph for f in feats]).astype(np.float64)
+    return graph, [np.concatenate([f.node, f.node_mask[:, None].astype(np.float32)], axis=1) for f in feats]
+
+
+def proxy_scores(cgs: Sequence[CG], config: ProxyConfig | None, zero_cost: Sequence[str],
+                 graph: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+    """``[N, columns]`` training-free scores, higher = better, NaN where a proxy failed:
+    ``-ln(final loss)`` of the regression proxy ``config`` (``graph``: its graph vectors, when
+    already computed) and each zero-cost proxy of ``zero_cost``."""
+    from cgpredict.proxies.zero_cost import zero_cost_scores
+
+    cols = []
+    if config is not None:
+        graph = proxy_features(cgs, config, progress)[0] if graph is None else graph
+        cols.append(np.where(graph[:, 0] > 0, -graph[:, 1], np.nan))
+    cols += [zero_cost_scores(cgs, name, progress=progress) for name in zero_cost]
+    return np.stack(cols, axis=1)
+
+
 class Inputs:
     """The lazy per-call bundle of what ``predictor``'s members read for ``cgs``."""
 

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 import numpy as np
 
 from cgpredict.models.gnn import GNNPredictor
-from cgpredict.models.heads import EmbeddingRegressor, InputFits, PairwiseRanker
+from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker
+from cgpredict.models.input_fits import InputFits
 from cgpredict.models.proxy_member import ProxyRanker
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class Member(Protocol):
             shared: InputFits) -> None:
         """Train on the training family (``extra``: unlabelled ``(embeddings, gflops)``)."""
 
+    def adapt(self, inputs: Inputs) -> None:
+        """Label-free adaptation to these (target) CGs (the CL heads re-fit their input scaling)."""
+
     def finetune(self, inputs: Inputs, y: np.ndarray, epochs: int) -> None:
         """Train further on a few labelled target CGs."""
 
@@ -105,6 +109,9 @@ class _ModelMember:
     def module(self) -> nn.Module | None:
         return getattr(self.model, "module", None)
 
+    def adapt(self, inputs: Inputs) -> None:
+        return None
+
     def state(self) -> dict[str, Any]:
         return self.model.state()
 
@@ -130,6 +137,9 @@ class ClRegressor(_ModelMember):
     def fit(self, inputs: Inputs, y: np.ndarray, extra: tuple[np.ndarray, np.ndarray] | None,
             shared: InputFits) -> None:
         self.model.fit(inputs.emb, inputs.gflops, y, unlabelled=extra, shared=shared)
+
+    def adapt(self, inputs: Inputs) -> None:
+        self.model.standardize_to(inputs.emb, inputs.gflops)
 
     def finetune(self, inputs: Inputs, y: np.ndarray, epochs: int) -> None:
         self.model.fit(inputs.emb, inputs.gflops, y, epochs=epochs, refit=False)
@@ -159,6 +169,9 @@ class ClPairwise(_ModelMember):
     def fit(self, inputs: Inputs, y: np.ndarray, extra: tuple[np.ndarray, np.ndarray] | None,
             shared: InputFits) -> None:
         self.model.fit(inputs.emb, inputs.gflops, y, unlabelled=extra, shared=shared)
+
+    def adapt(self, inputs: Inputs) -> None:
+        self.model.standardize_to(inputs.emb, inputs.gflops)
 
     def finetune(self, inputs: Inputs, y: np.ndarray, epochs: int) -> None:
         if np.ptp(y) == 0:
