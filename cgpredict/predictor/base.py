@@ -85,7 +85,8 @@ class Estimator:
         return self
 
     def __repr__(self) -> str:
-        defaults = {n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items()}
+        """``Class(param=value, ...)`` with the parameters that differ from a default instance."""
+        defaults = type(self)().get_params(deep=False)
         shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items() if _differs(v, defaults.get(k))]
         return f"{type(self).__name__}({', '.join(shown)})"
 
