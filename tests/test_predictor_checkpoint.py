@@ -128,3 +128,43 @@ def test_version_1_checkpoint_loads_and_converts(tmp_path: Path) -> None:
     converted = Predictor.load(copy, progress=False)
     np.testing.assert_array_equal(converted.predict(cgs), original.predict(cgs))
     np.testing.assert_array_equal(converted.rank(cgs), original.rank(cgs))
+
+
+def test_sigkill_during_save_leaves_the_previous_checkpoint(saved, tmp_path: Path) -> None:
+    """A writer killed with SIGKILL while writing ``weights.pt`` leaves the old folder intact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pred, path, cgs = saved
+    target = _copy(path, tmp_path)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    marker = tmp_path / "writing"
+    script = f"""
+import time, torch
+from cgpredict.predictor import Predictor
+pred = Predictor.load({str(target)!r}, progress=False)
+real = torch.save
+def slow(obj, f, *a, **k):
+    real(obj, f, *a, **k)
+    with open(f, "r+b") as h:
+        h.truncate(100)  # half-written
+    open({str(marker)!r}, "w").close()
+    time.sleep(60)
+torch.save = slow
+pred.save({str(target)!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the writer never reached weights.pt"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    np.testing.assert_array_equal(Predictor.load(target, progress=False).predict(cgs), pred.predict(cgs))
+    assert [p.name for p in tmp_path.glob(".copy.*.tmp")]  # the killed writer's folder, for remove_orphans

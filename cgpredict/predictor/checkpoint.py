@@ -10,7 +10,8 @@ ensemble weights, scalers, PCA and FCM state as plain arrays), ``weights.pt`` (o
 
 * Writing goes through :func:`cgpredict.fileio.atomic_directory`: the files are written into a
   temporary folder beside the target and swapped in, so a killed writer leaves the previous
-  checkpoint intact (plus a ``.NAME.*.tmp`` folder :func:`cgpredict.fileio.remove_orphans` clears).
+  checkpoint intact (plus a ``.NAME.*.tmp`` folder that the next save of that folder clears,
+  :func:`cgpredict.fileio.remove_orphans`).
 * Loading refuses another format, feature version or cgpredict major.minor version, a file that
   does not match its hash in the manifest (edited, truncated or half-written), and options
   outside :data:`BOUNDS` or a model larger than :data:`MAX_PARAMETERS` — before any module is
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from cgpredict import __version__
 from cgpredict.errors import CGError
 from cgpredict.features import FEATURE_VERSION
-from cgpredict.fileio import atomic_directory, atomic_write_json
+from cgpredict.fileio import atomic_directory, atomic_write_json, remove_orphans
 
 if TYPE_CHECKING:
     from cgpredict.predictor.core import Predictor
@@ -234,6 +235,7 @@ def save_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
         if any(path.iterdir()) and not (path / "config.json").is_file():
             raise CheckpointError(f"{path} is a folder that is not a cgpredict checkpoint; refusing to replace it "
                                   "(choose a new folder)")
+    remove_orphans(path.parent, path.name)  # what a killed earlier save of this folder left
     with atomic_directory(path) as tmp:
         write(tmp)
         write_manifest(tmp)
