@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cgpredict import Predictor, PredictorBag, load_predictor
-from cgpredict.bag import BAG_SEED_STRIDE
+from cgpredict.predictor import BAG_SEED_STRIDE
 from cgpredict.models.ensemble import combine, stacked_weights
 from cgpredict.models.synthetic import toy_family
 from cgpredict.predictor import CheckpointError
