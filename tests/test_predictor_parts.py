@@ -99,7 +99,7 @@ def test_every_member_kind_follows_the_protocol() -> None:
     for name, make in MEMBER_KINDS.items():
         member = make()
         assert member.name == name and member.reads in ("embedding", "graph", "flops", "proxy")
-        for method in ("build", "fit", "adapt", "finetune", "score", "state", "load_state"):
+        for method in ("build", "fit", "adapt", "finetune", "score", "in_sample_scores", "state", "load_state"):
             assert callable(getattr(member, method)), (name, method)
         if member.regresses:
             assert callable(member.predict_from)

@@ -185,7 +185,8 @@ class Predictor(ProxyWiring, Ensemble):
         extra = None
         if unlabelled and data.emb is not None and self.proxy is None:
             extra = (self.encoder_.transform(unlabelled), inp.gflops_of(unlabelled))
-        if self.fcm_grid is not None and data.emb is not None and any("FCM" in n for n in self.members):
+        if self.fcm_grid is not None and data.emb is not None and any(getattr(m, "fcm", False)
+                                                                      for m in self.members_.values()):
             self.n_clusters_, self.m_, self.grid_scores_ = fcm_grid_search(self, data, y)
             self._build(keep_encoder=True)  # heads with the chosen C and m, same trained encoder
         shared = InputFits()
@@ -219,8 +220,10 @@ class Predictor(ProxyWiring, Ensemble):
     def _in_sample_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Member scores on the fine-tuning CGs for in-sample τ (``Proxy``: its leave-one-out scores)."""
         scores = self.member_scores(cgs)
-        if "Proxy" in self.members_ and self.members_["Proxy"].in_sample_scores() is not None:
-            scores["Proxy"] = self.members_["Proxy"].in_sample_scores()
+        for name, member in self.members_.items():
+            honest = member.in_sample_scores()
+            if honest is not None:
+                scores[name] = honest
         return scores
 
     def _set_progress(self, flag: bool) -> None:
@@ -263,7 +266,7 @@ class Predictor(ProxyWiring, Ensemble):
         :class:`~cgpredict.models.fcm.OutOfDistributionWarning` when most CGs are flagged."""
         self._require_fitted()
         check_cgs(cgs)
-        fcm_member = next((self.models[n] for n in ("CL+FCM+T", "CL+FCM+Pairwise") if n in self.models), None)
+        fcm_member = next((m.model for m in self.members_.values() if getattr(m, "fcm", False)), None)
         if fcm_member is None or fcm_member.fcm is None:
             raise RuntimeError("ood() needs an FCM member (CL+FCM+T or CL+FCM+Pairwise)")
         data = Inputs(self, cgs)

@@ -89,6 +89,9 @@ class Member(Protocol):
     def score(self, inputs: Inputs) -> np.ndarray:
         """Scores of ``inputs.cgs``, higher = better."""
 
+    def in_sample_scores(self) -> np.ndarray | None:
+        """Honest scores of the fine-tuning CGs for in-sample τ (e.g. leave-one-out), if it has them."""
+
     def state(self) -> dict[str, Any]:
         """JSON-ready fitted state (no tensors)."""
 
@@ -111,6 +114,9 @@ class _ModelMember:
         return getattr(self.model, "module", None)
 
     def adapt(self, inputs: Inputs) -> None:
+        return None
+
+    def in_sample_scores(self) -> np.ndarray | None:
         return None
 
     def state(self) -> dict[str, Any]:
