@@ -26,7 +26,7 @@ def __getattr__(name: str) -> object:
 
         return Predictor
     if name in ("PredictorBag", "load_predictor"):
-        from cgpredict import bag
+        from cgpredict import predictor
 
-        return getattr(bag, name)
+        return getattr(predictor, name)
     raise AttributeError(f"module 'cgpredict' has no attribute {name!r}")

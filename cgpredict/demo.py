@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     hide_known_warnings()
 
-    from cgpredict.bag import load_predictor
+    from cgpredict.predictor import load_predictor
     from cgpredict.datasets import load_family
     from cgpredict.predictor import Predictor
     from cgpredict.ranking import format_table, rank_family

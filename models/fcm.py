@@ -11,7 +11,7 @@ mixes C regression heads by each CG's memberships. Here:
 * :class:`FuzzyCMeans` — scikit-fuzzy's ``cmeans`` (ε = 1e-9, up to 10 000 iterations, seeded)
   or the equivalent vectorised NumPy implementation :func:`fcm_numpy`; memberships of new points
   use the closed form ``u_ik = 1 / Σ_j (d_ik / d_jk)^(2/(m-1))`` (what ``cmeans_predict``
-  converges to for fixed centres). :func:`benchmark_fcm` times both backends.
+  converges to for fixed centres).
 * :meth:`FuzzyCMeans.ood` — per CG, its largest membership and its distance to the nearest centre;
   a CG is flagged when that distance exceeds the 99th percentile seen on the training family, and
   a warning is emitted when most of a target family is flagged.
@@ -19,7 +19,6 @@ mixes C regression heads by each CG's memberships. Here:
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -214,31 +213,3 @@ class FCMFeatures:
         obj.mean_ = None if state["mean"] is None else np.asarray(state["mean"], dtype=np.float64)
         obj.components_ = None if state["components"] is None else np.asarray(state["components"], dtype=np.float64)
         return obj
-
-
-def benchmark_fcm(n: int = 2000, dim: int = 33, c: int = 15, m: float = 2.5, seed: int = 0,
-                  maxiter: int = FCM_MAXITER) -> dict[str, float]:
-    """Time scikit-fuzzy's ``cmeans`` against :func:`fcm_numpy` on the same random data.
-
-    Returns seconds per fit of each backend, their ratio and the largest centre difference after
-    matching centres (both use random initial memberships, so the fits can differ slightly).
-    """
-    from skfuzzy.cluster import cmeans
-
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(c, dim)) * 3
-    x = centres[rng.integers(0, c, n)] + rng.normal(size=(n, dim))
-    t0 = time.perf_counter()
-    sk_centers, _, _, _, _, sk_iter, _ = cmeans(x.T, c, m, error=FCM_ERROR, maxiter=maxiter, seed=seed)
-    t_sk = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    np_centers, _, np_iter = fcm_numpy(x, c, m, FCM_ERROR, maxiter, seed)
-    t_np = time.perf_counter() - t0
-    gap = float(_distances(np.asarray(sk_centers), np_centers).min(1).max())
-    return {"skfuzzy_s": t_sk, "numpy_s": t_np, "ratio": t_sk / t_np, "skfuzzy_iter": float(sk_iter),
-            "numpy_iter": float(np_iter), "max_centre_gap": gap}
-
-
-if __name__ == "__main__":  # pragma: no cover - manual benchmark
-    result = benchmark_fcm()
-    print(", ".join(f"{k}={v:.4g}" for k, v in result.items()))

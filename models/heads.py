@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgpredict.models.fcm import FCMFeatures, FuzzyCMeans
+from cgpredict.models.input_fits import InputFits, standardisation
 from cgpredict.models.training import fit_loop, regression_loss, set_seed
 from cgpredict.models.transform import FlopsTransform
 
@@ -82,21 +83,24 @@ class _EmbeddingModel:
     def heads(self) -> int:
         return max(1, self.n_clusters)
 
-    def _fit_inputs(self, emb: np.ndarray, gflops: np.ndarray) -> None:
-        self.standardize_to(emb, gflops)
+    def _fit_inputs(self, emb: np.ndarray, gflops: np.ndarray, shared: InputFits | None = None) -> None:
+        """Fit the input standardisation and (with FCM) the PCA features and clusters; with
+        ``shared`` (heads fitted on the same inputs) each of them is fitted once and shared."""
+        shared = InputFits() if shared is None else shared
+        self.x_mean_, self.x_std_ = shared.get(("scale",), lambda: standardisation(self._raw(emb, gflops)))
         if self.n_clusters:
-            self.fcm_features = FCMFeatures(self.pca_dim).fit(emb, gflops)
-            self.fcm = FuzzyCMeans(self.n_clusters, self.m, backend=self.fcm_backend, seed=self.seed)
-            self.fcm.fit(self.fcm_features.transform(emb, gflops))
+            def fit_fcm() -> tuple[FCMFeatures, FuzzyCMeans]:
+                features = FCMFeatures(self.pca_dim).fit(emb, gflops)
+                fcm = FuzzyCMeans(self.n_clusters, self.m, backend=self.fcm_backend, seed=self.seed)
+                return features, fcm.fit(features.transform(emb, gflops))
+
+            key = ("fcm", self.pca_dim, self.n_clusters, self.m, self.fcm_backend, self.seed)
+            self.fcm_features, self.fcm = shared.get(key, fit_fcm)
 
     def standardize_to(self, emb: np.ndarray, gflops: np.ndarray) -> None:
         """Refit only the input standardisation (mean/std of embedding + log-FLOPs columns) to these
         CGs — label-free; FCM clusters and weights are kept. Used to adapt to a target family."""
-        x = self._raw(emb, gflops)
-        if x.shape[0] == 0:
-            raise ValueError("cannot standardise inputs on zero CGs")
-        std = x.std(0)
-        self.x_mean_, self.x_std_ = x.mean(0), np.where(std > 1e-8, std, 1.0)
+        self.x_mean_, self.x_std_ = standardisation(self._raw(emb, gflops))
 
     @staticmethod
     def _raw(emb: np.ndarray, gflops: np.ndarray) -> np.ndarray:
@@ -178,17 +182,19 @@ class EmbeddingRegressor(_EmbeddingModel):
         return (self.module(x).squeeze(-1) * u).sum(1)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> EmbeddingRegressor:
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None,
+            shared: InputFits | None = None) -> EmbeddingRegressor:
         """Train on embeddings, GFLOPs and accuracies. ``refit=False`` (fine-tuning) keeps the
         input standardisation, FCM clusters and label statistics of the first fit. ``unlabelled``
         = ``(embeddings, gflops)`` of extra CGs: the standardisation and FCM are then fitted on
-        these together with the labelled ones (label-free statistics)."""
+        these together with the labelled ones (label-free statistics). ``shared``: an
+        :class:`InputFits` of the predictor's fit, so heads on the same inputs fit them once."""
         acc = np.asarray(acc, dtype=np.float64)
         gflops = np.asarray(gflops, dtype=np.float64)
         if acc.size != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {acc.size} labels")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(*_with_unlabelled(emb, gflops, unlabelled))
+            self._fit_inputs(*_with_unlabelled(emb, gflops, unlabelled), shared=shared)
             self.transform.fit(acc, gflops)
         x, u = self._inputs(emb, gflops)
         target = torch.tensor(self.transform.transform(acc, gflops), dtype=torch.float32)
@@ -295,7 +301,8 @@ class PairwiseRanker(_EmbeddingModel):
         self._load_base_state(state)
 
     def fit(self, emb: np.ndarray, gflops: np.ndarray, acc: np.ndarray, epochs: int | None = None,
-            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> PairwiseRanker:
+            refit: bool = True, unlabelled: tuple[np.ndarray, np.ndarray] | None = None,
+            shared: InputFits | None = None) -> PairwiseRanker:
         """Train on embeddings, GFLOPs and accuracies (``refit=False`` keeps inputs/FCM: fine-tuning;
         ``unlabelled`` as in :meth:`EmbeddingRegressor.fit`)."""
         acc = np.asarray(acc, dtype=np.float64)
@@ -304,7 +311,7 @@ class PairwiseRanker(_EmbeddingModel):
         if np.ptp(acc) == 0:
             raise ValueError("pairwise training needs labels that differ")
         if refit or self.x_mean_ is None:
-            self._fit_inputs(*_with_unlabelled(emb, np.asarray(gflops, dtype=np.float64), unlabelled))
+            self._fit_inputs(*_with_unlabelled(emb, np.asarray(gflops, dtype=np.float64), unlabelled), shared=shared)
         x, u = self._inputs(emb, gflops)
         n = acc.size
         rng = np.random.default_rng(self.seed)

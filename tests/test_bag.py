@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cgpredict import Predictor, PredictorBag, load_predictor
-from cgpredict.bag import BAG_SEED_STRIDE
+from cgpredict.predictor import BAG_SEED_STRIDE
 from cgpredict.models.ensemble import combine, stacked_weights
 from cgpredict.models.synthetic import toy_family
 from cgpredict.predictor import CheckpointError
@@ -56,7 +56,9 @@ def test_bag_members_are_the_mean_of_the_bagged_members(bag, family) -> None:
 def test_bag_save_load_round_trip_and_clear_errors(bag, family, tmp_path: Path) -> None:
     cgs, _ = family
     bag.save(tmp_path / "bag")
-    assert sorted(p.name for p in (tmp_path / "bag").iterdir()) == ["bag0", "bag1", "config.json"]
+    assert sorted(p.name for p in (tmp_path / "bag").iterdir()) == ["bag0", "bag1", "config.json", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "bag" / "bag0").iterdir()) == ["config.json", "manifest.json",
+                                                                             "weights.pt"]
     again = load_predictor(tmp_path / "bag", progress=False)
     assert isinstance(again, PredictorBag) and again.bags == 2
     np.testing.assert_allclose(again.score(cgs), bag.score(cgs))
@@ -66,6 +68,11 @@ def test_bag_save_load_round_trip_and_clear_errors(bag, family, tmp_path: Path) 
     with pytest.raises(CheckpointError, match="not a bag"):
         PredictorBag.load(tmp_path / "bag" / "bag0")
     assert type(load_predictor(tmp_path / "bag" / "bag0", progress=False)) is Predictor
+    # the bag's manifest covers its predictors' files too
+    with open(tmp_path / "bag" / "bag1" / "weights.pt", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(CheckpointError, match="bag1/weights.pt does not match its hash"):
+        PredictorBag.load(tmp_path / "bag")
 
 
 def test_bag_finetune_weighs_bagged_members_by_stacking(bag, family) -> None:
@@ -94,7 +101,7 @@ def test_from_predictors_checks_configuration(family) -> None:
     with pytest.raises(ValueError, match="fitted"):
         PredictorBag.from_predictors([a, Predictor(**TINY)])
     with pytest.raises(ValueError, match="bags >= 2"):
-        PredictorBag(bags=1)
+        PredictorBag(bags=1).fit(cgs, acc)
     kendall = Predictor(seed=5, weighting="kendall", **TINY).fit(cgs, acc)  # fine-tuning option: free
     joined = PredictorBag.from_predictors([a, kendall])
     assert joined.weighting == "stacked"

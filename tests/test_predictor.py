@@ -15,6 +15,7 @@ from cgpredict.models.fcm import OutOfDistributionWarning
 from cgpredict.models.synthetic import toy_family
 from cgpredict.models.transform import FlopsTransform
 from cgpredict.predictor import MEMBERS, CheckpointError, Predictor
+from cgpredict.predictor.checkpoint import write_manifest
 
 TINY = dict(encoder={"epochs": 5, "batch_size": 64, "branch_dim": 32}, regressor={"epochs": 40, "hidden": 64},
             pairwise={"epochs": 10, "hidden": 64}, kgnn={"epochs": 20, "batch_size": 32, "lr": 3e-3},
@@ -69,7 +70,7 @@ def test_predictions_do_not_depend_on_thread_count(fitted) -> None:
 def test_save_load_round_trip_is_identical(fitted, tmp_path: Path) -> None:
     pred, cgs, _ = fitted
     pred.save(tmp_path / "ckpt")
-    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt"}
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt", "manifest.json"}
     loaded = Predictor.load(tmp_path / "ckpt", progress=False)
     np.testing.assert_array_equal(loaded.predict(cgs), pred.predict(cgs))
     np.testing.assert_array_equal(loaded.rank(cgs), pred.rank(cgs))
@@ -87,6 +88,9 @@ def test_version_mismatch_is_refused(fitted, tmp_path: Path, key: str, value, me
     doc = json.loads((path / "config.json").read_text())
     doc[key] = value
     (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="config.json does not match its hash"):
+        Predictor.load(path)  # an edited file is refused first
+    write_manifest(path)  # as if written so by another cgpredict
     with pytest.raises(CheckpointError, match=message):
         Predictor.load(path)
 
@@ -167,9 +171,9 @@ def test_stacked_weights_are_fitted_on_the_cross_fitted_scores(fitted, tmp_path:
     with pytest.raises(ValueError, match="weight_folds >= 2, or set weighting='kendall'"):
         copy.deepcopy(stacked).finetune(target, y, epochs=1, weight_folds=0)
     with pytest.raises(ValueError, match="weighting must be one of kendall, stacked"):
-        Predictor(weighting="nnls")
+        Predictor(weighting="nnls", members=["FLOPs"]).fit(target, y)
     with pytest.raises(ValueError, match="weight_temperature must be > 0"):
-        Predictor(weight_temperature=0.0)
+        Predictor(weight_temperature=0.0, members=["FLOPs"]).fit(target, y)
 
 
 def test_ood_flags_a_far_family(fitted) -> None:
@@ -189,7 +193,7 @@ def test_ood_flags_a_far_family(fitted) -> None:
 def test_options_and_input_errors() -> None:
     cgs, acc = toy_family(40, seed=1)
     with pytest.raises(ValueError, match="unknown ensemble member"):
-        Predictor(members=["CL+T", "XGBoost"])
+        Predictor(members=["CL+T", "XGBoost"]).fit(cgs, acc)
     only_flops = Predictor(members=["FLOPs"], progress=False).fit(cgs, acc)
     assert only_flops.encoder is None
     with pytest.raises(RuntimeError, match="do not regress accuracy"):
@@ -228,8 +232,9 @@ def test_fcm_grid_search_option() -> None:
     cgs, acc = toy_family(60, seed=2)
     pred = Predictor(members=["CL+FCM+T"], encoder=TINY["encoder"], regressor={"epochs": 5, "hidden": 32},
                      fcm_grid={"clusters": [2, 3], "ms": [2.0, 3.5], "epochs": 3}, progress=False).fit(cgs, acc)
-    assert (pred.n_clusters, pred.m) in {(2, 2.0), (2, 3.5), (3, 2.0), (3, 3.5)}
-    assert pred.models["CL+FCM+T"].fcm.n_clusters == pred.n_clusters
+    assert (pred.n_clusters_, pred.m_) in {(2, 2.0), (2, 3.5), (3, 2.0), (3, 3.5)}
+    assert pred.models["CL+FCM+T"].fcm.n_clusters == pred.n_clusters_
+    assert pred.n_clusters == 10 and pred.config()["n_clusters"] == pred.n_clusters_  # the option is kept
     assert len(pred.grid_scores_) == 4
 
 
@@ -270,3 +275,28 @@ def test_batch_size_one_trains_every_item() -> None:
     fit_loop(step, layer.parameters(), n=5, epochs=1, batch_size=1, lr=0.1, seed=0, desc="t", progress=False)
     assert sorted(seen) == [0, 1, 2, 3, 4]
     assert not torch.equal(before, layer.weight.detach())
+
+
+def test_stacked_weights_without_accuracy_members_still_predict(fitted, tmp_path: Path) -> None:
+    """Issue 21 item 2: 6 labelled nets whose accuracy follows their FLOPs; the stacked weights give
+    everything to ``FLOPs`` and 0 to every accuracy-regressing member. ``predict`` was a
+    ZeroDivisionError (in ``finetune``'s CLI, ``predict``, ``rank`` and ``search``); it is now the
+    regressing members' equal mean, with a warning, also after a save/load round trip."""
+    from cgpredict.predictor import FewLabelsWarning, WeightingWarning
+
+    pred, _, _ = fitted
+    target, _ = toy_family(6, seed=24, min_depth=3, max_depth=8)
+    y = 90.0 + np.log([cg.flops for cg in target])  # ranked exactly by FLOPs
+    with pytest.warns(FewLabelsWarning, match="6 labelled nets"):
+        tuned = copy.deepcopy(pred).finetune(target, y, epochs=2)
+    regress = tuned.accuracy_members()
+    assert regress == ["CL+FCM+T", "CL+T", "k-GNN"]
+    assert all(tuned.weights[n] == 0.0 for n in regress) and tuned.weights["FLOPs"] > 0  # the crash's precondition
+    with pytest.warns(WeightingWarning, match="equal mean"):
+        values = tuned.predict(target)
+    members = tuned.member_scores(target)
+    np.testing.assert_allclose(values, np.mean([members[n] for n in regress], axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(tuned.rank(target), np.argsort(-y, kind="stable"))  # ranks by the weights
+    loaded = Predictor.load(tuned.save(tmp_path / "tuned"), progress=False)
+    with pytest.warns(WeightingWarning):
+        np.testing.assert_array_equal(loaded.predict(target), values)

@@ -159,10 +159,10 @@ def test_add_proxy_member_to_a_fitted_predictor(tmp_path: Path, monkeypatch: pyt
     assert np.all(np.isfinite(pred.score(cgs[40:])))
     with pytest.raises(ValueError, match="needs a proxy"):
         Predictor(**TINY).fit(cgs[:40], acc[:40]).add_proxy_member(proxy=None, zero_cost=())
-    with pytest.raises(ValueError, match="needs proxy scores"):
-        Predictor(members=["CL+T", "Proxy"], **TINY)
+    with pytest.raises(ValueError, match="needs proxy scores"):  # options are validated by fit
+        Predictor(members=["CL+T", "Proxy"], **TINY).fit(cgs[:40], acc[:40])
     with pytest.raises(ValueError, match="unknown zero-cost"):
-        Predictor(zero_cost=("jacov",), **TINY)
+        Predictor(zero_cost=("jacov",), **TINY).fit(cgs[:40], acc[:40])
 
 
 def test_proxy_agreement_weights_follow_agreement_with_the_judge() -> None:

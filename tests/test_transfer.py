@@ -329,7 +329,7 @@ def test_shared_encoder_is_pretrained_once_and_frozen(tmp_path, monkeypatch) -> 
 
 def test_bags_average_seeded_fits_each_cached_on_its_own(tmp_path: Path) -> None:
     """``bags=2``: per seed, a PredictorBag of the seed's fit and one with seed + 1000 (cached apart)."""
-    from cgpredict.bag import PredictorBag
+    from cgpredict.predictor import PredictorBag
 
     data = {"toya/x": _toy_set("toya/x", 50, 0), "toyb/x": _toy_set("toyb/x", 40, 1)}
     cfg = TransferConfig(source="toya/x", targets=["toyb/x"], seeds=1, settings=["zero-shot", "few-shot"], shots=8,

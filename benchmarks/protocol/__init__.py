@@ -19,7 +19,7 @@ Protocol (per seed ``s``):
    encoder's training on the target CGs plus as many unlabelled source CGs (``adapt_epochs``). The test
    split gives the in-family figures; the validation split is held out (unused by the default
    options, which do no FCM grid search). With ``bags = K > 1`` the predictor is a
-   :class:`~cgpredict.bag.PredictorBag` of K fits on the same train split (seeds ``s``,
+   :class:`~cgpredict.predictor.PredictorBag` of K fits on the same train split (seeds ``s``,
    ``s + 1000``, …), each cached on its own, so the ``K = 1`` fit is shared with unbagged runs.
 2. **Zero-shot**: every labelled net of each target family/task is scored without any target label.
 3. **k-shot fine-tuning** (default 50): ``shots`` target nets are drawn with a seed derived from

@@ -83,7 +83,7 @@ class TransferConfig:
         adapt_epochs: with ``shared_encoder``, epochs of the transductive encoder adaptation.
         split: train/val/test fractions of the source family.
         bags: source predictors per seed (``1``: one :class:`Predictor`; ``K > 1``: a
-            :class:`~cgpredict.bag.PredictorBag` of K fits with seeds ``s + 1000k`` on the same
+            :class:`~cgpredict.predictor.PredictorBag` of K fits with seeds ``s + 1000k`` on the same
             split, each cached on its own). Zero-shot and few-shot settings only.
         members: ensemble members.
         preset: ``full``, ``reduced`` or ``quick`` (:data:`PRESETS`); ``predictor`` overrides its entries.

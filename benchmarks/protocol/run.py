@@ -107,13 +107,13 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
 
 def _source_fit(config: TransferConfig, opts: dict[str, Any], seed: int, tr: Family, unlabelled: list[CG],
                 shared: Any) -> tuple[Predictor, bool]:
-    """The seed's source predictor (a :class:`~cgpredict.bag.PredictorBag` with ``bags > 1``) and
+    """The seed's source predictor (a :class:`~cgpredict.predictor.PredictorBag` with ``bags > 1``) and
     whether every fit came from the cache."""
     cgs = tr.cgs(progress=False)
     pred, cached = cached_fit(config, opts, seed, cgs, tr.labels, unlabelled, encoder=shared)
     if config.bags == 1:
         return pred, cached
-    from cgpredict.bag import BAG_SEED_STRIDE, PredictorBag
+    from cgpredict.predictor import BAG_SEED_STRIDE, PredictorBag
 
     bagged = [pred]
     for k in range(1, config.bags):

@@ -51,14 +51,14 @@ def load_predictor(checkpoint: str | None, progress: bool = False) -> Any:
         cgpredict.predictor.CheckpointError: the folder is not a loadable checkpoint (any failure
             while reading it is reported as one, naming the folder and the cause).
     """
-    from cgpredict.bag import load_predictor as load_checkpoint
     from cgpredict.errors import CGError
-    from cgpredict.predictor import CheckpointError, Predictor
+    from cgpredict.predictor import CheckpointError
+    from cgpredict.predictor import load_predictor as load_checkpoint
     from cgpredict.quiet import set_progress
 
     path = check_checkpoint_arg(checkpoint)
     try:
-        predictor = Predictor.pretrained(progress=progress) if path is None else load_checkpoint(path, progress=progress)
+        predictor = load_checkpoint(path, progress=progress)  # None: the shipped predictor
     except (CGError, FileNotFoundError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged or hand-edited checkpoint: name it, not the traceback

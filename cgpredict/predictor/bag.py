@@ -7,9 +7,11 @@ NAS-Bench-301 the CL members of NB-101 fits that differ only in their seed and s
 same 725 nets at 0.06–0.19 Spearman in one seed and 0.24–0.56 in the others
 (``benchmarks/results/transfer_zero_shot.md``). Averaging several fits (bagging, Breiman 1996;
 here over training seeds, as deep ensembles do) is meant to remove much of that variance; the
-transfer protocol measures it with ``--bags`` (``benchmarks/results/transfer_bagging.md``). :class:`PredictorBag` is a :class:`~cgpredict.predictor.Predictor` whose every
-member is the mean of that member over ``bags`` predictors of one configuration, trained with
-seeds ``seed + 1000·k`` (:data:`BAG_SEED_STRIDE`):
+transfer protocol measures it with ``--bags`` (``benchmarks/results/transfer_bagging.md``).
+
+:class:`PredictorBag` holds ``bags`` fitted :class:`~cgpredict.predictor.Predictor` objects of one
+configuration (seeds ``seed + 1000·k``, :data:`BAG_SEED_STRIDE`) and is itself an
+:class:`~cgpredict.predictor.ensemble.Ensemble` over the bagged members:
 
 * a member's score is the mean of the bagged predictors' scores of that member (mean predicted
   accuracy for the regressors; mean merge-sort position — a Borda count — for the pairwise
@@ -21,13 +23,11 @@ seeds ``seed + 1000·k`` (:data:`BAG_SEED_STRIDE`):
 * ``ood`` and ``embed`` use the first predictor of the bag (each has its own clusters and
   embedding space).
 
-Costs ``bags`` times the training and inference time of one predictor. The shipped checkpoint is
-a single predictor (a bag of three would be about 11 MB).
+Costs ``bags`` times the training and inference time of one predictor.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,24 +35,26 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from cgpredict import __version__
 from cgpredict.cg import CG
-from cgpredict.models.ensemble import equal_weights
-from cgpredict.predictor import (BAG_CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, Predictor,
-                                 check_saved_version, read_checkpoint_config)
+from cgpredict.predictor import checkpoint
+from cgpredict.predictor.core import Predictor
+from cgpredict.predictor.ensemble import Ensemble
+from cgpredict.predictor.inputs import check_cgs
+from cgpredict.predictor.members import MEMBERS
 
 #: Seed step between the predictors of a bag: predictor ``k`` of a bag with ``seed`` s has seed
 #: ``s + BAG_SEED_STRIDE * k`` (so bags of different seeds do not share predictors).
 BAG_SEED_STRIDE = 1000
 
 
-class PredictorBag(Predictor):
+class PredictorBag(Ensemble):
     """``bags`` :class:`~cgpredict.predictor.Predictor` objects of one configuration, averaged.
 
     Args:
         bags: how many predictors (>= 2).
         **options: :class:`~cgpredict.predictor.Predictor` options, shared by every predictor of
-            the bag; ``seed`` is the first predictor's seed.
+            the bag; ``seed`` is the first predictor's seed. (Their names are the bag's
+            parameters: :meth:`get_params` lists ``bags`` and every Predictor option.)
 
     Example:
         >>> from cgpredict.models.synthetic import toy_family
@@ -67,19 +69,82 @@ class PredictorBag(Predictor):
     """
 
     def __init__(self, bags: int = 3, **options: Any) -> None:
-        if not isinstance(bags, int) or bags < 2:
-            raise ValueError(f"a PredictorBag needs bags >= 2 (use Predictor for one), got {bags!r}")
         self.bags = bags
-        super().__init__(**options)
+        self.options = dict(options)
+        self.predictors: list[Predictor] = []
 
-    # ------------------------------------------------------------------ construction
-    def _build(self) -> None:
-        """(Re)create the bagged predictors from the current options (untrained)."""
-        options = {**Predictor.config(self), "progress": self.progress}
-        self.predictors = [Predictor(**{**options, "seed": self.seed + BAG_SEED_STRIDE * k}) for k in range(self.bags)]
-        self.encoder = None
-        self.models = {}
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return ["bags", *Predictor._param_names()]
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """``bags`` and the shared Predictor options (defaults filled in)."""
+        return {"bags": self.bags, **Predictor(**self.options).get_params(deep=deep)}
+
+    def set_params(self, **params: Any) -> PredictorBag:
+        """Set ``bags`` or shared Predictor options (``encoder__epochs=5`` too)."""
+        if "bags" in params:
+            self.bags = params.pop("bags")
+        template = Predictor(**self.options).set_params(**params)
+        self.options.update({k: template.get_params(deep=False)[k] for k in {p.partition("__")[0] for p in params}})
+        return self
+
+    def _option(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+    members = property(lambda self: list(self.predictors[0].members) if self.predictors
+                       else list(self._option("members", MEMBERS)), doc="The members (the first predictor's).")
+    seed = property(lambda self: self._option("seed", 0), doc="The first predictor's seed.")
+    proxy = property(lambda self: self.predictors[0].proxy if self.predictors else self._option("proxy", None))
+    proxy_inputs = property(lambda self: self.predictors[0].proxy_inputs if self.predictors
+                            else self._option("proxy_inputs", True))
+    zero_cost = property(lambda self: self.predictors[0].zero_cost if self.predictors
+                         else tuple(self._option("zero_cost", ())))
+
+    @property
+    def weighting(self) -> str:
+        """How :meth:`finetune` weighs the bagged members (the bag's own rule)."""
+        return self._option("weighting", "stacked")
+
+    @weighting.setter
+    def weighting(self, value: str) -> None:
+        self.options["weighting"] = value
+
+    @property
+    def weight_temperature(self) -> float:
+        """Temperature of the bag's Kendall-τ softmax and proxy-agreement weights."""
+        return self._option("weight_temperature", 0.1)
+
+    @weight_temperature.setter
+    def weight_temperature(self, value: float) -> None:
+        self.options["weight_temperature"] = value
+
+    @property
+    def progress(self) -> bool:
+        return self._option("progress", True)
+
+    def config(self) -> dict[str, Any]:
+        """Options (JSON-ready), ``bags`` included: the first predictor's, with the bag's weighting."""
+        base = self.predictors[0].config() if self.predictors else Predictor(**self.options).config()
+        return {**base, "weighting": self.weighting, "weight_temperature": self.weight_temperature,
+                "seed": self.seed, "bags": self.bags}
+
+    def modules(self) -> nn.ModuleDict:
+        """Every bagged predictor's trainable modules, under ``bag0``, ``bag1``, …"""
+        return nn.ModuleDict({f"bag{k}": p.modules() for k, p in enumerate(self.predictors)})
+
+    def _set_progress(self, flag: bool) -> None:
+        self.options["progress"] = flag
+        for p in self.predictors:
+            p._set_progress(flag)
+
+    @staticmethod
+    def _check_bags(bags: Any) -> None:
+        if not isinstance(bags, int) or isinstance(bags, bool) or bags < 2:
+            raise ValueError(f"a PredictorBag needs bags >= 2 (use Predictor for one), got {bags!r}")
+
+    # ------------------------------------------------------------------ construction from predictors
     @classmethod
     def from_predictors(cls, predictors: Sequence[Predictor]) -> PredictorBag:
         """A bag of already fitted predictors of one configuration (their seeds may be anything).
@@ -91,7 +156,7 @@ class PredictorBag(Predictor):
         predictors = list(predictors)
         if len(predictors) < 2:
             raise ValueError(f"a PredictorBag needs at least 2 predictors, got {len(predictors)}")
-        if any(isinstance(p, PredictorBag) or not p.fitted for p in predictors):
+        if any(not isinstance(p, Predictor) or not p.fitted for p in predictors):
             raise ValueError("from_predictors() takes fitted single Predictor objects")
         free = ("seed", "n_clusters", "m", "weighting", "weight_temperature")
         first = {k: v for k, v in predictors[0].config().items() if k not in free}
@@ -102,37 +167,23 @@ class PredictorBag(Predictor):
                 raise ValueError(f"predictor {i} differs from predictor 0 in {diff}; a bag needs one configuration")
         bag = cls(bags=len(predictors), progress=predictors[0].progress, **predictors[0].config())
         bag.predictors = predictors
-        bag.members = list(predictors[0].members)
-        bag.weights, bag.taus_ = equal_weights(bag.members), {}
-        bag.fitted = True
+        bag._reset_weights()
         return bag
-
-    def config(self) -> dict[str, Any]:
-        """Constructor options (JSON-ready), ``bags`` included."""
-        return {**super().config(), "bags": self.bags}
-
-    def modules(self) -> nn.ModuleDict:
-        """Every bagged predictor's trainable modules, under ``bag0``, ``bag1``, …"""
-        return nn.ModuleDict({f"bag{k}": p.modules() for k, p in enumerate(self.predictors)})
-
-    def _set_progress(self, flag: bool) -> None:
-        self.progress = flag
-        for p in self.predictors:
-            p._set_progress(flag)
 
     # ------------------------------------------------------------------ training
     def fit(self, cgs: Sequence[CG], labels: Sequence[float] | np.ndarray,
             unlabelled: Sequence[CG] | None = None, refit_encoder: bool = True) -> PredictorBag:
         """Fit every bagged predictor from scratch (see :meth:`Predictor.fit`); equal weights."""
-        self._check(cgs, labels)
+        self._check_bags(self.bags)
+        self._validate_weighting()
+        check_cgs(cgs, labels)
         if not refit_encoder:
             raise ValueError("a PredictorBag trains one encoder per predictor: refit_encoder=False is not supported")
-        self._build()
+        self.predictors = [Predictor(**{**self.options, "seed": self.seed + BAG_SEED_STRIDE * k})
+                           for k in range(self.bags)]
         for p in self.predictors:
             p.fit(cgs, labels, unlabelled=unlabelled)
-        self.members = list(self.predictors[0].members)
-        self.weights, self.taus_ = equal_weights(self.members), {}
-        self.fitted = True
+        self._reset_weights()
         return self
 
     def adapt(self, cgs: Sequence[CG]) -> PredictorBag:
@@ -155,20 +206,18 @@ class PredictorBag(Predictor):
         self._require_fitted()
         for p in self.predictors:
             p.add_proxy_member(proxy, zero_cost)
-        first = self.predictors[0]
-        self.proxy, self.proxy_inputs, self.zero_cost = first.proxy, first.proxy_inputs, first.zero_cost
-        self.members = list(first.members)
-        self.weights, self.taus_ = equal_weights(self.members), {}
+        self._reset_weights()
         return self
 
     # ------------------------------------------------------------------ inference
     def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Each member's mean score over the bagged predictors (see the module docstring)."""
         self._require_fitted()
-        self._check(cgs)
+        check_cgs(cgs)
         return _mean_scores([p.member_scores(cgs) for p in self.predictors])
 
     def accuracy_members(self) -> list[str]:
+        """The first predictor's accuracy members (all predictors of a bag have the same)."""
         return self.predictors[0].accuracy_members()
 
     def _accuracy_scores(self, cgs: Sequence[CG], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -186,41 +235,32 @@ class PredictorBag(Predictor):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``path/config.json`` (the bag: options, weights) and ``path/bag<k>/`` (each
-        predictor's checkpoint); returns the directory."""
+        """Write ``path/config.json`` (the bag: options, weights), ``path/bag<k>/`` (each
+        predictor's checkpoint) and the manifest, atomically; returns the directory."""
         self._require_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        for k, p in enumerate(self.predictors):
-            p.save(path / f"bag{k}")
-        doc = {"format": BAG_CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "cgpredict_version": __version__,
-               "config": self.config(), "weights": self.weights, "taus": self.taus_}
-        (path / "config.json").write_text(json.dumps(doc, indent=1))
-        return path
+        doc = {**checkpoint.header(checkpoint.BAG_CHECKPOINT_FORMAT), "config": self.config(),
+               "weights": self.weights_, "taus": self.taus_}
+
+        def write(folder: Path) -> None:
+            for k, p in enumerate(self.predictors):
+                checkpoint.write_predictor(p, folder / f"bag{k}")
+                checkpoint.write_manifest(folder / f"bag{k}")
+            checkpoint.write_files(folder, doc, None)
+
+        return checkpoint.save_folder(path, write)
 
     @classmethod
     def load(cls, path: str | Path, progress: bool = True) -> PredictorBag:
         """Load a directory written by :meth:`save` (each predictor with :meth:`Predictor.load`)."""
         path = Path(path)
-        doc = read_checkpoint_config(path)
-        if doc.get("format") != BAG_CHECKPOINT_FORMAT or doc.get("format_version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"{path} is not a bag of predictors (format {doc.get('format')!r}); "
-                                  "load it with cgpredict.Predictor.load or cgpredict.load_predictor")
-        check_saved_version(path, doc)
-        bags = int(doc["config"]["bags"])
+        doc = checkpoint.open_checkpoint(path, checkpoint.BAG_CHECKPOINT_FORMAT)
+        bags = doc["config"].get("bags")
+        if not isinstance(bags, int):
+            raise checkpoint.CheckpointError(f"{path / 'config.json'}: config field bags = {bags!r} is not an integer")
         bag = cls.from_predictors([Predictor.load(path / f"bag{k}", progress=progress) for k in range(bags)])
-        bag.weights = {k: float(v) for k, v in doc["weights"].items()}
-        bag.taus_ = dict(doc.get("taus", {}))
+        bag.weights_ = {str(k): float(v) for k, v in doc["weights"].items()}
+        bag.taus_ = {str(k): float(v) for k, v in doc.get("taus", {}).items()}
         return bag
-
-
-def load_predictor(path: str | Path, progress: bool = True) -> Predictor:
-    """Load a checkpoint directory written by :meth:`Predictor.save` or :meth:`PredictorBag.save`."""
-    try:
-        is_bag = read_checkpoint_config(Path(path)).get("format") == BAG_CHECKPOINT_FORMAT
-    except (CheckpointError, AttributeError):
-        is_bag = False  # Predictor.load reports what is wrong with the folder
-    return (PredictorBag if is_bag else Predictor).load(path, progress=progress)
 
 
 def _mean_scores(per_predictor: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
