@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -81,9 +81,30 @@ def relative_errors(ours: np.ndarray, table: np.ndarray) -> np.ndarray:
         return np.abs(ours - table) / np.abs(table)
 
 
+def labelled_tables(families: Sequence[str], data_dir: str | None) -> Iterator[tuple[str, str, Any, Any]]:
+    """``(family, task, module, Family)`` for every task with a label table; prints a line for a
+    family whose module cannot be imported (yielded with ``None``) and for a missing table."""
+    from cgpredict.datasets import load_family, registry
+
+    for name in families:
+        try:
+            module = registry.family_module(name)
+        except registry.FamilyUnavailableError as exc:
+            print(f"{name:<38} UNAVAILABLE: {exc}")
+            yield name, "", None, None
+            continue
+        for task in module.TASKS:
+            try:
+                fam = load_family(name, task=task, data_dir=data_dir)
+            except FileNotFoundError:
+                print(f"{name + '/' + task:<38} no table in the data folder")
+                continue
+            yield name, task, module, fam
+
+
 def check_tables(families: Sequence[str], data_dir: str | None, limit: int | None, jobs: int) -> bool:
     """Part 1: compare params and FLOPs of every table row; returns whether all are within tolerance."""
-    from cgpredict.datasets import load_family, registry
+    from cgpredict.datasets import registry
 
     if registry.resolve_data_dir(data_dir) is None:
         print(f"== tables: skipped (no data folder: pass --data-dir or set ${registry.DATA_ENV})")
@@ -91,39 +112,30 @@ def check_tables(families: Sequence[str], data_dir: str | None, limit: int | Non
     ok = True
     print(f"== tables: params within {PARAMS_TOL:.0%}, flops within {FLOPS_TOL:.0%} of the benchmark's columns")
     print(f"{'family/task':<38} {'rows':>5} {'params worst':>12} {'>tol':>5} {'flops worst':>12} {'>tol':>5}  time")
-    for name in families:
-        try:
-            module = registry.family_module(name)
-        except registry.FamilyUnavailableError as exc:
-            print(f"{name:<38} UNAVAILABLE: {exc}")
+    for name, task, module, fam in labelled_tables(families, data_dir):
+        if fam is None:  # the family's module cannot be imported
             ok = False
             continue
-        for task in module.TASKS:
-            start = time.perf_counter()
-            try:
-                fam = load_family(name, task=task, data_dir=data_dir)
-            except FileNotFoundError:
-                print(f"{name + '/' + task:<38} no table in the data folder")
+        start = time.perf_counter()
+        if limit is not None:
+            fam = fam.subset(range(min(limit, len(fam))))
+        cgs = family_cgs(fam, jobs)
+        params = np.array([cg.params for cg in cgs], dtype=float) / 1e6
+        flops = np.array([cg.macs(module.FLOPS_MODE) for cg in cgs], dtype=float) / 1e6
+        cells = [f"{name + '/' + task:<38} {len(fam):>5}"]
+        for ours, table, tol in ((params, fam.table_params, PARAMS_TOL), (flops, fam.table_flops, FLOPS_TOL)):
+            if table is None or not np.isfinite(table).any():
+                cells.append(f"{'(no column)':>12} {'':>5}")
                 continue
-            if limit is not None:
-                fam = fam.subset(range(min(limit, len(fam))))
-            cgs = family_cgs(fam, jobs)
-            params = np.array([cg.params for cg in cgs], dtype=float) / 1e6
-            flops = np.array([cg.macs(module.FLOPS_MODE) for cg in cgs], dtype=float) / 1e6
-            cells = [f"{name + '/' + task:<38} {len(fam):>5}"]
-            for ours, table, tol in ((params, fam.table_params, PARAMS_TOL), (flops, fam.table_flops, FLOPS_TOL)):
-                if table is None or not np.isfinite(table).any():
-                    cells.append(f"{'(no column)':>12} {'':>5}")
-                    continue
-                err = relative_errors(ours, table)
-                finite = np.isfinite(err)
-                worst = int(np.nanargmax(np.where(finite, err, -1)))
-                bad = int((err[finite] > tol).sum())
-                ok &= bad == 0
-                cells.append(f"{err[worst]:>11.3%}{'!' if bad else ' '} {bad:>5}")
-                if bad:
-                    cells.append(f"[worst: {fam.key(worst)} ours {ours[worst]:.4f} vs table {table[worst]:.4f}]")
-            print(" ".join(cells), f" {time.perf_counter() - start:.0f}s", flush=True)
+            err = relative_errors(ours, table)
+            finite = np.isfinite(err)
+            worst = int(np.nanargmax(np.where(finite, err, -1)))
+            bad = int((err[finite] > tol).sum())
+            ok &= bad == 0
+            cells.append(f"{err[worst]:>11.3%}{'!' if bad else ' '} {bad:>5}")
+            if bad:
+                cells.append(f"[worst: {fam.key(worst)} ours {ours[worst]:.4f} vs table {table[worst]:.4f}]")
+        print(" ".join(cells), f" {time.perf_counter() - start:.0f}s", flush=True)
     return ok
 
 
@@ -138,7 +150,7 @@ def module_params(module: Any, arch: Any, task: str | None) -> int:
 
 def check_params_exact(families: Sequence[str], data_dir: str | None, limit: int | None) -> bool:
     """Part 1 with ``--params-exact``: every row's built network against the ``params`` column, to the parameter."""
-    from cgpredict.datasets import load_family, registry
+    from cgpredict.datasets import registry
 
     if registry.resolve_data_dir(data_dir) is None:
         print(f"== params: skipped (no data folder: pass --data-dir or set ${registry.DATA_ENV})")
@@ -146,36 +158,27 @@ def check_params_exact(families: Sequence[str], data_dir: str | None, limit: int
     ok = True
     print("== params: sum(p.numel()) of the built network == round(params column × 1e6), every row")
     print(f"{'family/task':<38} {'rows':>6} {'exact':>6} {'worst diff':>10}  time")
-    for name in families:
-        try:
-            module = registry.family_module(name)
-        except registry.FamilyUnavailableError as exc:
-            print(f"{name:<38} UNAVAILABLE: {exc}")
+    for name, task, module, fam in labelled_tables(families, data_dir):
+        if fam is None:  # the family's module cannot be imported
             ok = False
             continue
-        for task in module.TASKS:
-            start = time.perf_counter()
-            try:
-                fam = load_family(name, task=task, data_dir=data_dir)
-            except FileNotFoundError:
-                print(f"{name + '/' + task:<38} no table in the data folder")
-                continue
-            if fam.table_params is None:
-                print(f"{name + '/' + task:<38} {len(fam):>6} (no params column)")
-                continue
-            if limit is not None:
-                fam = fam.subset(range(min(limit, len(fam))))
-            rows = [i for i in range(len(fam)) if np.isfinite(fam.table_params[i])]
-            ours = np.array([module_params(module, fam.archs[i], task) for i in tqdm(rows, desc=f"params {name}/{task}")])
-            table = np.rint(fam.table_params[rows] * 1e6).astype(np.int64)
-            diff = ours - table
-            exact = int((diff == 0).sum())
-            worst = int(np.argmax(np.abs(diff))) if len(rows) else 0
-            ok &= exact == len(rows)
-            line = f"{name + '/' + task:<38} {len(rows):>6} {exact:>6} {int(diff[worst]) if len(rows) else 0:>+10}"
-            if exact != len(rows):
-                line += f" [worst: {fam.key(rows[worst])} ours {ours[worst]} vs table {table[worst]}]"
-            print(line, f" {time.perf_counter() - start:.0f}s", flush=True)
+        start = time.perf_counter()
+        if fam.table_params is None:
+            print(f"{name + '/' + task:<38} {len(fam):>6} (no params column)")
+            continue
+        if limit is not None:
+            fam = fam.subset(range(min(limit, len(fam))))
+        rows = [i for i in range(len(fam)) if np.isfinite(fam.table_params[i])]
+        ours = np.array([module_params(module, fam.archs[i], task) for i in tqdm(rows, desc=f"params {name}/{task}")])
+        table = np.rint(fam.table_params[rows] * 1e6).astype(np.int64)
+        diff = ours - table
+        exact = int((diff == 0).sum())
+        worst = int(np.argmax(np.abs(diff))) if len(rows) else 0
+        ok &= exact == len(rows)
+        line = f"{name + '/' + task:<38} {len(rows):>6} {exact:>6} {int(diff[worst]) if len(rows) else 0:>+10}"
+        if exact != len(rows):
+            line += f" [worst: {fam.key(rows[worst])} ours {ours[worst]} vs table {table[worst]}]"
+        print(line, f" {time.perf_counter() - start:.0f}s", flush=True)
     return ok
 
 

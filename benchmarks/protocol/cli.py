@@ -7,9 +7,9 @@ families**. Every default comes from :class:`~protocol.config.TransferConfig` (w
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from cgpredict.evaluation.transfer import parse_options
 from cgpredict.predictor import ALL_MEMBERS
 
 from .config import PRESETS, QUICK, SETTINGS, TransferConfig, labelled_targets, parse_target
@@ -73,12 +73,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
     targets = args.targets or list(DEFAULTS.targets)
     if targets == ["all"]:
         targets = labelled_targets(args.data_dir, exclude_family=parse_target(args.source)[0])
-    try:
-        overrides = json.loads(args.predictor)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--predictor is not valid JSON: {exc}") from exc
-    if not isinstance(overrides, dict):
-        raise ValueError("--predictor must be a JSON object")
+    overrides = parse_options(args.predictor)
     cfg: dict[str, Any] = dict(
         source=args.source, targets=list(targets), seeds=args.seeds, first_seed=args.first_seed,
         settings=list(args.settings), shots=args.shots, finetune_epochs=args.finetune_epochs,

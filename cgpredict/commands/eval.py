@@ -39,17 +39,13 @@ def _defaults() -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from cgpredict.evaluation import evaluate_transfer, load_labelled, summarize
+    from cgpredict.evaluation.transfer import parse_options
     from cgpredict.fileio import atomic_write, check_output
     from cgpredict.ranking import format_table
 
     if args.output:
         check_output(args.output, force=args.force)
-    try:
-        options = json.loads(args.predictor)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--predictor is not valid JSON: {exc}") from exc
-    if not isinstance(options, dict):
-        raise ValueError("--predictor must be a JSON object of Predictor options")
+    options = parse_options(args.predictor)
     progress = not args.quiet
     source = load_labelled(args.source, args.data_dir, args.max_source, progress=progress)
     target = load_labelled(args.target, args.data_dir, args.max_target, progress=progress)

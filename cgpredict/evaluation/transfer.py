@@ -19,6 +19,7 @@ every run. :func:`evaluate_model` and :func:`few_shot` are the steps, for protoc
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,20 @@ __all__ = ["SETTINGS", "evaluate_model", "evaluate_transfer", "few_shot", "sourc
 SETTINGS: tuple[str, ...] = ("zero-shot", "few-shot")
 
 PredictorFactory = Callable[[int], "Predictor"]
+
+
+def parse_options(text: str, option: str = "--predictor") -> dict[str, Any]:
+    """Predictor options given as JSON text on a command line (``'{"kgnn": {"epochs": 50}}'``).
+
+    Raises ``ValueError`` naming ``option`` when the text is not JSON or not a JSON object.
+    """
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ValueError(f"{option} must be a JSON object of Predictor options")
+    return options
 
 
 def source_split(source: Family, seed: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> tuple[Family, Family, Family]:

@@ -126,11 +126,13 @@ class _ModelMember:
         self.model.load_state(state)
 
 
-class ClRegressor(_ModelMember):
-    """``CL+T`` (one MLP) or ``CL+FCM+T`` (FCM-mixed MLP heads) on the contrastive embedding."""
+class _EmbeddingMember(_ModelMember):
+    """A head on the contrastive embedding (+ GFLOPs): one MLP or FCM-mixed heads (``fcm``); the
+    subclass names its model class and the option group (``regressor``/``pairwise``) it reads."""
 
     reads = "embedding"
-    regresses = True
+    model_class: ClassVar[type]
+    options: ClassVar[str]
 
     def __init__(self, name: str, fcm: bool) -> None:
         super().__init__(name)
@@ -138,8 +140,8 @@ class ClRegressor(_ModelMember):
 
     def build(self, spec: BuildSpec) -> None:
         fcm = {"n_clusters": spec.n_clusters, "m": spec.m} if self.fcm else {"n_clusters": 0}
-        self.model = EmbeddingRegressor(spec.emb_dim, **{**spec.regressor, **fcm, "seed": spec.seed,
-                                                         "progress": spec.progress})
+        self.model = self.model_class(spec.emb_dim, **{**getattr(spec, self.options), **fcm, "seed": spec.seed,
+                                                       "progress": spec.progress})
 
     def fit(self, inputs: Inputs, y: np.ndarray, extra: tuple[np.ndarray, np.ndarray] | None,
             shared: InputFits) -> None:
@@ -150,6 +152,14 @@ class ClRegressor(_ModelMember):
 
     def finetune(self, inputs: Inputs, y: np.ndarray, epochs: int) -> None:
         self.model.fit(inputs.emb, inputs.gflops, y, epochs=epochs, refit=False)
+
+
+class ClRegressor(_EmbeddingMember):
+    """``CL+T`` (one MLP) or ``CL+FCM+T`` (FCM-mixed MLP heads) on the contrastive embedding."""
+
+    regresses = True
+    model_class = EmbeddingRegressor
+    options = "regressor"
 
     def predict_from(self, emb: np.ndarray, gflops: np.ndarray) -> np.ndarray:
         """Predicted accuracies of embedding rows (one chunk of a call)."""
@@ -159,31 +169,16 @@ class ClRegressor(_ModelMember):
         return inputs.accuracy(self.name)
 
 
-class ClPairwise(_ModelMember):
+class ClPairwise(_EmbeddingMember):
     """``CL+Pairwise`` / ``CL+FCM+Pairwise``: a pairwise classifier, ranked by merge sort."""
 
-    reads = "embedding"
-
-    def __init__(self, name: str, fcm: bool) -> None:
-        super().__init__(name)
-        self.fcm = fcm
-
-    def build(self, spec: BuildSpec) -> None:
-        fcm = {"n_clusters": spec.n_clusters, "m": spec.m} if self.fcm else {"n_clusters": 0}
-        self.model = PairwiseRanker(spec.emb_dim, **{**spec.pairwise, **fcm, "seed": spec.seed,
-                                                     "progress": spec.progress})
-
-    def fit(self, inputs: Inputs, y: np.ndarray, extra: tuple[np.ndarray, np.ndarray] | None,
-            shared: InputFits) -> None:
-        self.model.fit(inputs.emb, inputs.gflops, y, unlabelled=extra, shared=shared)
-
-    def adapt(self, inputs: Inputs) -> None:
-        self.model.standardize_to(inputs.emb, inputs.gflops)
+    model_class = PairwiseRanker
+    options = "pairwise"
 
     def finetune(self, inputs: Inputs, y: np.ndarray, epochs: int) -> None:
         if np.ptp(y) == 0:
             return  # no pair with different labels to learn from
-        self.model.fit(inputs.emb, inputs.gflops, y, epochs=epochs, refit=False)
+        super().finetune(inputs, y, epochs)
 
     def score(self, inputs: Inputs) -> np.ndarray:
         return self.model.decision_function(inputs.emb, inputs.gflops)
