@@ -403,3 +403,78 @@ def test_data_dependent_slice_bounds_still_map_to_split() -> None:
     cg = from_onnx(_model(nodes, [_vi("x", 1, 2, 8)], [_vi("y", 1, 2, 3)], inits, opset=13))
     assert [(n.op, n.out_shape) for n in cg.nodes] == [("input", (1, 2, 8)), ("split", (1, 2, 3)), ("output", (1, 2, 3))]
     assert cg.nodes[1].attrs == {"dim": 2, "index": 0}
+
+
+# ---------------------------------------------------------------------- hostile constants (issue 21, item 5)
+def _constant_of_shape_bomb(side: int = 12000) -> onnx.ModelProto:
+    """A ~200-byte model whose int64 ConstantOfShape would be side×side elements if folded."""
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=helper.make_tensor("sv", TensorProto.INT64, [2], [side, side])),
+        helper.make_node("ConstantOfShape", ["s"], ["c"], name="bomb",
+                         value=helper.make_tensor("v", TensorProto.INT64, [1], [1])),
+        helper.make_node("Cast", ["c"], ["cf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "cf"], ["y"], name="add"),
+    ]
+    return _model(nodes, [_vi("x", 1, 1)], [_vi("y", side, side)])
+
+
+# peak RSS of the converting process: VmHWM of its own address space (ru_maxrss would also count
+# the pytest parent's pages that a forked child shares before it execs)
+_BOMB_SCRIPT = """
+import sys, time
+from cgpredict.converters import from_onnx
+start = time.perf_counter()
+cg = from_onnx(sys.argv[1])
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(seconds, peak, cg.num_nodes)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
+def test_constant_of_shape_bomb_is_not_materialised(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    model = _constant_of_shape_bomb()
+    path = tmp_path / "bomb.onnx"
+    onnx.save(model, path)
+    assert path.stat().st_size < 400
+    run = subprocess.run([sys.executable, "-c", _BOMB_SCRIPT, str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    seconds, peak_kib, num_nodes = run.stdout.split()
+    assert float(seconds) < 10
+    assert int(peak_kib) < 1_000_000  # KiB: < 1 GB (folding it took ~8 GB)
+    assert int(num_nodes) == 3  # input, add, output: the constant stays a constant
+
+
+def test_a_needed_oversized_constant_is_refused_naming_its_node() -> None:
+    # the Clip bound is read from a 3000×3000 constant: evaluating it is refused, not attempted
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=helper.make_tensor("sv", TensorProto.INT64, [2], [3000, 3000])),
+        helper.make_node("ConstantOfShape", ["s"], ["c"], name="huge_table",
+                         value=helper.make_tensor("v", TensorProto.INT64, [1], [0])),
+        helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0),
+        helper.make_node("Cast", ["m"], ["lo"], to=TensorProto.FLOAT),
+        helper.make_node("Clip", ["x", "lo"], ["y"], name="clip"),
+    ]
+    model = _model(nodes, [_vi("x", 1, 4)], [_vi("y", 1, 4)], opset=13)
+    with pytest.raises(CGConversionError, match=r"ConstantOfShape node 'huge_table'.*9,000,000 elements"):
+        from_onnx(model)
+
+
+def test_fold_cap_estimates_amplifying_ops() -> None:
+    from cgpredict.converters._onnx_eval import MAX_FOLD_ELEMENTS, ConstantTooLarge, estimated_numel, evaluate_node
+
+    expand = helper.make_node("Expand", ["a", "shape"], ["out"], name="expand")
+    feeds = {"a": np.zeros((1, 1), np.int64), "shape": np.array([5000, 5000], np.int64)}
+    assert estimated_numel(expand, feeds, {}) == 25_000_000 > MAX_FOLD_ELEMENTS
+    with pytest.raises(ConstantTooLarge, match="Expand node 'expand'"):
+        evaluate_node(expand, feeds, {"": OPSET}, {}, {})
+    small = {"a": np.zeros((1, 1), np.int64), "shape": np.array([2, 3], np.int64)}
+    assert evaluate_node(expand, small, {"": OPSET}, {}, {})[0].shape == (2, 3)
+    outer = helper.make_node("Mul", ["col", "row"], ["out"], name="outer")
+    assert estimated_numel(outer, {"col": np.zeros((4000, 1)), "row": np.zeros((1, 4000))}, {}) == 16_000_000
+    rng = helper.make_node("Range", ["s", "l", "d"], ["out"])
+    assert estimated_numel(rng, {"s": np.array(0), "l": np.array(10), "d": np.array(3)}, {}) == 4
