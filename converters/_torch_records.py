@@ -92,6 +92,10 @@ _ALIASES = {
     "upsample_bicubic2d": "upsample", "upsample_linear1d": "upsample",
     "upsample_trilinear3d": "upsample", "_upsample_bilinear2d_aa": "upsample",
     "_upsample_bicubic2d_aa": "upsample",
+    # patch extraction (im2col / col2im: data movement, 0 MACs)
+    "im2col": "im2col", "col2im": "im2col",
+    # recurrent layers and lookups (MACs from their weights; see _torch_lower._rnn)
+    "lstm": "rnn", "gru": "rnn", "rnn_tanh": "rnn", "rnn_relu": "rnn", "embedding": "embedding",
     # attention
     "einsum": "einsum", "scaled_dot_product_attention": "sdpa",
     "_scaled_dot_product_flash_attention_for_cpu": "sdpa",
@@ -146,6 +150,10 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
     "sdpa": ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"),
     "softmax": ("input", "dim"),
     "relu6": ("input", "min_val", "max_val"),
+    "rnn": ("input", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional",
+            "batch_first"),
+    "im2col": ("input", "kernel_size", "dilation", "padding", "stride"),
+    "embedding": ("input", "weight"),
 }
 # Per-name positional arguments of builtins whose canonical key is shared (shape bookkeeping).
 _POSITIONAL_NAME: dict[str, tuple[str, ...]] = {

@@ -85,7 +85,8 @@ def test_handmade_cnn_maps_every_op() -> None:
     assert dw.groups == 8 and dw.attrs["pads"] == [0, 0, 1, 1] and dw.padding == (0, 0)
     assert dw.out_shape == (1, 8, 7, 7)
     splits = [n for n in cg.nodes if n.op == "split"]
-    assert [s.attrs for s in splits] == [{"dim": 1, "index": 0}, {"dim": 1, "index": 1}]
+    # output position, and (where it differs) the offset along the split dim
+    assert [s.attrs for s in splits] == [{"dim": 1, "index": 0}, {"dim": 1, "index": 1, "start": 4}]
     assert by_name["pad"].attrs == {"pad": [2, 5, 3, 4], "mode": "constant"}  # torch's F.pad order
     assert by_name["resize"].attrs["scale"] == [2.0, 2.0] and by_name["resize"].out_shape == (1, 4, 14, 14)
     assert by_name["gap"].attrs == {"mode": "avg"}
@@ -312,8 +313,15 @@ def _custom_op_model() -> onnx.ModelProto:
 
 
 def test_unknown_ops_warn_and_become_unknown_nodes() -> None:
-    with pytest.warns(UserWarning, match=r"my\.ops\.Swoosh.*LeakyRelu|LeakyRelu.*my\.ops\.Swoosh"):
+    from cgpredict.converters import UncountedOpWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         cg = from_onnx(_custom_op_model())
+    uncounted = sorted(str(w.message) for w in caught if issubclass(w.category, UncountedOpWarning))
+    assert len(uncounted) == 2  # one per op type, naming the op and the node
+    assert "op 'LeakyRelu' (1 node, at 'leaky')" in uncounted[0] and "0 MACs" in uncounted[0]
+    assert "op 'my.ops.Swoosh' (1 node, at 'custom')" in uncounted[1]
     assert _ops(cg) == ["input", "relu", "unknown", "unknown", "add", "output"]
     assert [n.source_op for n in cg.nodes if n.op == "unknown"] == ["my.ops.Swoosh", "LeakyRelu"]
     assert cg.nodes[2].out_shape == (1, 4, 3)  # assumed from its input (shape inference skips it)
