@@ -161,6 +161,7 @@ _POSITIONAL_NAME: dict[str, tuple[str, ...]] = {
     "swapdims": ("input", "dim0", "dim1"), "unsqueeze": ("input", "dim"), "squeeze": ("input", "dim"),
     "unbind": ("input", "dim"), "movedim": ("input", "source", "destination"),
     "moveaxis": ("input", "source", "destination"),
+    "col2im": ("input", "output_size", "kernel_size", "dilation", "padding", "stride"),
 }
 _RENAME = {"self": "input", "tensor": "input", "split_size_or_sections": "split_size",
            "split_sizes": "split_size", "train": "training", "axis0": "dim0", "axis1": "dim1", "a": "input", "other_": "other"}
