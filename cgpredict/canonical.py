@@ -20,11 +20,24 @@ Rules, applied in order:
    thus the inference-time count; the original count stays in ``meta["params_before_canonical"]``.
    MACs of the layer are unchanged; the batch norm's elementwise MACs (counting mode ``all``) go.
    Batch norm anywhere else (before a conv, after an add, after a layer with two consumers) stays.
-2. **Reshape chains** collapse and no-op reshapes disappear (the rule of
-   :meth:`cgpredict.cg.CGBuilder.build`, re-applied after the folds).
-3. **Operand order** of commutative ops (``add`` and ``mul``) is sorted by a structural hash of each
+2. **Pools.** A max/avg pool whose window is its whole unpadded input is a ``global_pool`` (the
+   legacy exporter writes ``adaptive_max_pool2d(1)`` that way); an adaptive pool whose input size is
+   a multiple of its output size drops its ``adaptive``/``output_size`` attributes (its windows are
+   uniform: how exporters write it).
+3. **Zero padding into convolutions.** A constant ``pad`` of spatial dims read only by a
+   (non-transposed) convolution becomes that convolution's padding (asymmetric pads in
+   ``attrs["pads"]``, begins then ends, as :func:`~cgpredict.converters.from_onnx` writes them), as
+   ONNX optimisers fuse it. The CG does not record a pad's fill value: a constant pad counts as zero.
+4. **Split pieces by offset.** ``split`` nodes name their piece by its offset along ``dim``
+   (``index`` := ``attrs["start"]`` where the converter recorded one), since an exporter may write
+   ``chunk`` as slices.
+5. **Reshape chains** collapse and no-op reshapes disappear (the rule of
+   :meth:`cgpredict.cg.CGBuilder.build`, re-applied after the rewrites); a ``global_pool`` that reads
+   a reshape which only inserts or removes unit spatial dims (an exported ``adaptive_avg_pool1d``
+   runs as a 2-D pool) and is read only by reshapes pools the reshape's input directly.
+6. **Operand order** of commutative ops (``add`` and ``mul``) is sorted by a structural hash of each
    operand's ancestry, so ``a + b`` and ``b + a`` agree.
-4. **Node order** is a deterministic topological order chosen by structure (the hash of each node's
+7. **Node order** is a deterministic topological order chosen by structure (hashes of each node's
    ancestry and descendancy), not by the order the source happened to list the ops in.
 
 Node names and ``source_op`` of known ops are left as they are (the hash ignores them). The CG given
@@ -138,10 +151,10 @@ def _whole_window_pools(nodes: list[Node]) -> None:
 
 
 def _uniform_adaptive_pools(nodes: list[Node]) -> None:
-    """Rule 2b: an adaptive pool whose input size is a multiple of its output size is a plain pool.
+    """Rule 2 (second half): an adaptive pool with uniform windows is a plain pool.
 
-    Its windows are then uniform (kernel = stride = in/out), which is how exporters write it; the
-    ``adaptive``/``output_size`` attributes are dropped.
+    Its input size is a multiple of its output size, so kernel = stride = in/out, which is how
+    exporters write it; the ``adaptive``/``output_size`` attributes are dropped.
     """
     for node in nodes:
         if node.op not in ("max_pool", "avg_pool") or not node.attrs.get("adaptive") or not node.in_shapes:
@@ -158,7 +171,7 @@ def _unit_dims_only(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _pool_through_unit_reshapes(nodes: list[Node]) -> bool:
-    """Rule 3: ``reshape`` adding/removing unit spatial dims → ``global_pool`` → only reshapes.
+    """Rule 5 (second half): unit-dim ``reshape`` → ``global_pool`` → only reshapes: pool the input.
 
     The pool reads the reshape's input directly (its output keeps that input's rank, spatial dims
     1); the reshapes after it then collapse. Returns whether anything changed.
@@ -187,7 +200,7 @@ def _pool_through_unit_reshapes(nodes: list[Node]) -> bool:
 
 
 def _zero_pads_into_convs(nodes: list[Node]) -> None:
-    """Rule 4: a constant ``pad`` of spatial dims only, read by one conv only → the conv's padding.
+    """Rule 3: a constant ``pad`` of spatial dims only, read by one conv only → the conv's padding.
 
     The CG does not record a pad's fill value; a constant pad is taken as zero padding (the only
     kind exporters fold into a convolution).
@@ -220,7 +233,7 @@ def _zero_pads_into_convs(nodes: list[Node]) -> None:
 
 
 def _split_offsets(nodes: list[Node]) -> None:
-    """Rule 5: a ``split`` names its piece by its offset along ``dim`` (``index`` := ``start``).
+    """Rule 4: a ``split`` names its piece by its offset along ``dim`` (``index`` := ``start``).
 
     Converters number the outputs of ``split``/``chunk``/ONNX ``Split`` by position and record the
     offset as ``start`` when it differs; slices record their offset as ``index`` (an exporter may
@@ -258,7 +271,7 @@ def _label(node: Node) -> str:
 
 
 def _order(nodes: list[Node]) -> list[Node]:
-    """Rules 3 and 4: sort commutative operands and pick a structural topological order.
+    """Rules 6 and 7: sort commutative operands and pick a structural topological order.
 
     ``nodes`` are in a topological order with ``id`` = position. Returns renumbered copies.
     """
