@@ -341,8 +341,8 @@ def canonicalize(cg: CG) -> CG:
         >>> canon = canonicalize(cg)
         >>> cg.op_histogram()["batch_norm"], "batch_norm" in canon.op_histogram()
         (20, False)
-        >>> canon.flops == cg.flops, cg.params - canon.params  # γ, β of 20 BNs out, 20 conv biases in
-        (True, 9600)
+        >>> canon.flops == cg.flops, cg.params - canon.params  # 20 BNs' γ, β (2·4800) out, biases (4800) in
+        (True, 4800)
     """
     nodes = [_copy(node) for node in cg.nodes]
     nodes = _renumber(_fold_batch_norms(nodes))
