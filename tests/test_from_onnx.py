@@ -486,3 +486,30 @@ def test_fold_cap_estimates_amplifying_ops() -> None:
     assert estimated_numel(outer, {"col": np.zeros((4000, 1)), "row": np.zeros((1, 4000))}, {}) == 16_000_000
     rng = helper.make_node("Range", ["s", "l", "d"], ["out"])
     assert estimated_numel(rng, {"s": np.array(0), "l": np.array(10), "d": np.array(3)}, {}) == 4
+
+
+def _deep_shape_arithmetic(depth: int) -> onnx.ModelProto:
+    """``depth`` reshapes, each to a target computed from the previous one's shape through ``Div``
+    (which ONNX data propagation does not follow): every level needs one more folding round."""
+    nodes, prev = [], "x"
+    inits = [_init("two", dtype=np.int64, value=2)]
+    for k in range(depth):
+        nodes += [
+            helper.make_node("Shape", [prev], [f"s{k}"]),
+            helper.make_node("Mul", [f"s{k}", "two"], [f"m{k}"]),
+            helper.make_node("Div", [f"m{k}", "two"], [f"t{k}"]),
+            helper.make_node("Reshape", [prev, f"t{k}"], [f"r{k}"], name=f"reshape{k}"),
+        ]
+        prev = f"r{k}"
+    nodes.append(helper.make_node("Relu", [prev], ["y"]))
+    return _model(nodes, [_vi("x", 1, 4, 6)], [_vi("y", 1, 4, 6)], inits)
+
+
+def test_deep_shape_arithmetic_is_folded_level_by_level(monkeypatch) -> None:
+    from cgpredict.converters import _onnx_load
+
+    cg = from_onnx(_deep_shape_arithmetic(12))
+    assert [n.op for n in cg.nodes] == ["input", "relu", "output"]  # no-op reshapes removed
+    monkeypatch.setattr(_onnx_load, "_MAX_FOLD_ROUNDS", 8)  # the former limit gives up
+    with pytest.raises(CGConversionError, match="no static shape"):
+        from_onnx(_deep_shape_arithmetic(12))
