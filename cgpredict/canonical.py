@@ -273,7 +273,9 @@ def _label(node: Node) -> str:
 def _order(nodes: list[Node]) -> list[Node]:
     """Rules 6 and 7: sort commutative operands and pick a structural topological order.
 
-    ``nodes`` are in a topological order with ``id`` = position. Returns renumbered copies.
+    ``nodes`` (copies owned by :func:`canonicalize`) are in a topological order with ``id`` =
+    position; they are reordered and renumbered in place and returned in the new order. Nodes whose
+    ancestry and descendancy hash alike are interchangeable; between them the given order decides.
     """
     n = len(nodes)
     labels = [_label(node) for node in nodes]
