@@ -28,9 +28,10 @@ Rules, applied in order:
    (non-transposed) convolution becomes that convolution's padding (asymmetric pads in
    ``attrs["pads"]``, begins then ends, as :func:`~cgpredict.converters.from_onnx` writes them), as
    ONNX optimisers fuse it. The CG does not record a pad's fill value: a constant pad counts as zero.
-4. **Split pieces by offset.** ``split`` nodes name their piece by its offset along ``dim``
+4. **Splits and concats.** ``split`` nodes name their piece by its offset along ``dim``
    (``index`` := ``attrs["start"]`` where the converter recorded one), since an exporter may write
-   ``chunk`` as slices.
+   ``chunk`` as slices; a ``concat`` read only by a concat along the same dim is inlined into it
+   (``cat([a, cat([b, c])])`` → ``cat([a, b, c])``, as the legacy exporter flattens it).
 5. **Reshape chains** collapse and no-op reshapes disappear (the rule of
    :meth:`cgpredict.cg.CGBuilder.build`, re-applied after the rewrites); a ``global_pool`` that reads
    a reshape which only inserts or removes unit spatial dims (an exported ``adaptive_avg_pool1d``
@@ -244,6 +245,31 @@ def _split_offsets(nodes: list[Node]) -> None:
             node.attrs["index"] = node.attrs.pop("start")
 
 
+def _flatten_concats(nodes: list[Node]) -> None:
+    """Rule 4 (second half): a concat read only by a concat along the same dim is inlined there.
+
+    Only concats of activations (no learned tokens in ``params``) are inlined.
+    ``cat([a, cat([b, c])])`` is ``cat([a, b, c])``, which is how the legacy exporter writes it.
+    ``nodes`` are in topological order, so inner concats are already flat when their reader comes.
+    """
+    succ = _consumers(nodes)
+    for node in nodes:
+        if node.op != "concat":
+            continue
+        dim = node.attrs.get("dim")
+        inputs: list[int] = []
+        for i in node.inputs:
+            src = nodes[i]
+            if (src.op == "concat" and src.attrs.get("dim") == dim and src.params == 0
+                    and len(succ[i]) == 1 and succ[i][0] == node.id):
+                inputs.extend(src.inputs)
+            else:
+                inputs.append(i)
+        if inputs != node.inputs:
+            node.inputs = inputs
+            node.in_shapes = [nodes[i].out_shape for i in inputs]
+
+
 def _prune(nodes: list[Node]) -> list[Node]:
     """Drop nodes no longer read by anything on the way to the output (ids = positions)."""
     keep = {n.id for n in nodes if n.op in ("input", "output")}
@@ -352,6 +378,7 @@ def canonicalize(cg: CG) -> CG:
     _uniform_adaptive_pools(nodes)
     _zero_pads_into_convs(nodes)
     _split_offsets(nodes)
+    _flatten_concats(nodes)
     nodes = _renumber(_prune(nodes))
     nodes = _renumber(_collapse_reshape_chains(nodes))
     if _pool_through_unit_reshapes(nodes):

@@ -26,6 +26,22 @@ def split_attrs(dim: int, index: int, start: int) -> dict[str, int]:
     return attrs
 
 
+def einsum_is_matmul(equation: object) -> bool:
+    """Whether a two-operand einsum contracts only the last index of its first operand.
+
+    Such an einsum (``bhqd,bhkd->bhqk``, ``bij,bjk->bik``) is a batched matmul and becomes a
+    ``matmul`` node (MACs = output elements × the contracted size) from torch and ONNX alike.
+    """
+    if not isinstance(equation, str) or "->" not in equation or "." in equation:
+        return False
+    lhs, rhs = equation.replace(" ", "").split("->")
+    parts = lhs.split(",")
+    if len(parts) != 2 or not parts[0]:
+        return False
+    a, b = parts
+    return (set(a) & set(b)) - set(rhs) == {a[-1]} and not (set(a) ^ set(b)) - set(rhs) - {a[-1]}
+
+
 class UncountedOpWarning(RuntimeWarning):
     """Some ops became ``unknown`` nodes whose MACs are not counted (0): totals may be too low.
 

@@ -23,7 +23,7 @@ from cgpredict.ops import conv_op_type
 
 from . import _onnx_patterns as pat
 from ._onnx_batch import canonical_shape, track_batch
-from ._conventions import split_attrs
+from ._conventions import einsum_is_matmul, split_attrs
 from ._torch_lower import rnn_steps
 from ._onnx_values import ValueTable, attr
 
@@ -86,6 +86,7 @@ class OnnxMapper:
             "GRU": self.recurrent,
             "RNN": self.recurrent,
             "Col2Im": self.col2im,
+            "Einsum": self.einsum,
             "SequenceAt": self.sequence_at,
         }
         #: SplitToSequence outputs: sequence name -> (input, axis, piece sizes, keepdims)
@@ -243,6 +244,14 @@ class OnnxMapper:
         self.emit("unknown", node, self.acts(node), out=main, attrs={"macs": int(steps * per_step)})
         for out in outs[1:]:
             self.emit("unknown", node, [main], out=out, params=0, attrs={"macs": 0})
+
+    def einsum(self, node: onnx.NodeProto) -> None:
+        """Einsum of two activations that is a batched matmul → matmul (the torch rule); else unknown."""
+        acts = self.acts(node)
+        if len(node.input) == 2 and len(acts) == 2 and einsum_is_matmul(attr(node, "equation", "")):
+            self.emit("matmul", node, acts)
+            return
+        self.unknown(node)
 
     def col2im(self, node: onnx.NodeProto) -> None:
         """Col2Im (``nn.Fold``) → ``reshape`` (0 MACs), the op kept in ``attrs["op"]``."""

@@ -33,7 +33,7 @@ from typing import Any
 
 from cgpredict.cg import CG, CGBuilder
 from cgpredict.converters._torch_batch import canonical_shape, norm_dim, track_batch
-from cgpredict.converters._conventions import split_attrs
+from cgpredict.converters._conventions import einsum_is_matmul, split_attrs
 from cgpredict.converters._torch_records import UPSAMPLE_MODES, Ref, iter_refs, unknown_name
 from cgpredict.ops import conv_op_type
 
@@ -459,14 +459,9 @@ def _einsum(c: _Ctx) -> None:
     """Two-activation einsum contracting only operand 0's last index (a batched matmul) → matmul."""
     eq = c.args.get("equation", c.args.get("arg0"))
     ops = list(iter_refs(c.args))
-    if isinstance(eq, str) and "->" in eq and "." not in eq and len(ops) == 2 and len(c.acts) == 2:
-        lhs, rhs = eq.replace(" ", "").split("->")
-        parts = lhs.split(",")
-        if len(parts) == 2 and parts[0]:
-            a, b = parts
-            if (set(a) & set(b)) - set(rhs) == {a[-1]} and not (set(a) ^ set(b)) - set(rhs) - {a[-1]}:
-                c.emit("matmul", ops)
-                return
+    if einsum_is_matmul(eq) and len(ops) == 2 and len(c.acts) == 2:
+        c.emit("matmul", ops)
+        return
     _unknown(c)
 
 

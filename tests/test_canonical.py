@@ -174,3 +174,35 @@ def test_global_pool_through_unit_reshapes() -> None:
     r = c.add("reshape", [p], (1, 4))
     c.add("output", [r], (1, 4))
     assert canonicalize(b.build()).hash() == canonicalize(c.build()).hash()
+
+
+def test_nested_concats_along_one_dim_are_flattened() -> None:
+    class Nested(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b, c = torch.relu(x), torch.sigmoid(x), torch.tanh(x)
+            return torch.cat([a, torch.cat([b, c], 1)], 1) + torch.cat([torch.cat([a, b], 2), c], 2).mean()
+
+    class Flat(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b, c = torch.relu(x), torch.sigmoid(x), torch.tanh(x)
+            return torch.cat([a, b, c], 1) + torch.cat([a, b, c], 2).mean()
+
+    nested = from_torch(Nested(), input_shape=(1, 2, 4, 4))
+    flat = from_torch(Flat(), input_shape=(1, 2, 4, 4))
+    assert nested.op_histogram()["concat"] == 4 and flat.op_histogram()["concat"] == 2
+    assert canonicalize(nested).hash() == canonicalize(flat).hash()
+    assert canonicalize(nested).op_histogram()["concat"] == 2
+
+
+def test_concat_with_a_learned_token_is_not_inlined() -> None:
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            inner = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
+            return torch.cat([x, inner], 1)
+
+    canon = canonicalize(from_torch(Tokens(), input_shape=(1, 3, 8)))
+    assert canon.op_histogram()["concat"] == 2 and canon.params == 8

@@ -513,3 +513,15 @@ def test_deep_shape_arithmetic_is_folded_level_by_level(monkeypatch) -> None:
     monkeypatch.setattr(_onnx_load, "_MAX_FOLD_ROUNDS", 8)  # the former limit gives up
     with pytest.raises(CGConversionError, match="no static shape"):
         from_onnx(_deep_shape_arithmetic(12))
+
+
+def test_einsum_batched_matmul_is_a_matmul() -> None:
+    nodes = [helper.make_node("Einsum", ["q", "k"], ["s"], equation="bhqd,bhkd->bhqk", name="scores")]
+    model = _model(nodes, [_vi("q", 1, 2, 5, 4), _vi("k", 1, 2, 7, 4)], [_vi("s", 1, 2, 5, 7)], opset=13)
+    cg = from_onnx(model)
+    assert [n.op for n in cg.nodes] == ["input", "input", "matmul", "output"]
+    assert cg.nodes[2].macs == 2 * 5 * 7 * 4
+    outer = [helper.make_node("Einsum", ["a", "b"], ["y"], equation="i,j->ij", name="outer")]
+    with pytest.warns(RuntimeWarning, match="'Einsum'"):  # not a matmul: unknown, uncounted
+        cg = from_onnx(_model(outer, [_vi("a", 3), _vi("b", 4)], [_vi("y", 3, 4)], opset=13))
+    assert [n.op for n in cg.nodes] == ["input", "input", "unknown", "output"]
