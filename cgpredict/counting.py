@@ -9,7 +9,8 @@ window area); which of them a whole-graph total includes is a *counting mode*:
 
 ``torchvision`` (default, :attr:`CG.flops`)
     conv, depthwise/grouped conv, linear, matmul and SDPA (QKᵀ and AV): the convention of
-    torchvision's model cards and of most NAS benchmarks.
+    torchvision's model cards and of most NAS benchmarks; also ``unknown`` nodes whose converter
+    counted their MACs in ``attrs["macs"]`` (LSTM/GRU/RNN layers; embedding lookups count 0).
 ``conv_linear``
     convolutions and linear layers only (what ``fvcore``-style counters without attention report).
 ``all``
@@ -97,7 +98,15 @@ def node_macs(node: Node) -> int:
         return _per_sample(out) * _numel(node.kernel or (1,))
     if op in ("global_pool", "mean"):
         return _per_sample(tuple(node.in_shapes[0])) if node.in_shapes else 0
+    if op == "unknown":  # a converter's own count for an op these rules do not know (e.g. LSTM)
+        return counted_unknown_macs(node) or 0
     return 0
+
+
+def counted_unknown_macs(node: Node) -> int | None:
+    """MACs a converter counted for an ``unknown`` node (``attrs["macs"]``), or ``None`` if not counted."""
+    value = node.attrs.get("macs") if node.op == "unknown" else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
 CountingRule = Callable[["CG"], int]
@@ -149,6 +158,9 @@ def count_macs(cg: CG, mode: str = "torchvision") -> int:
     return int(rule(cg))
 
 
-register_counting_mode("torchvision", MAC_OPS)
+register_counting_mode(
+    "torchvision",  # recurrent layers (unknown nodes a converter counted) are dense products too
+    lambda cg: sum(n.macs for n in cg.nodes if n.op in MAC_OPS or counted_unknown_macs(n) is not None),
+)
 register_counting_mode("conv_linear", CONV_LINEAR_OPS)
 register_counting_mode("all", lambda cg: sum(n.macs for n in cg.nodes))

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from ._onnx_eval import node_attr
+from ._torch_batch import fallback_batch_first
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._onnx_values import ValueTable
@@ -30,7 +31,7 @@ def canonical_shape(shape: tuple[int, ...], bpos: int | None, batch: int) -> tup
     """``shape`` rewritten batch-first: the batch axis (or the axis it is merged into) leads."""
     shape = tuple(shape)
     if bpos is None or not 0 <= bpos < len(shape):
-        return shape
+        return fallback_batch_first(shape, batch)
     size = shape[bpos]
     if bpos == 0 and size == batch:
         return shape
@@ -77,9 +78,11 @@ def track_batch(
             removed = set(axes) if axes is not None else {d for d, s in enumerate(ins) if s == 1}
             return None if b in removed else b - sum(1 for d in removed if d < b)
         if op == "Gather":
+            if v.is_const(node.input[0]):  # a table lookup: the batch sits where the indices have it
+                return b
             axis = int(node_attr(node, "axis", 0))
             axis = axis + len(ins) if axis < 0 else axis
-            k = int(np.ndim(v.value(node.input[1])))
+            k = int(np.ndim(v.value(node.input[1]))) if v.is_const(node.input[1]) else len(v.shapes.get(node.input[1]) or ())
             if axis == b:
                 return b if k == 1 and outs == ins else None
             return b + k - 1 if axis < b else b
@@ -88,8 +91,12 @@ def track_batch(
             if keepdims:
                 return b
             return None if axis == b else b - 1 if axis < b else b
-        if op in ("Split", "Slice", "SplitToSequence"):
+        if op in ("Split", "Slice", "SplitToSequence", "Col2Im"):
             return b
+        if op in ("LSTM", "GRU", "RNN"):  # Y (T, D, N, H) / layout 1: (N, T, D, H); Y_h (D, N, H)
+            if node_attr(node, "layout", 0):
+                return 0 if out == node.output[0] else None
+            return 2 if out == node.output[0] else 1
         if op in _REDUCTIONS:
             axes = _axes(v, node, len(ins))
             axes = list(range(len(ins))) if not axes else axes

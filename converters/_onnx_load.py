@@ -45,6 +45,9 @@ class LoadedModel:
 
 #: initializers with more elements than this are kept out of checking and shape inference
 _BIG_TENSOR = 4096
+#: rounds of (shape inference, constant folding): each round can resolve one more level of shape
+#: arithmetic that depends on a shape the previous round inferred (a deep legacy-exported Swin needs ~12)
+_MAX_FOLD_ROUNDS = 64
 
 
 def _skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
@@ -182,7 +185,7 @@ def _fold_shape_constants(model: onnx.ModelProto, label: str) -> onnx.ModelProto
     from ._onnx_eval import evaluate_node
 
     opsets = {o.domain or "": o.version for o in model.opset_import}
-    for _ in range(8):
+    for _ in range(_MAX_FOLD_ROUNDS):
         model = _infer(model, label)
         graph = model.graph
         shapes: dict[str, tuple[int, ...] | None] = {}

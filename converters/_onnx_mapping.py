@@ -23,6 +23,8 @@ from cgpredict.ops import conv_op_type
 
 from . import _onnx_patterns as pat
 from ._onnx_batch import canonical_shape, track_batch
+from ._conventions import einsum_is_matmul, split_attrs
+from ._torch_lower import rnn_steps
 from ._onnx_values import ValueTable, attr
 
 _ACTIVATIONS = {
@@ -80,6 +82,11 @@ class OnnxMapper:
             "Upsample": self.resize,
             "Attention": self.attention,
             "SplitToSequence": self.split_to_sequence,
+            "LSTM": self.recurrent,
+            "GRU": self.recurrent,
+            "RNN": self.recurrent,
+            "Col2Im": self.col2im,
+            "Einsum": self.einsum,
             "SequenceAt": self.sequence_at,
         }
         #: SplitToSequence outputs: sequence name -> (input, axis, piece sizes, keepdims)
@@ -219,6 +226,36 @@ class OnnxMapper:
                 continue
             self.emit("unknown", node, acts, out=out, params=params)
             params = 0
+
+    def recurrent(self, node: onnx.NodeProto) -> None:
+        """LSTM/GRU/RNN → ``unknown`` with the layer's real MACs in ``attrs["macs"]``.
+
+        Per sample: steps × (numel(W) + numel(R)) (all gates and directions), the rule of
+        :func:`cgpredict.converters._torch_lower.rnn_steps` and ``_rnn``. Further used outputs
+        (``Y_h``, ``Y_c``) read the main node with 0 MACs.
+        """
+        x = node.input[0]
+        per_step = sum(math.prod(self.v.shape(w, node)) for w in node.input[1:3] if w)
+        steps = rnn_steps(tuple(self.v.shape(x, node)), bool(attr(node, "layout", 0)))
+        outs = [o for o in node.output if o and (self.v.consumers.get(o) or o in self.v.graph_outputs)]
+        if not outs:
+            return
+        main = outs[0]
+        self.emit("unknown", node, self.acts(node), out=main, attrs={"macs": int(steps * per_step)})
+        for out in outs[1:]:
+            self.emit("unknown", node, [main], out=out, params=0, attrs={"macs": 0})
+
+    def einsum(self, node: onnx.NodeProto) -> None:
+        """Einsum of two activations that is a batched matmul → matmul (the torch rule); else unknown."""
+        acts = self.acts(node)
+        if len(node.input) == 2 and len(acts) == 2 and einsum_is_matmul(attr(node, "equation", "")):
+            self.emit("matmul", node, acts)
+            return
+        self.unknown(node)
+
+    def col2im(self, node: onnx.NodeProto) -> None:
+        """Col2Im (``nn.Fold``) → ``reshape`` (0 MACs), the op kept in ``attrs["op"]``."""
+        self.emit("reshape", node, [node.input[0]], params=0, attrs={"op": "col2im"})
 
     # ------------------------------------------------------------------ layers with weights
     def conv(self, node: onnx.NodeProto) -> None:
@@ -425,12 +462,15 @@ class OnnxMapper:
         self.emit("concat", node, acts, attrs={"dim": dim})
 
     def split(self, node: onnx.NodeProto) -> None:
-        """Split → one split node per used output, attrs ``dim`` and output ``index``."""
+        """Split → one split node per used output, attrs ``dim``, output ``index`` (and ``start``)."""
         rank = len(self.v.shape(node.input[0], node))
         dim = self.rank_axis(int(attr(node, "axis", 0)), rank)
+        start = 0
         for index, out in enumerate(node.output):
             if out and (self.v.consumers.get(out) or out in self.v.graph_outputs):
-                self.emit("split", node, [node.input[0]], out=out, params=0, attrs={"dim": dim, "index": index})
+                self.emit("split", node, [node.input[0]], out=out, params=0, attrs=split_attrs(dim, index, start))
+            if out:
+                start += self.v.shape(out, node)[dim]
 
     def split_to_sequence(self, node: onnx.NodeProto) -> None:
         """SplitToSequence (torch ``chunk``/``split``): no node; its SequenceAt reads become splits."""
@@ -465,7 +505,8 @@ class OnnxMapper:
             if not keepdims:
                 del shape[axis]
             self.v.shapes[out] = tuple(shape)
-        self.emit("split", node, [x], params=0, attrs={"dim": axis, "index": index})
+        start = sum(sizes[:index]) if keepdims else index
+        self.emit("split", node, [x], params=0, attrs=split_attrs(axis, index, start))
 
     def slice(self, node: onnx.NodeProto) -> None:
         """Slice → split on the first sliced axis (no node when nothing is cut off)."""
@@ -494,6 +535,9 @@ class OnnxMapper:
     def gather(self, node: onnx.NodeProto) -> None:
         """Gather of an activation at constant indices → split; a table lookup → unknown."""
         data, indices = node.input[0], node.input[1]
+        if self.v.is_const(data) and not self.v.is_const(indices):  # a table lookup (embedding)
+            self.emit("unknown", node, [indices], attrs={"macs": 0})
+            return
         if self.v.is_const(data) or not self.v.is_const(indices):
             self.unknown(node)
             return

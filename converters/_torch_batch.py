@@ -128,6 +128,12 @@ def _batch_dim_after(key: str, n: str, args: dict[str, Any], ins: tuple[int, ...
     if key == "stack":
         d = norm_dim(args.get("dim", 0), len(outs))
         return b + 1 if d <= b else b
+    if key == "im2col":  # (N, C, H, W) ↔ (N, C·k·k, L): the batch stays in front
+        return b if b == 0 else None
+    if key == "embedding":  # indices (…, N, …) → (…, N, …, D)
+        return b
+    if key == "rnn":  # output (N, T, H) / (T, N, H) keeps the input's layout
+        return b
     if key in ("mean", "sum", "amax") and len(outs) < len(ins):
         dim = args.get("dim")
         dims = set(range(len(ins))) if dim is None or dim == [] else {norm_dim(d, len(ins)) for d in _int_list(dim)}
@@ -135,16 +141,30 @@ def _batch_dim_after(key: str, n: str, args: dict[str, Any], ins: tuple[int, ...
     return b + len(outs) - len(ins)
 
 
+def fallback_batch_first(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
+    """A shape whose batch location was lost (e.g. after an op the tracker does not know).
+
+    Counting divides by ``shape[0]`` (:mod:`cgpredict.counting`), so a shape that leads with a
+    folded ``B·N`` would divide per-sample MACs by ``N``. The batch is taken to lead its first dim:
+    ``(B·N, …)`` → ``(B, N, …)`` (for batch 1: ``(N, …)`` → ``(1, N, …)``); a first dim that is the
+    batch, or not a multiple of it, is left as it is.
+    """
+    shape = tuple(shape)
+    if not shape or shape[0] == batch or batch <= 0 or shape[0] % batch:
+        return shape
+    return (batch, shape[0] // batch) + shape[1:]
+
+
 def canonical_shape(shape: tuple[int, ...], bpre: int | None, batch: int) -> tuple[int, ...]:
     """``shape`` rewritten batch-first: the batch (a dim of its own or merged into one) leads.
 
     Batch-first shapes are returned unchanged; ``(L, N, E)`` → ``(N, L, E)``; ``(L·N, E)`` →
-    ``(N, L, E)``; unknown locations leave the shape as it is.
+    ``(N, L, E)``; unknown locations go through :func:`fallback_batch_first`.
     """
     shape = tuple(shape)
     loc = locate(shape, bpre, batch)
     if loc is None:
-        return shape
+        return fallback_batch_first(shape, batch)
     j, _ = loc
     size = shape[j]
     if j == 0 and size == batch:

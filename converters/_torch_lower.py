@@ -33,6 +33,7 @@ from typing import Any
 
 from cgpredict.cg import CG, CGBuilder
 from cgpredict.converters._torch_batch import canonical_shape, norm_dim, track_batch
+from cgpredict.converters._conventions import einsum_is_matmul, split_attrs
 from cgpredict.converters._torch_records import UPSAMPLE_MODES, Ref, iter_refs, unknown_name
 from cgpredict.ops import conv_op_type
 
@@ -326,11 +327,14 @@ def _split(c: _Ctx) -> None:
     x = c.x
     dim = _norm_dim(c.get("dim", 0), len(x.shape))
     first = True
+    start = 0
     for k, o in enumerate(c.outs):
         if o is None:
             continue
+        keeps_rank = len(o.shape) == len(x.shape)
         c.low.emit("split", [x], o, module=c.module, source=c.name,
-                   statics=c.statics() if first else (), attrs={"dim": dim, "index": k})
+                   statics=c.statics() if first else (), attrs=split_attrs(dim, k, start if keeps_rank else k))
+        start += int(o.shape[dim]) if keeps_rank else 1
         first = False
 
 
@@ -455,15 +459,52 @@ def _einsum(c: _Ctx) -> None:
     """Two-activation einsum contracting only operand 0's last index (a batched matmul) → matmul."""
     eq = c.args.get("equation", c.args.get("arg0"))
     ops = list(iter_refs(c.args))
-    if isinstance(eq, str) and "->" in eq and "." not in eq and len(ops) == 2 and len(c.acts) == 2:
-        lhs, rhs = eq.replace(" ", "").split("->")
-        parts = lhs.split(",")
-        if len(parts) == 2 and parts[0]:
-            a, b = parts
-            if (set(a) & set(b)) - set(rhs) == {a[-1]} and not (set(a) ^ set(b)) - set(rhs) - {a[-1]}:
-                c.emit("matmul", ops)
-                return
+    if einsum_is_matmul(eq) and len(ops) == 2 and len(c.acts) == 2:
+        c.emit("matmul", ops)
+        return
     _unknown(c)
+
+
+def _im2col(c: _Ctx) -> None:
+    """``im2col`` (``nn.Unfold``) / ``col2im`` (``nn.Fold``) → ``reshape`` (0 MACs), op kept in attrs."""
+    attrs: dict[str, Any] = {"op": c.name.rstrip("_")}
+    for key in ("kernel_size", "dilation", "padding", "stride", "output_size"):
+        value = c.args.get(key)
+        if isinstance(value, (int, list, tuple)) and not isinstance(value, bool):
+            attrs[key] = list(value) if isinstance(value, (list, tuple)) else [value]
+    c.emit("reshape", [c.x], attrs=attrs)
+
+
+def rnn_steps(shape: tuple[int, ...], batch_first: bool) -> int:
+    """Time steps of a recurrent layer's input: ``(T, N, C)``, ``(N, T, C)`` or unbatched ``(T, C)``."""
+    if len(shape) >= 3:
+        return int(shape[1] if batch_first else shape[0])
+    return int(shape[0]) if shape else 1
+
+
+def _rnn(c: _Ctx) -> None:
+    """``lstm``/``gru``/``rnn_*`` → ``unknown`` with the layer's real MACs in ``attrs["macs"]``.
+
+    Each step multiplies the input by every ``w_ih`` and the hidden state by every ``w_hh`` (all
+    gates, layers and directions: the 2-D weights), so MACs per sample = steps × Σ numel(2-D
+    weights) (LSTM: 4·(in + H)·H per layer and direction, GRU 3·…). Further outputs (``h_n``,
+    ``c_n``) become ``unknown`` nodes reading the main one, with 0 MACs.
+    """
+    x = c.x
+    params = c.args.get("params")
+    weights = [r for r in iter_refs(params) if len(r.shape) == 2 and not c.low.is_act(r)]
+    macs = rnn_steps(tuple(x.shape), bool(c.get("batch_first", False))) * sum(math.prod(r.shape) for r in weights)
+    main = next(o for o in c.outs if o is not None)
+    c.low.emit("unknown", [r for r in c.acts], main, module=c.module, source=unknown_name(c.name),
+               statics=c.statics(), attrs={"macs": int(macs)})
+    for o in c.outs:
+        if o is not None and o is not main:
+            c.low.emit("unknown", [main], o, module=c.module, source=unknown_name(c.name), attrs={"macs": 0})
+
+
+def _embedding(c: _Ctx) -> None:
+    """A table lookup → ``unknown`` (source ``embedding``) with 0 MACs counted; the table is params."""
+    c.emit("unknown", [c.x], attrs={"macs": 0})
 
 
 def _setitem(c: _Ctx) -> None:
@@ -483,4 +524,5 @@ _HANDLERS: dict[str, Callable[[_Ctx], None]] = {
     "adaptive_avg": _adaptive("avg"), "adaptive_max": _adaptive("max"),
     "mean": _reduce, "sum": _reduce, "amax": _reduce, "reshape": _reshape, "alias": _alias,
     "pad": _pad, "upsample": _upsample, "sdpa": _sdpa, "setitem": _setitem, "einsum": _einsum,
+    "im2col": _im2col, "rnn": _rnn, "embedding": _embedding,
 }

@@ -92,6 +92,10 @@ _ALIASES = {
     "upsample_bicubic2d": "upsample", "upsample_linear1d": "upsample",
     "upsample_trilinear3d": "upsample", "_upsample_bilinear2d_aa": "upsample",
     "_upsample_bicubic2d_aa": "upsample",
+    # patch extraction (im2col / col2im: data movement, 0 MACs)
+    "im2col": "im2col", "col2im": "im2col",
+    # recurrent layers and lookups (MACs from their weights; see _torch_lower._rnn)
+    "lstm": "rnn", "gru": "rnn", "rnn_tanh": "rnn", "rnn_relu": "rnn", "embedding": "embedding",
     # attention
     "einsum": "einsum", "scaled_dot_product_attention": "sdpa",
     "_scaled_dot_product_flash_attention_for_cpu": "sdpa",
@@ -146,6 +150,10 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
     "sdpa": ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"),
     "softmax": ("input", "dim"),
     "relu6": ("input", "min_val", "max_val"),
+    "rnn": ("input", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional",
+            "batch_first"),
+    "im2col": ("input", "kernel_size", "dilation", "padding", "stride"),
+    "embedding": ("input", "weight"),
 }
 # Per-name positional arguments of builtins whose canonical key is shared (shape bookkeeping).
 _POSITIONAL_NAME: dict[str, tuple[str, ...]] = {
@@ -153,6 +161,7 @@ _POSITIONAL_NAME: dict[str, tuple[str, ...]] = {
     "swapdims": ("input", "dim0", "dim1"), "unsqueeze": ("input", "dim"), "squeeze": ("input", "dim"),
     "unbind": ("input", "dim"), "movedim": ("input", "source", "destination"),
     "moveaxis": ("input", "source", "destination"),
+    "col2im": ("input", "output_size", "kernel_size", "dilation", "padding", "stride"),
 }
 _RENAME = {"self": "input", "tensor": "input", "split_size_or_sections": "split_size",
            "split_sizes": "split_size", "train": "training", "axis0": "dim0", "axis1": "dim1", "a": "input", "other_": "other"}

@@ -31,6 +31,9 @@ import onnx
 from cgpredict.cg import CG, CGBuilder
 from cgpredict.errors import CGConversionError
 
+from cgpredict.counting import counted_unknown_macs
+
+from ._conventions import warn_uncounted
 from ._onnx_load import load_onnx
 from ._onnx_mapping import OnnxMapper
 from ._onnx_values import ValueTable
@@ -44,7 +47,9 @@ def from_onnx(model: str | os.PathLike | onnx.ModelProto, *, strict: bool = Fals
     Args:
         model: path of an ``.onnx`` file, or an ``onnx.ModelProto`` (e.g. ``program.model_proto``
             of ``torch.onnx.export(..., dynamo=True)``).
-        strict: raise instead of warning when some ops fall outside the mapping (``unknown`` nodes).
+        strict: raise instead of warning when some ops fall outside the mapping (``unknown`` nodes
+            whose MACs no rule counts); otherwise one
+            :class:`~cgpredict.converters.UncountedOpWarning` per such op type.
         name: name of the CG; default: the file's stem, else the ONNX graph name.
 
     Returns:
@@ -73,12 +78,11 @@ def from_onnx(model: str | os.PathLike | onnx.ModelProto, *, strict: bool = Fals
         cg = builder.build()
     except ValueError as exc:
         raise CGConversionError(f"{loaded.label}: the converted graph is inconsistent: {exc}") from exc
-    unknown = Counter(n.source_op for n in cg.nodes if n.op == "unknown")
-    if unknown:
+    unknown = Counter(n.source_op for n in cg.nodes if n.op == "unknown" and counted_unknown_macs(n) is None)
+    if unknown and strict:
         listing = ", ".join(f"{op} ×{count}" for op, count in sorted(unknown.items()))
-        if strict:
-            raise CGConversionError(f"{loaded.label}: ops outside the CG mapping: {listing}")
-        warnings.warn(f"{loaded.label}: ops outside the CG mapping became 'unknown' nodes: {listing}", stacklevel=2)
+        raise CGConversionError(f"{loaded.label}: ops outside the CG mapping: {listing}")
+    warn_uncounted(cg, loaded.label)
     if loaded.assumed_shapes:
         warnings.warn(
             f"{loaded.label}: assumed the outputs of ops unknown to ONNX shape inference keep their "

@@ -76,6 +76,14 @@ contiguous/clone/detach/dropout*/to/type/float/…       no node (alias of the i
 ``zeros_like``/``new_zeros``/``arange``/… factories     constants (no node)
 module whose class has ``cg_op = "<op>"``              one node of that op (inside not traced; on the
                                                        export paths only if the module runs an op)
+``F.unfold``/``nn.Unfold`` (``im2col``); ``F.fold``     ``reshape`` (0 MACs), ``attrs={"op": "im2col" |
+(``col2im``)                                           "col2im", "kernel_size", …}`` (``source_op``
+                                                       keeps the op when chains collapse)
+``nn.LSTM``/``nn.GRU``/``nn.RNN`` (``lstm``, ``gru``,    ``unknown``, ``attrs={"macs": steps × Σ numel
+``rnn_tanh``, ``rnn_relu``)                            (2-D weights)}`` (LSTM: 4·(in+H)·H per layer
+                                                       and direction and step, GRU 3·…); ``h_n``/``c_n``
+                                                       read it with ``{"macs": 0}``
+``F.embedding``                                        ``unknown``, ``attrs={"macs": 0}``; table = params
 ``x[i] = y`` on an activation                          ``unknown`` (source_op ``setitem``)
 anything else on an activation                         Python functions: recorded through their inner
                                                        calls (e.g. ``F.multi_head_attention_forward``);
@@ -84,6 +92,9 @@ anything else on an activation                         Python functions: recorde
 model outputs (tuples/lists/dicts flattened)           one ``output`` node; out_shape = first output
 =====================================================  =================================================
 
+Every ``unknown`` node without a counted ``attrs["macs"]`` counts 0 MACs; the conversion then emits
+one :class:`~cgpredict.converters.UncountedOpWarning` per op type naming the op and module paths.
+
 ``source_op`` of known ops is the bare operator name (``conv2d``, ``add_``); node ``name`` is the
 module path (``layer1.0.conv1``, ``""`` for the root module).
 
@@ -91,7 +102,11 @@ Shapes are written batch-first even where the network is not: the lowering track
 of the first input sits through every op (its own dim, or merged into one as in the ``(L·N, E)``
 views of ``nn.MultiheadAttention``), and writes such a shape with the batch moved to the front
 (``(L, N, E)`` → ``(N, L, E)``; ``(L·N, E)`` → ``(N, L, E)``). A transpose that only moves the batch
-thus becomes a no-op reshape (removed), and per-sample MACs are right for any batch size.
+thus becomes a no-op reshape (removed), and per-sample MACs are right for any batch size, also
+where a model folds the batch into another dim (``(B, N, C)`` → ``(B·N, C)`` before a conv or
+linear, as transformer-in-transformer models do: written ``(B, N, C)``). Where the location is lost
+(after an op the tracker does not know) a shape ``(B·N, …)`` is still written ``(B, N, …)``, so
+counting never divides by a folded size.
 """
 
 from __future__ import annotations
@@ -103,6 +118,7 @@ from typing import Any
 import torch
 
 from cgpredict.cg import CG
+from cgpredict.converters._conventions import warn_uncounted
 from cgpredict.errors import CGConversionError
 
 METHODS: tuple[str, ...] = ("meta", "export", "draft_export", "real")
@@ -254,6 +270,7 @@ def from_torch(
     if errors:
         why = "; ".join(f"{m} failed ({e})" for m, e in errors)
         warnings.warn(f"from_torch({cls}): used the {m!r} fallback because {why}", UserWarning, stacklevel=2)
+    warn_uncounted(cg, f"from_torch({cls})")
     in_shapes = [list(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
     cg.meta.update({
         "method": m,

@@ -85,7 +85,8 @@ def test_handmade_cnn_maps_every_op() -> None:
     assert dw.groups == 8 and dw.attrs["pads"] == [0, 0, 1, 1] and dw.padding == (0, 0)
     assert dw.out_shape == (1, 8, 7, 7)
     splits = [n for n in cg.nodes if n.op == "split"]
-    assert [s.attrs for s in splits] == [{"dim": 1, "index": 0}, {"dim": 1, "index": 1}]
+    # output position, and (where it differs) the offset along the split dim
+    assert [s.attrs for s in splits] == [{"dim": 1, "index": 0}, {"dim": 1, "index": 1, "start": 4}]
     assert by_name["pad"].attrs == {"pad": [2, 5, 3, 4], "mode": "constant"}  # torch's F.pad order
     assert by_name["resize"].attrs["scale"] == [2.0, 2.0] and by_name["resize"].out_shape == (1, 4, 14, 14)
     assert by_name["gap"].attrs == {"mode": "avg"}
@@ -312,8 +313,15 @@ def _custom_op_model() -> onnx.ModelProto:
 
 
 def test_unknown_ops_warn_and_become_unknown_nodes() -> None:
-    with pytest.warns(UserWarning, match=r"my\.ops\.Swoosh.*LeakyRelu|LeakyRelu.*my\.ops\.Swoosh"):
+    from cgpredict.converters import UncountedOpWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         cg = from_onnx(_custom_op_model())
+    uncounted = sorted(str(w.message) for w in caught if issubclass(w.category, UncountedOpWarning))
+    assert len(uncounted) == 2  # one per op type, naming the op and the node
+    assert "op 'LeakyRelu' (1 node, at 'leaky')" in uncounted[0] and "0 MACs" in uncounted[0]
+    assert "op 'my.ops.Swoosh' (1 node, at 'custom')" in uncounted[1]
     assert _ops(cg) == ["input", "relu", "unknown", "unknown", "add", "output"]
     assert [n.source_op for n in cg.nodes if n.op == "unknown"] == ["my.ops.Swoosh", "LeakyRelu"]
     assert cg.nodes[2].out_shape == (1, 4, 3)  # assumed from its input (shape inference skips it)
@@ -403,3 +411,117 @@ def test_data_dependent_slice_bounds_still_map_to_split() -> None:
     cg = from_onnx(_model(nodes, [_vi("x", 1, 2, 8)], [_vi("y", 1, 2, 3)], inits, opset=13))
     assert [(n.op, n.out_shape) for n in cg.nodes] == [("input", (1, 2, 8)), ("split", (1, 2, 3)), ("output", (1, 2, 3))]
     assert cg.nodes[1].attrs == {"dim": 2, "index": 0}
+
+
+# ---------------------------------------------------------------------- hostile constants (issue 21, item 5)
+def _constant_of_shape_bomb(side: int = 12000) -> onnx.ModelProto:
+    """A ~200-byte model whose int64 ConstantOfShape would be side×side elements if folded."""
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=helper.make_tensor("sv", TensorProto.INT64, [2], [side, side])),
+        helper.make_node("ConstantOfShape", ["s"], ["c"], name="bomb",
+                         value=helper.make_tensor("v", TensorProto.INT64, [1], [1])),
+        helper.make_node("Cast", ["c"], ["cf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "cf"], ["y"], name="add"),
+    ]
+    return _model(nodes, [_vi("x", 1, 1)], [_vi("y", side, side)])
+
+
+# peak RSS of the converting process: VmHWM of its own address space (ru_maxrss would also count
+# the pytest parent's pages that a forked child shares before it execs)
+_BOMB_SCRIPT = """
+import sys, time
+from cgpredict.converters import from_onnx
+start = time.perf_counter()
+cg = from_onnx(sys.argv[1])
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(seconds, peak, cg.num_nodes)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
+def test_constant_of_shape_bomb_is_not_materialised(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    model = _constant_of_shape_bomb()
+    path = tmp_path / "bomb.onnx"
+    onnx.save(model, path)
+    assert path.stat().st_size < 400
+    run = subprocess.run([sys.executable, "-c", _BOMB_SCRIPT, str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    seconds, peak_kib, num_nodes = run.stdout.split()
+    assert float(seconds) < 10
+    assert int(peak_kib) < 1_000_000  # KiB: < 1 GB (folding it took ~8 GB)
+    assert int(num_nodes) == 3  # input, add, output: the constant stays a constant
+
+
+def test_a_needed_oversized_constant_is_refused_naming_its_node() -> None:
+    # the Clip bound is read from a 3000×3000 constant: evaluating it is refused, not attempted
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=helper.make_tensor("sv", TensorProto.INT64, [2], [3000, 3000])),
+        helper.make_node("ConstantOfShape", ["s"], ["c"], name="huge_table",
+                         value=helper.make_tensor("v", TensorProto.INT64, [1], [0])),
+        helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0),
+        helper.make_node("Cast", ["m"], ["lo"], to=TensorProto.FLOAT),
+        helper.make_node("Clip", ["x", "lo"], ["y"], name="clip"),
+    ]
+    model = _model(nodes, [_vi("x", 1, 4)], [_vi("y", 1, 4)], opset=13)
+    with pytest.raises(CGConversionError, match=r"ConstantOfShape node 'huge_table'.*9,000,000 elements"):
+        from_onnx(model)
+
+
+def test_fold_cap_estimates_amplifying_ops() -> None:
+    from cgpredict.converters._onnx_eval import MAX_FOLD_ELEMENTS, ConstantTooLarge, estimated_numel, evaluate_node
+
+    expand = helper.make_node("Expand", ["a", "shape"], ["out"], name="expand")
+    feeds = {"a": np.zeros((1, 1), np.int64), "shape": np.array([5000, 5000], np.int64)}
+    assert estimated_numel(expand, feeds, {}) == 25_000_000 > MAX_FOLD_ELEMENTS
+    with pytest.raises(ConstantTooLarge, match="Expand node 'expand'"):
+        evaluate_node(expand, feeds, {"": OPSET}, {}, {})
+    small = {"a": np.zeros((1, 1), np.int64), "shape": np.array([2, 3], np.int64)}
+    assert evaluate_node(expand, small, {"": OPSET}, {}, {})[0].shape == (2, 3)
+    outer = helper.make_node("Mul", ["col", "row"], ["out"], name="outer")
+    assert estimated_numel(outer, {"col": np.zeros((4000, 1)), "row": np.zeros((1, 4000))}, {}) == 16_000_000
+    rng = helper.make_node("Range", ["s", "l", "d"], ["out"])
+    assert estimated_numel(rng, {"s": np.array(0), "l": np.array(10), "d": np.array(3)}, {}) == 4
+
+
+def _deep_shape_arithmetic(depth: int) -> onnx.ModelProto:
+    """``depth`` reshapes, each to a target computed from the previous one's shape through ``Div``
+    (which ONNX data propagation does not follow): every level needs one more folding round."""
+    nodes, prev = [], "x"
+    inits = [_init("two", dtype=np.int64, value=2)]
+    for k in range(depth):
+        nodes += [
+            helper.make_node("Shape", [prev], [f"s{k}"]),
+            helper.make_node("Mul", [f"s{k}", "two"], [f"m{k}"]),
+            helper.make_node("Div", [f"m{k}", "two"], [f"t{k}"]),
+            helper.make_node("Reshape", [prev, f"t{k}"], [f"r{k}"], name=f"reshape{k}"),
+        ]
+        prev = f"r{k}"
+    nodes.append(helper.make_node("Relu", [prev], ["y"]))
+    return _model(nodes, [_vi("x", 1, 4, 6)], [_vi("y", 1, 4, 6)], inits)
+
+
+def test_deep_shape_arithmetic_is_folded_level_by_level(monkeypatch) -> None:
+    from cgpredict.converters import _onnx_load
+
+    cg = from_onnx(_deep_shape_arithmetic(12))
+    assert [n.op for n in cg.nodes] == ["input", "relu", "output"]  # no-op reshapes removed
+    monkeypatch.setattr(_onnx_load, "_MAX_FOLD_ROUNDS", 8)  # the former limit gives up
+    with pytest.raises(CGConversionError, match="no static shape"):
+        from_onnx(_deep_shape_arithmetic(12))
+
+
+def test_einsum_batched_matmul_is_a_matmul() -> None:
+    nodes = [helper.make_node("Einsum", ["q", "k"], ["s"], equation="bhqd,bhkd->bhqk", name="scores")]
+    model = _model(nodes, [_vi("q", 1, 2, 5, 4), _vi("k", 1, 2, 7, 4)], [_vi("s", 1, 2, 5, 7)], opset=13)
+    cg = from_onnx(model)
+    assert [n.op for n in cg.nodes] == ["input", "input", "matmul", "output"]
+    assert cg.nodes[2].macs == 2 * 5 * 7 * 4
+    outer = [helper.make_node("Einsum", ["a", "b"], ["y"], equation="i,j->ij", name="outer")]
+    with pytest.warns(RuntimeWarning, match="'Einsum'"):  # not a matmul: unknown, uncounted
+        cg = from_onnx(_model(outer, [_vi("a", 3), _vi("b", 4)], [_vi("y", 3, 4)], opset=13))
+    assert [n.op for n in cg.nodes] == ["input", "input", "unknown", "output"]

@@ -155,9 +155,9 @@ def test_mapping_rules_attributes() -> None:
     # the layer-scale parameter is folded into the mul that consumes it (one input)
     mul = by["mul"][0]
     assert len(mul.inputs) == 1 and mul.params == 8
-    splits = {(n.attrs["dim"], n.attrs["index"], n.out_shape) for n in by["split"]}
-    # chunk(2, dim=1) outputs 0 and 1, and w[:, 1:3] (a slice from index 1)
-    assert splits == {(1, 0, (1, 4, 8, 8)), (1, 1, (1, 4, 8, 8)), (1, 1, (1, 2, 8, 12))}
+    splits = {(n.attrs["dim"], n.attrs["index"], n.attrs.get("start"), n.out_shape) for n in by["split"]}
+    # chunk(2, dim=1) outputs 0 and 1 (the second starts at channel 4), and w[:, 1:3] (a slice from 1)
+    assert splits == {(1, 0, None, (1, 4, 8, 8)), (1, 1, 4, (1, 4, 8, 8)), (1, 1, None, (1, 2, 8, 12))}
     assert by["concat"][0].attrs == {"dim": 1}
     assert len(by["add"][0].inputs) == 2
     mp = by["max_pool"][0]
@@ -328,13 +328,20 @@ def test_unknown_ops_become_unknown_nodes() -> None:
             y = torch.ops.cgpredict_test.opaque(self.conv(x))
             return F.leaky_relu(torch.roll(y, 1, dims=2)).relu()
 
+    from cgpredict.converters import UncountedOpWarning
+
     hashes = set()
     for method in ("auto", "export", "real"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no fallback needed
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("error", UserWarning)  # no fallback needed
+            warnings.simplefilter("always", UncountedOpWarning)
             cg = from_torch(Odd(), input_shape=(1, 3, 8, 8), method=method)
         unknown = [n.source_op for n in cg.nodes if n.op == "unknown"]
         assert unknown == ["opaque", "roll", "leaky_relu"]
+        # one warning per uncounted op type, naming the op and the module path
+        messages = sorted(str(w.message) for w in caught if w.category is UncountedOpWarning)
+        assert len(messages) == 3 and all("0 MACs" in m and "at '<root>'" in m for m in messages)
+        assert [m.split("op ")[1].split(" ")[0] for m in messages] == ["'leaky_relu'", "'opaque'", "'roll'"]
         hashes.add(cg.hash())
     assert len(hashes) == 1
 
