@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", FutureWarning)
         cg = spec_to_cg(spec, input_shape=shape)
     if args.name:
-        from cgpredict.cg import check_text
+        from cgpredict.cg_schema import check_text
 
         cg.name = check_text(args.name, "--name")
     print(cg.summary())
