@@ -1,5 +1,7 @@
 """The computation-graph (CG) data model: one node per atomic op, edges along the data flow.
 
+Why one module over 400 lines: the `Node`/`CG` data model with its builder and graph normalisation (reshape chains, dead nodes) is the contract every converter relies on; the JSON schema checks live in `cg_schema.py`.
+
 Pipeline position: model → **CG** → features → predictor → ranking/search. Converters
 (:mod:`cgpredict.converters`) build CGs with :class:`CGBuilder`; everything downstream consumes
 :class:`CG`.

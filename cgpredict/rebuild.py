@@ -1,5 +1,7 @@
 """CG → executable ``torch.nn.Module``: :func:`cg_to_module` (also ``CG.to_module()``).
 
+Why one module over 400 lines: one executable module per op type of the vocabulary; the table of op builders is the module.
+
 Pipeline position: model → **CG → rebuilt module** → proxies (GenNAS / Eproxy) and search, which must
 *run* a network that may only exist as a graph (an ONNX file, a mutated CG).
 

@@ -1,5 +1,7 @@
 """The op-by-op mapping of ONNX nodes onto CG nodes (one handler per ONNX op family).
 
+Why one module over 400 lines: one handler per ONNX op family over a shared value table; splitting the handlers would scatter the op-by-op mapping the converter documents.
+
 Pipeline position: model (ONNX) → **CG** (helper of :mod:`cgpredict.converters.onnx_converter`).
 
 :class:`OnnxMapper` walks the (topologically sorted) ONNX nodes once. Constant subgraphs are only

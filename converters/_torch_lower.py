@@ -1,5 +1,7 @@
 """Shared lowering of canonical PyTorch op records to CG nodes (used by every tracing method).
 
+Why one module over 400 lines: one lowering rule per recorded torch op; the rules share the batch-tracking state and read as one table.
+
 Pipeline position: model → **CG** (this module) → features → predictor → ranking/search.
 
 Both tracing sources of :func:`cgpredict.converters.from_torch` — the eager ``TorchFunctionMode``

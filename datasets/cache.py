@@ -1,5 +1,7 @@
 """On-disk cache of converted computation graphs, one file per family/task bundle.
 
+Why one module over 400 lines: the bundle format, its integrity checks (per-entry key and checksum, size-capped decompression) and its locked merge-on-write must change together.
+
 Pipeline position: model → **CG** (cached here) → features → predictor → ranking/search.
 
 Converting hundreds of networks to CGs takes minutes; loading them back takes about a second. A

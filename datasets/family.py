@@ -1,5 +1,7 @@
 """A loaded architecture family: architectures, labels, table columns and their CGs.
 
+Why one module over 400 lines: `Family` and `load_family` are one object and its loader (subsets, CG conversion and caching share its fields); large tables live in `tables.py`, worker processes in `_workers.py`.
+
 Pipeline position: **model** (a family of networks with labels) → CG → features → predictor →
 ranking/search.
 

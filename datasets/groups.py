@@ -1,5 +1,7 @@
 """Labelled groups for multi-family training: CGs, labels and a group per CG.
 
+Why one module over 400 lines: group specs, within-group targets, the balanced sampler and the leave-one-family-out splits are one contract for multi-family training.
+
 Pipeline position: **model** (labelled families) → CG → features → **predictor training data**
 (this module) → ranking/search.
 

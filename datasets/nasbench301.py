@@ -1,5 +1,7 @@
 """NAS-Bench-301 (DARTS search space) family: arch encoding, exact network builder, FLOPs convention.
 
+Why one module over 400 lines: the DARTS cell, its ops and the FLOPs convention of the table are one exact builder, checked row by row against it.
+
 Pipeline position: **model** (this builder) → CG → features → predictor → ranking/search.
 
 Arch: ``(normal, reduce)``, each a tuple of 8 pairs ``(input_node, op_index)``: pairs ``2k`` and

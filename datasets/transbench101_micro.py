@@ -1,5 +1,7 @@
 """TransNAS-Bench-101 micro family: arch encoding, exact encoder + task decoders, FLOPs convention.
 
+Why one module over 400 lines: the encoder and its seven task decoders are one benchmark's exact network; split, the exactness checks against the table would span files.
+
 Pipeline position: **model** (this builder) → CG → features → predictor → ranking/search.
 
 Arch: a tuple of 6 op indices ``(t0, .., t5)`` with ``0=none, 1=skip_connect, 2=conv1x1,

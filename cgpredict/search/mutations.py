@@ -1,5 +1,7 @@
 """Shape-preserving mutations of computation graphs (the moves of the local search).
 
+Why one module over 400 lines: each mutation is a small function sharing the same sub-graph helpers; they are listed together so the search's move set reads in one place.
+
 Pipeline position: model → CG → features → predictor → ranking/**search**. Each mutation replaces
 a small run of primitive ops by another sub-graph that keeps the H·W·C shape every consumer
 expects (GENNAPE's CG-level edits, Mills et al., AAAI'23):
