@@ -64,16 +64,17 @@ def _ood_columns(predictor: Predictor, cgs: Sequence[CG], name: str = "target fa
 
 
 def rank_family(predictor: Predictor, fam: Family, progress: bool = True, adapt: bool = False,
-                proxy_weights: bool = False) -> tuple[list[dict[str, Any]], dict[str, float]]:
+                proxy_weights: bool = False, executor: Any = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rank ``fam`` with ``predictor``: rows best first (``rank``, ``arch``, ``predicted_acc``,
     ``score``, ``mmacs``, ``ood``, ``max_membership``, ``label``) and, if labelled, metrics
     ``srcc``, ``kendall_tau``, ``ndcg@10`` of the ensemble score. ``adapt`` first calls
     ``predictor.adapt`` on the family's CGs (label-free, transductive zero-shot); ``proxy_weights``
     weights the members by agreement with the ``Proxy`` member on them
-    (``predictor.reweight_by_proxy``, also label-free)."""
+    (``predictor.reweight_by_proxy``, also label-free). ``executor`` (an :mod:`cgpredict.executors`
+    executor or a spec such as ``"ray:auto"``) converts the nets not yet in the CG cache there."""
     from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
 
-    cgs = fam.cgs(progress=progress)
+    cgs = fam.cgs(progress=progress, executor=executor)
     if adapt:
         predictor.adapt(cgs)
     if proxy_weights:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -22,6 +22,37 @@ def _convert_chunk(family: Family, indices: list[int]) -> list[CG]:
 
     torch.set_num_threads(1)
     return [family.convert(i) for i in indices]
+
+
+class ConvertToJSON:
+    """``index → family.convert(index).to_json()``: the task an :mod:`cgpredict.executors` executor
+    runs for :meth:`Family.cgs` (CGs travel back as their JSON, decoded on the driver)."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+
+    def __call__(self, index: int) -> str:
+        return self.family.convert(index).to_json()
+
+
+def convert_with_executor(family: Family, indices: list[int], executor: Any) -> Iterator[tuple[int, CG]]:
+    """Convert ``indices`` on ``executor`` (an :class:`cgpredict.executors.Executor` or a spec such as
+    ``"ray:auto"``), yielding ``(index, CG)`` as chunks finish; a net that fails raises
+    :class:`ValueError` naming its architecture and the worker's error."""
+    from cgpredict.cg import CG
+    from cgpredict.executors import get_executor
+
+    runner = get_executor(executor)
+    try:
+        for position, outcome in runner.map_chunks(ConvertToJSON(family), indices):
+            index = indices[position]
+            if not outcome.ok:
+                raise ValueError(f"family {family.name!r}: converting {family.key(index)!r} failed on the "
+                                 f"{runner.name} executor: {outcome.error or 'worker lost after every retry'}")
+            yield index, CG.from_json(outcome.value)
+    finally:
+        if runner is not executor:  # an executor made here from a spec is closed here
+            runner.close()
 
 
 def convert_in_processes(family: Family, indices: list[int], workers: int) -> Iterator[tuple[int, CG]]:

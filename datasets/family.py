@@ -180,12 +180,14 @@ class Family:
         return CGCache(self.cache_name, self.task, self.input_shape, root=root)
 
     def cgs(self, progress: bool = True, cache: bool = True, cache_root: str | os.PathLike[str] | None = None,
-            workers: int = 1) -> list[CG]:
+            workers: int = 1, executor: Any = None) -> list[CG]:
         """The CG of every architecture, converted on first use and cached on disk.
 
         ``workers > 1`` converts in that many worker processes (worth it from a few hundred
         missing CGs: each worker first spends ~2 s importing torch); a family that cannot be sent
         to a worker process (e.g. a lambda builder) is converted here instead, with a warning.
+        ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as ``"ray:auto"``)
+        converts the missing nets there instead (CGs come back as JSON and are cached here).
         Partial progress is written every :data:`FLUSH_INTERVAL_S` seconds (or ten times the last
         write's duration, for large bundles) and when the loop ends (also on ``KeyboardInterrupt``),
         so an interrupted conversion resumes where it stopped.
@@ -202,7 +204,13 @@ class Family:
         bar = tqdm(total=len(missing), desc=desc, disable=not progress, unit="net")
         interval, last_flush = FLUSH_INTERVAL_S, time.monotonic()
         try:
-            for i, cg in self._converted(missing, workers):
+            if executor is None:
+                converted = self._converted(missing, workers)
+            else:
+                from cgpredict.datasets._workers import convert_with_executor
+
+                converted = convert_with_executor(self, missing, executor)
+            for i, cg in converted:
                 out[i] = cg
                 bar.update()
                 if store is not None:

@@ -161,3 +161,23 @@ def test_run_killed_mid_way_resumes_where_it_stopped(nb201_cgs, tmp_path: Path) 
     assert sorted(calls) == sorted(unique - done)  # only what the killed run had not written
     assert bits([o.value for o in resumed]) == bits([synflow(cg) for cg in cgs])
     assert set(store.hashes("synflow|resume")) == unique
+
+
+def test_family_conversion_through_an_executor(tmp_path) -> None:
+    """``Family.cgs(executor="local:2")`` converts in two processes: same CGs as here, cached."""
+    from cgpredict.datasets import load_family
+
+    fam = load_family("nasbench201", n=5, seed=12)
+    local = fam.cgs(progress=False, cache=False)
+    pooled = fam.cgs(progress=False, cache_root=tmp_path, executor="local:2")
+    assert [(cg.name, cg.to_dict()["nodes"]) for cg in pooled] == [(cg.name, cg.to_dict()["nodes"]) for cg in local]
+    cached = fam.cgs(progress=False, cache_root=tmp_path)
+    assert [cg.hash() for cg in cached] == [cg.hash() for cg in local]
+
+
+def test_rank_rejects_an_unknown_executor_before_any_work(capsys) -> None:
+    from cgpredict import cli
+
+    assert cli.main(["rank", "--family", "nasbench201", "--n", "5", "--executor", "dask:x"]) == 2
+    err = capsys.readouterr().err
+    assert "--executor 'dask:x'" in err and "Traceback" not in err

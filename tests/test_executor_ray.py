@@ -191,3 +191,16 @@ def test_function_workers_cannot_load_is_one_clear_error(ray_session, tmp_path: 
 
     with pytest.raises(ExecutorError, match="No module named 'driver_only_scorer'"):
         RayExecutor().map(driver_only_scorer.score, [1, 2, 3])
+
+
+def test_family_conversion_on_ray_gives_the_local_cgs(ray_session, tmp_path: Path) -> None:
+    """``Family.cgs(executor=...)``: nets converted by Ray workers (sent back as JSON) equal the
+    ones converted here, and land in the same CG cache."""
+    from cgpredict.datasets import load_family
+
+    fam = load_family("nasbench201", n=6, seed=11)
+    local = fam.cgs(progress=False, cache=False)
+    remote = fam.cgs(progress=False, cache_root=tmp_path, executor=RayExecutor())
+    assert [cg.hash() for cg in remote] == [cg.hash() for cg in local]
+    assert [(cg.name, cg.to_dict()["nodes"]) for cg in remote] == [(cg.name, cg.to_dict()["nodes"]) for cg in local]
+    assert [cg.hash() for cg in fam.cgs(progress=False, cache_root=tmp_path)] == [cg.hash() for cg in local]

@@ -52,6 +52,10 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--data {args.data} is a file; give the labelled-data folder")
     check_checkpoint_arg(args.checkpoint)
     proxy_member_args.proxy_option(args.proxy)
+    if args.executor is not None and args.executor.partition(":")[0] not in ("local", "ray"):
+        from cgpredict.executors.api import SPEC_HELP
+
+        raise UsageError(f"--executor {args.executor!r}: expected {SPEC_HELP}")
     if args.output:
         check_file_output(args.output, inputs=[args.checkpoint], force=args.force,
                           folders=[args.checkpoint, args.data, resolve_data_dir(None)])
@@ -75,8 +79,17 @@ def _run(args: argparse.Namespace) -> int:
                          f"{'/' + fam.task if fam.task else ''}; leave --data out to rank sampled, unlabelled nets")
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
           f"{fam.name}{'/' + fam.task if fam.task else ''}")
-    rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt,
-                                proxy_weights=args.proxy_weights)
+    executor = None
+    if args.executor is not None:
+        from cgpredict.executors import get_executor
+
+        executor = get_executor(args.executor)
+    try:
+        rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt,
+                                    proxy_weights=args.proxy_weights, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     if args.proxy_weights:
         print("member weights (agreement with the Proxy member): "
               + ", ".join(f"{k} {v:.2f}" for k, v in predictor.weights.items()))
@@ -124,6 +137,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--proxy-weights", action="store_true",
                         help="weight the members by their agreement with the Proxy member on these nets "
                              "(label-free zero-shot weights; Predictor.reweight_by_proxy)")
+    parser.add_argument("--executor", default=None, metavar="SPEC",
+                        help="convert the nets on this executor: 'local:N' (N processes), 'ray' (a local Ray "
+                             "session), 'ray:auto' (the cluster of `ray start --head`) or 'ray:HOST:PORT'")
+    parser.add_argument("--ray", dest="executor", metavar="ADDRESS", type=lambda a: f"ray:{a}",
+                        help="shorthand for --executor ray:ADDRESS (e.g. --ray auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
     return parser
