@@ -44,12 +44,12 @@ class Table:
 
 
 def all_tables() -> list[Table]:
-    """Every labelled table this repository knows, in report order."""
-    out = [Table("nb101", "nasbench101", "cifar10"),
-           Table("nb201_c10", "nasbench201", "cifar10"), Table("nb201_c100", "nasbench201", "cifar100"),
+    """Every labelled table this repository knows, in report order (cheapest families first)."""
+    out = [Table("nb201_c10", "nasbench201", "cifar10"), Table("nb201_c100", "nasbench201", "cifar100"),
            Table("nb201_in16", "nasbench201", "ImageNet16-120"), Table("nb201_200ep", "nasbench201", "cifar10", "nb201_200ep"),
            Table("nb301", "nasbench301", "cifar10")]
     out += [Table(f"tnb_{t}", "transbench101_micro", t) for t in TRANSNAS_TASKS]
+    out += [Table("nb101", "nasbench101", "cifar10")]
     out += [Table(f"nats_{t}", "nats_sss", t, "nats_sss") for t in ("cifar10", "cifar100", "ImageNet16-120")]
     return out
 
@@ -88,13 +88,15 @@ def run_bank_report(args: argparse.Namespace) -> int:
     """Score the tables, print and (with ``--report``) write the markdown report."""
     from cgpredict.proxies.bank import DEFAULT_METHODS, PROXIES, BankConfig, bank_scores_many
     from cgpredict.proxies.zc_aznas import aggregate
-    from cgpredict.provenance import code_line
 
     if not args.data_dir:
         print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
         return 2
     wanted = set(args.tables.split(",")) if args.tables else None
     tables = [t for t in all_tables() if wanted is None or t.name in wanted]
+    from cgpredict.provenance import code_line
+
+    args.code_line = code_line()  # the code that starts the run (the report is rewritten as tables finish)
     methods = list(DEFAULT_METHODS)
     sections, summary = [], []
     start = time.perf_counter()
@@ -108,10 +110,12 @@ def run_bank_report(args: argparse.Namespace) -> int:
         n = (args.n_200ep or 3 * args.n) if table.source == "nb201_200ep" else args.n
         idx = np.sort(np.random.default_rng(args.sample_seed).choice(len(fam), min(n, len(fam)), replace=False))
         fam = fam.subset(idx)
-        cgs = fam.cgs(progress=False)
-        res = table.family == "transbench101_micro"
-        config = BankConfig(seed=args.seed, inputs=args.inputs, resolution=args.transnas_resolution if res else None,
+        config = BankConfig(seed=args.seed, inputs=args.inputs,
                             **({"batch_size": args.bank_batch} if args.bank_batch else {}))
+        if table.family == "transbench101_micro":
+            cgs = _transnas_cgs(fam, args.transnas_resolution)
+        else:
+            cgs = fam.cgs(progress=False)
         t0 = time.perf_counter()
         results = bank_scores_many(cgs, methods, config, progress=False)
         print(f"{table.name}: {len(cgs)} nets in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -130,8 +134,10 @@ def run_bank_report(args: argparse.Namespace) -> int:
                          _rho(scores[m], ref) if ref is not None else math.nan,
                          PUBLISHED.get(m, {}).get(table.name, ""), failed.get(m, 0)))
         summary.append((table, {row[0]: row[1] for row in rows}))
-        lines = [f"### {table.name} — {table.family} / {table.task} ({len(cgs)} nets"
-                 f"{f', resolution {config.resolution}' if config.resolution else ''}, batch {config.batch_size})", "",
+        scored_as = (f", scored as the class_scene network at {args.transnas_resolution}×{args.transnas_resolution}"
+                     if table.family == "transbench101_micro" else "")
+        lines = [f"### {table.name} — {table.family} / {table.task} ({len(cgs)} nets{scored_as}, "
+                 f"batch {config.batch_size})", "",
                  "| proxy | ρ with labels | table column ρ | ρ(ours, table column) | published | failed |",
                  "|---|---|---|---|---|---|"]
         for m, rho, ref_rho, agree, pub, fail in rows:
@@ -143,16 +149,39 @@ def run_bank_report(args: argparse.Namespace) -> int:
             lines += ["Errors: " + "; ".join(errors[:5]), ""]
         sections.append("\n".join(lines))
         print("\n".join(lines), flush=True)
+        if args.report:  # after every table: an interrupted run leaves what it finished
+            _write(args, methods, summary, sections, time.perf_counter() - start)
+    if args.report:
+        _write(args, methods, summary, sections, time.perf_counter() - start, final=True)
+    return 0
+
+
+def _transnas_cgs(fam, resolution: int) -> list:  # noqa: ANN001
+    """TransNAS-Bench-101 micro nets as the class_scene network (the encoder every task shares, with a
+    classifier head), converted at ``resolution``: the autoencoder/normal/segmentation decoders use
+    ``leaky_relu``, which the CG rebuild does not execute, jigsaw takes a 5-D input, and the rebuilt
+    TransNAS CG cannot change its input size (fixed-length slices), so it is converted at that size."""
+    from cgpredict.converters import from_torch
+    from cgpredict.datasets import build
+
+    return [from_torch(build("transbench101_micro", arch, "class_scene"), input_shape=(1, 3, resolution, resolution),
+                       name=f"transbench101_micro/{arch}@{resolution}") for arch in fam.archs]
+
+
+def _write(args: argparse.Namespace, methods: list[str], summary: list, sections: list[str], seconds: float,
+           final: bool = False) -> None:
+    from cgpredict.fileio import atomic_write
+
     head = ["# Training-free proxy bank on the labelled tables", "",
             "Reproduce with:", "", "```", "CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/proxies.py --bank "
-            + " ".join(a for a in sys.argv[1:] if a != "--bank"), "```", "", code_line(), "",
+            + " ".join(a for a in sys.argv[1:] if a != "--bank"), "```", "", args.code_line, "",
             f"Spearman ρ of each proxy with the table's labels on a seeded subsample (sample seed "
             f"{args.sample_seed}, proxy seed {args.seed}, {args.inputs} inputs); `az_nas` = AZ-NAS's rank "
             "aggregate of expressivity, progressivity, trainability and complexity over the subsample. "
             "*table column ρ*: the NAS-Bench-Suite-Zero column of the same proxy in the table, same nets; "
             "*ρ(ours, table column)*: agreement of our score with that column. Published figures are the "
             "ones quoted in issue 22 (full tables, real CIFAR batches). "
-            f"Wall time of this run: {time.perf_counter() - start:.0f} s.", ""]
+            f"Wall time of this run{'' if final else ' so far (still running)'}: {seconds:.0f} s.", ""]
     overview = ["## Overview: ρ with labels", "", "| proxy | " + " | ".join(t.name for t, s in summary if s) + " |",
                 "|---|" + "---|" * sum(1 for _, s in summary if s)]
     for m in [*methods, "az_nas"]:
@@ -161,12 +190,9 @@ def run_bank_report(args: argparse.Namespace) -> int:
     if skipped:
         overview += ["", f"Skipped (family not available in this branch): {', '.join(skipped)}."]
     text = "\n".join(head + overview + ["", "## Per table", ""] + sections) + "\n"
-    if args.report:
-        from cgpredict.fileio import atomic_write
-
-        atomic_write(args.report, text)
+    atomic_write(args.report, text)
+    if final:
         print(f"wrote {args.report}")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - use benchmarks/proxies.py --bank

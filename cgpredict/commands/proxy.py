@@ -291,7 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=None, help="SGD steps (default: 100 gennas, 10 eproxy)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per batch (default: the bank's shared pass 64 in two halves; gennas/eproxy 16)")
+                        help="images per batch (default: the bank's shared pass 32 in two halves; gennas/eproxy 16)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="training-free proxies: input side (default: the network's own; smaller = faster for "
                              "ImageNet-size nets)")

@@ -88,8 +88,8 @@ class ProxyInfo:
     node_stat: str = ""
 
 
-_DATA = "B natural crops (default 64, two halves of 32), network's input size or `resolution`"
-_HALF = "first half-batch (32), network's input size or `resolution`"
+_DATA = "B natural crops (default 32, two halves of 16), network's input size or `resolution`"
+_HALF = "first half-batch (16), network's input size or `resolution`"
 
 #: Every proxy of the bank, in report order.
 PROXIES: dict[str, ProxyInfo] = {p.name: p for p in (
@@ -166,7 +166,7 @@ class BankConfig:
         regression_iterations: SGD steps of GenNAS/Eproxy (``None`` = the preset's).
     """
 
-    batch_size: int = 64
+    batch_size: int = 32
     resolution: int | None = None
     seed: int = 0
     inputs: str = "natural"
