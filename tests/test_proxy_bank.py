@@ -94,7 +94,7 @@ def test_gradient_proxies_of_a_linear_model_in_closed_form() -> None:
         target = _labels(logits, config.seed, h)
         dlogits = (torch.softmax(logits, 1) - F.one_hot(target, 5).double()) / 3  # mean-reduced cross-entropy
         grad += dlogits.t() @ xs
-        fisher += float(0.5 * (logits * dlogits).pow(2).mean(0).sum())
+        fisher += 12 * float(0.5 * (logits * dlogits).pow(2).mean(0).sum())  # fan-in 12 weights per output
     assert result.scores["grad_norm"] == pytest.approx(float(grad.norm()), rel=1e-5)
     assert result.scores["snip"] == pytest.approx(float((w * grad).abs().sum()), rel=1e-5)
     assert result.scores["fisher"] == pytest.approx(fisher, rel=1e-4)
@@ -171,6 +171,15 @@ def test_every_registered_proxy_is_documented() -> None:
     with pytest.raises(ValueError, match="unknown proxy"):
         bank_mod.parse_methods("synflow,nope")
     assert bank_mod.parse_methods("az,synflow") == ("expressivity", "progressivity", "trainability", "complexity", "synflow")
+
+
+def test_readme_table_lists_every_proxy() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Training-free proxies"):text.index("### Regression proxies")]
+    for name, info in PROXIES.items():
+        assert f"| `{name}` | {info.definition.replace('|', chr(92) + '|')} |" in section, name
 
 
 def test_resolution_option_runs_a_network_at_another_size(cnn) -> None:

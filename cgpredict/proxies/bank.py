@@ -64,7 +64,7 @@ from cgpredict.proxies.zc_synflow import synflow_pass
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "PROXIES", "BankConfig", "BankResult", "ProxyInfo",
            "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
 
-BANK_CACHE_VERSION = 1
+BANK_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ PROXIES: dict[str, ProxyInfo] = {p.name: p for p in (
     ProxyInfo("snip", "data", "Σ|θ⊙∂L/∂θ|, L = cross-entropy vs seeded random labels", "Lee et al., ICLR'19; Abdelfattah et al., ICLR'21",
               _DATA, "layer sum"),
     ProxyInfo("grad_norm", "data", "Σ_layers ‖∂L/∂θ‖₂", "Abdelfattah et al., ICLR'21", _DATA, "layer norm"),
-    ProxyInfo("fisher", "data", "Σ_layers Σ_c ½·mean_b(Σ_space a⊙∂L/∂a)², a = conv/linear output",
+    ProxyInfo("fisher", "data", "Σ_layers fan_in·Σ_c ½·mean_b(Σ_space a⊙∂L/∂a)², a = conv/linear output",
               "Theis et al. 2018; Turner et al., ICLR'20", _DATA, "layer Fisher"),
     ProxyInfo("jacov", "data", "−Σ ln(λ+k)+1/(λ+k), λ = eigenvalues of corr. of per-input ∂(Σ logits)/∂x, k=1e-5",
               "Mellor et al., arXiv:2006.04647v1", _HALF),

@@ -10,7 +10,10 @@ two half-batches of the shared pass are summed for the one-batch proxies.
   ``Σ_layers Σ |θ ⊙ ∂L/∂θ|`` over conv/linear weights. Per node: the layer's sum.
 * **grad-norm** (Abdelfattah et al., ICLR 2021): ``Σ_layers ‖∂L/∂θ‖₂``. Per node: the layer's norm.
 * **Fisher** (Theis et al. 2018; Turner et al., ICLR 2020; Abdelfattah et al. 2021): for every
-  conv/linear output ``a``: ``Σ_channels ½ · mean_batch (Σ_space a ⊙ ∂L/∂a)²``, summed over layers.
+  conv/linear output ``a``, channel ``c``: ``Δ_c = ½ · mean_batch (Σ_space a_c ⊙ ∂L/∂a_c)²``; a layer
+  scores ``fan_in · Σ_c Δ_c`` (``fan_in`` = weights per output channel: the zero-cost-proxy code of
+  Abdelfattah et al., which NAS-Bench-Suite-Zero's ``fisher`` column uses, spreads each channel's
+  value over all weights of the channel before summing), summed over layers.
 * **ZiCo** (Li et al., "ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on Gradients",
   ICLR 2023): with the per-weight gradients of the two half-batches, per layer
   ``ln Σ_θ mean|g_θ| / std(g_θ)`` (over weights with non-zero std), summed over layers.

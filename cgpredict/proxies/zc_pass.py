@@ -65,7 +65,8 @@ class PassData:
             the block's sampled Jacobian (``None``: the block is an identity, ``nan``: no path).
         weights: weighted node id → weight tensor.
         weight_grads: two dicts (one per half) weighted node id → loss gradient of the weight.
-        fisher: conv/linear node id → Σ_channels ½·mean_batch (Σ_space a·∂L/∂a)², summed over halves.
+        fisher: conv/linear node id → Σ_channels fan_in · ½·mean_batch (Σ_space a·∂L/∂a)², summed over
+            halves (``fan_in`` = weights per output channel; see :mod:`~cgpredict.proxies.zc_gradient`).
         act_grad_mean, act_grad_std: node id → mean |∂L/∂a| and std of ∂L/∂a (first half).
         jacobian: ``(B/2, D)`` gradient of the summed logits with respect to the input (first half).
         seconds: wall time of the pass.
@@ -220,7 +221,8 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
                 if nid in weighted:
                     prod = (act.detach() * g)
                     per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-                    data.fisher[nid] = data.fisher.get(nid, 0.0) + float(0.5 * per.pow(2).mean(0).sum())
+                    fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
+                    data.fisher[nid] = data.fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
         if first and needs.jacobian:
             (jac,) = torch.autograd.grad(logits, x, torch.ones_like(logits), retain_graph=True)
             data.jacobian = jac.detach().reshape(half, -1)
