@@ -116,6 +116,7 @@ def run_bank_report(args: argparse.Namespace) -> int:
             cgs = _transnas_cgs(fam, args.transnas_resolution)
         else:
             cgs = fam.cgs(progress=False)
+            config = dataclasses.replace(config, resolution=getattr(args, "resolution", None))
         t0 = time.perf_counter()
         results = bank_scores_many(cgs, methods, config, progress=False)
         print(f"{table.name}: {len(cgs)} nets in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -136,6 +137,8 @@ def run_bank_report(args: argparse.Namespace) -> int:
         summary.append((table, {row[0]: row[1] for row in rows}))
         scored_as = (f", scored as the class_scene network at {args.transnas_resolution}×{args.transnas_resolution}"
                      if table.family == "transbench101_micro" else "")
+        if config.resolution:
+            scored_as = f", inputs {config.resolution}×{config.resolution}"
         lines = [f"### {table.name} — {table.family} / {table.task} ({len(cgs)} nets{scored_as}, "
                  f"batch {config.batch_size})", "",
                  "| proxy | ρ with labels | table column ρ | ρ(ours, table column) | published | failed |",

@@ -54,6 +54,12 @@ def test_synflow_of_a_linear_chain_is_twice_the_path_sum() -> None:
     assert np.isnan(np.delete(node, linear_ids)).all()
 
 
+def test_bank_synflow_equals_the_zero_cost_member_synflow(cnn) -> None:
+    from cgpredict.proxies.zero_cost import synflow
+
+    assert synflow_pass(cnn, seed=2)[0] == pytest.approx(synflow(cnn, seed=2), rel=1e-12)
+
+
 def test_naswot_kernel_counts_agreements() -> None:
     codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     expected = torch.tensor([[2.0, 1.0, 1.0], [1.0, 2.0, 0.0], [1.0, 0.0, 2.0]], dtype=torch.float64)

@@ -46,6 +46,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -216,20 +217,26 @@ class BankResult:
 
 # ------------------------------------------------------------------ computing one group
 def _images(cg: CG, config: BankConfig) -> torch.Tensor:
-    from cgpredict.proxies.inputs import make_inputs, noise_images
-
+    """The seeded input batch of ``cg`` (shared between networks of the same input shape; do not modify)."""
     inputs = cg.input_nodes
     if len(inputs) != 1 or len(inputs[0].out_shape) != 4:
         raise ValueError(f"CG {cg.name!r}: the proxy bank needs one image input (N, C, H, W), got "
                          f"{[tuple(n.out_shape) for n in inputs]}")
     _, c, h, w = (int(s) for s in inputs[0].out_shape)
     size = (config.resolution, config.resolution) if config.resolution is not None else (h, w)
-    if c == 3 and config.inputs == "natural":
-        images = make_inputs("natural", config.batch_size, max(size), config.seed)
+    return _batch(c, size, config.batch_size, config.seed, config.inputs)
+
+
+@lru_cache(maxsize=8)
+def _batch(channels: int, size: tuple[int, int], batch_size: int, seed: int, kind: str) -> torch.Tensor:
+    from cgpredict.proxies.inputs import make_inputs, noise_images
+
+    if channels == 3 and kind == "natural":
+        images = make_inputs("natural", batch_size, max(size), seed)
         if size[0] != size[1]:
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         return images
-    return noise_images(config.batch_size, max(size), config.seed, channels=c)[..., : size[0], : size[1]]
+    return noise_images(batch_size, max(size), seed, channels=channels)[..., : size[0], : size[1]]
 
 
 _DATA_FNS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
