@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=None,
                         help="--bank: score the other tables at this input side (the bank's resolution option)")
     parser.add_argument("--n-200ep", type=int, default=None, help="--bank: nets of the nb201_200ep table (default 3×--n)")
+    parser.add_argument("--sizes", default="", help="--bank: per-table sample sizes overriding --n, e.g. nb101=50,tnb=50 "
+                        "(a name matches every table it starts)")
     parser.add_argument("--report", default=None, help="--bank: markdown report to write")
     args = parser.parse_args(argv)
     if args.bank:

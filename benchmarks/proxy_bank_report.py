@@ -108,6 +108,10 @@ def run_bank_report(args: argparse.Namespace) -> int:
             summary.append((table, None))
             continue
         n = (args.n_200ep or 3 * args.n) if table.source == "nb201_200ep" else args.n
+        for item in filter(None, (getattr(args, "sizes", "") or "").split(",")):
+            prefix, _, size = item.partition("=")
+            if table.name.startswith(prefix.strip()):
+                n = int(size)
         idx = np.sort(np.random.default_rng(args.sample_seed).choice(len(fam), min(n, len(fam)), replace=False))
         fam = fam.subset(idx)
         config = BankConfig(seed=args.seed, inputs=args.inputs,
