@@ -271,3 +271,8 @@ def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
     assert math.isnan(float(rows[1]["synflow"])) and "Missing" in rows[1]["error"]
     assert _cli(argv) == 2  # refuses to overwrite
     assert _cli([*argv, "--force"]) == 0
+    az = [f"{source}:Tiny", f"{source}:Tiny", "--method", "az", "--input-size", "8", "--batch-size", "8", "-q", "-o", str(out),
+          "--force"]
+    assert _cli(az) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert "az_nas" in rows[0] and float(rows[0]["az_nas"]) == pytest.approx(float(rows[1]["az_nas"]))  # same net, same rank

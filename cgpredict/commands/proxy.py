@@ -10,8 +10,9 @@ of them, ``az`` = the four AZ-NAS scores)::
     cgpredict proxy --family nasbench201 --n 100 --method all -o nb201.csv
 
 write one row per network: ``model`` (or ``arch`` and ``label`` in family mode), one column per
-proxy (higher is better, empty/NaN where it failed), ``seconds`` and ``error`` (``proxy: reason``
-for each failed proxy). Scores are cached on disk per (CG, configuration); a rerun pays nothing.
+proxy (higher is better, empty/NaN where it failed), ``az_nas`` (AZ-NAS's rank aggregate over the
+networks of this CSV, when its four scores are asked for), ``seconds`` and ``error``
+(``proxy: reason`` for each failed proxy). Scores are cached on disk per (CG, configuration); a rerun pays nothing.
 A MODEL is converted to its CG first (at ``--input-size``, or its family's input size) and scored
 on the module rebuilt from it.
 
@@ -158,6 +159,12 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
         failed += bool(row["error"])
         rows.append(row)
         bar.set_postfix(failed=failed)
+    az = ("expressivity", "progressivity", "trainability", "complexity")
+    if rows and all(m in args.method for m in az):  # AZ-NAS's set-level rank aggregate over these networks
+        from cgpredict.proxies.zc_aznas import aggregate
+
+        for row, value in zip(rows, aggregate({m: [float(r[m]) for r in rows] for m in az})):
+            row["az_nas"] = float(value)
     return rows, failed
 
 
