@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bank", action="store_true", help="time the training-free proxy bank instead")
     parser.add_argument("--families", nargs="+", default=["nasbench201", "nasbench301", "nasbench101"])
     parser.add_argument("--batch-size", type=int, default=None, help="--bank: shared-pass batch (default: the bank's)")
+    parser.add_argument("--report", default=None, help="--bank: also write the figures as markdown here")
     args = parser.parse_args(argv)
     if args.bank:
         return _bank_speed(args)
@@ -117,8 +118,12 @@ def _bank_speed(args: argparse.Namespace) -> int:
     from cgpredict.proxies.zc_pass import PassNeeds, build_net, run_pass
     from cgpredict.proxies.zc_synflow import synflow_pass
 
+    from cgpredict.provenance import code_line
+
     config = bank.BankConfig(seed=args.seed, **({"batch_size": args.batch_size} if args.batch_size else {}))
-    print(f"proxy bank, batch {config.batch_size}, {torch.get_num_threads()} torch thread(s); CPU s/net (nets per CPU s)")
+    out = [f"proxy bank, batch {config.batch_size}, {torch.get_num_threads()} torch thread(s); CPU s/net (nets per CPU s)"]
+    print(out[0])
+    code = code_line()
     for family in args.families:
         cgs = load_family(family, n=args.n, seed=args.seed).cgs(progress=False)
         cost: dict[str, list[float]] = {}
@@ -138,10 +143,18 @@ def _bank_speed(args: argparse.Namespace) -> int:
                     data = run_pass(cg, build_net(cg, config.seed), images, config.seed, PassNeeds(*map(bool, flags)), blocks)
                     bank._DATA_FNS[name](data, cg.num_nodes)
                 clock(name, one)
-        print(f"{family} ({len(cgs)} nets, {statistics.mean(c.num_nodes for c in cgs):.0f} nodes on average):")
+        out.append(f"{family} ({len(cgs)} nets, {statistics.mean(c.num_nodes for c in cgs):.0f} nodes on average):")
+        print(out[-1])
         for name, values in cost.items():
             mean = statistics.mean(values)
-            print(f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}")
+            out.append(f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}")
+            print(out[-1], flush=True)
+    if args.report:
+        from cgpredict.fileio import atomic_write
+
+        command = "OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py " + " ".join(sys.argv[1:])
+        atomic_write(args.report, "\n".join(["# Proxy bank cost per network (CPU)", "", "Reproduce with:", "", "```", command,
+                                               "```", "", code, "", "```", *out, "```", ""]))
     return 0
 
 
