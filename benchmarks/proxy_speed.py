@@ -133,6 +133,7 @@ def _bank_speed(args: argparse.Namespace) -> int:
             fn()
             cost.setdefault(name, []).append(time.thread_time() - start)
 
+        bank.bank_scores(cgs[0], bank.DEFAULT_METHODS, config, cache=False)  # warm-up: input batch, first-call costs
         for cg in cgs:
             clock("whole bank", lambda cg=cg: bank.bank_scores(cg, bank.DEFAULT_METHODS, config, cache=False))
             clock("synflow", lambda cg=cg: synflow_pass(cg, config.seed))
