@@ -235,6 +235,16 @@ def test_cache_rerun_pays_nothing_and_adds_missing_groups(cnn, tmp_path, monkeyp
     assert bank_scores(cnn, ["naswot"], SMALL, cache_dir=tmp_path).scores["naswot"] == first.scores["naswot"]
 
 
+def test_regression_proxies_come_through_the_same_registry(cnn, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    config = BankConfig(batch_size=8, regression_iterations=2)
+    r = bank_scores(cnn, ["eproxy"], config, cache_dir=tmp_path / "bank")
+    assert not r.errors and math.isfinite(r.scores["eproxy"]) and r.scores["eproxy"] < 0  # score = -loss
+    assert r.node["eproxy"].shape == (cnn.num_nodes,) and not np.isnan(r.node["eproxy"]).all()
+    assert "naswot" not in r.scores  # only the asked group ran
+    assert bank_scores(cnn, ["eproxy"], config, cache_dir=tmp_path / "bank").cached
+
+
 def test_a_torch_module_is_scored_through_its_cg() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     r = bank_scores(net, ["naswot", "synflow"], SMALL, cache=False, input_size=8)
