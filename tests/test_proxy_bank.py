@@ -286,3 +286,16 @@ def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
     assert _cli(az) == 0
     rows = list(csv.DictReader(out.open()))
     assert "az_nas" in rows[0] and float(rows[0]["az_nas"]) == pytest.approx(float(rows[1]["az_nas"]))  # same net, same rank
+
+
+def test_a_degenerate_network_ranks_lowest_not_nan(cnn) -> None:
+    """A network whose output ignores its input (an NB-201 cell of `none` edges) ran: −inf, not a failure."""
+    from cgpredict.datasets import nasbench201
+
+    cg = from_torch(nasbench201.build((1, 1, 1, 1, 1, 1)), input_shape=(1, 3, 32, 32))
+    r = bank_scores(cg, ["synflow", "naswot", "zico", "jacov", "meco"], SMALL, cache=False)
+    assert not r.errors
+    assert r.scores["synflow"] == r.scores["naswot"] == r.scores["zico"] == r.scores["jacov"] == -math.inf
+    assert math.isfinite(r.scores["meco"])
+    row = r.row(["naswot"])
+    assert row["naswot"] == -math.inf and row["error"] == ""

@@ -19,8 +19,10 @@ share work:
 
 Asking for one proxy of a group computes the whole group (the cost is shared). Every score is
 "higher is better". A group that cannot run (unknown op, out of memory, NaN) gives NaN for its
-proxies with the reason in ``errors``; a single non-finite score is NaN with its own reason
-(AZ-NAS trainability keeps the paper's ``−inf`` for a network with an identity block).
+proxies with the reason in ``errors``; a single NaN or ``+inf`` score is NaN with its own reason.
+``−inf`` is a valid score, the lowest: a degenerate network (output independent of the input, e.g. an
+NB-201 cell of ``none`` edges: SynFlow, NASWOT, ZiCo, Jacobian covariance) or, as in the paper, an
+AZ-NAS identity block (trainability). Consumers that standardise scores must map it to the minimum.
 
 Cache: one ``.npz`` per (CG hash, :class:`BankConfig`) under ``$CGPREDICT_CACHE/proxies/bank``
 holding every computed group's scores, per-node statistics, seconds and errors, written atomically
@@ -65,7 +67,7 @@ from cgpredict.proxies.zc_synflow import synflow_pass
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "PROXIES", "BankConfig", "BankResult", "ProxyInfo",
            "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
 
-BANK_CACHE_VERSION = 2
+BANK_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ def _compute_group(cg: CG, group: str, config: BankConfig, out: BankResult) -> N
     out.seconds[f"{group}:cpu"] = time.thread_time() - cpu_start
     for name in names:
         value = out.scores.get(name, math.nan)
-        if name not in out.errors and not (math.isfinite(value) or (name == "trainability" and value == -math.inf)):
+        if name not in out.errors and not (math.isfinite(value) or value == -math.inf):
             out.scores[name] = math.nan
             out.errors[name] = f"non-finite value ({value})"
 

@@ -6,7 +6,8 @@ proxies** → bank scores / node features → predictor.
 * **NASWOT** (Mellor et al., "Neural Architecture Search without Training", ICML 2021): each
   ReLU's output on a batch of ``B`` images is binarised (unit active or not) into a code per
   sample; ``K[i, j] = Σ_relu (units where samples i and j agree)`` and the score is
-  ``ln |det K|``. Per node: ``ln |det K_l|`` of that ReLU's own kernel (NaN when singular).
+  ``ln |det K|`` (``−inf`` when K is singular: two samples share every code, e.g. a network whose
+  output ignores its input). Per node: ``ln |det K_l|`` of that ReLU's own kernel (NaN when singular).
 * **MeCo** (Jiang et al., "MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum
   Eigenvalue of Correlation", NeurIPS 2023): for every layer output, the ``C×C`` Pearson
   correlation matrix of its channels over the spatial positions of *one* sample; the score is the
@@ -39,9 +40,11 @@ def naswot_kernel(codes: torch.Tensor) -> torch.Tensor:
     return 2.0 * (c @ c.t()).double() - rows[:, None] - rows[None, :] + float(n)
 
 
-def _logdet(kernel: torch.Tensor) -> float:
+def _logdet(kernel: torch.Tensor, singular: float = math.nan) -> float:
     sign, logdet = torch.linalg.slogdet(kernel)
     value = float(logdet)
+    if float(sign) == 0:
+        return singular
     return value if float(sign) > 0 and math.isfinite(value) else math.nan
 
 
@@ -55,7 +58,7 @@ def naswot(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
         k = naswot_kernel(codes)
         total += k
         node[nid] = _logdet(k)
-    return _logdet(total), node
+    return _logdet(total, singular=-math.inf), node  # two samples with one code: ln 0
 
 
 def _min_eig_corr(feats: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,9 @@ two half-batches of the shared pass are summed for the one-batch proxies.
   ``λ`` the eigenvalues of their correlation matrix and ``k = 1e-5``,
   ``−Σ (ln(λ + k) + 1/(λ + k))``.
 
+A degenerate network (its output does not depend on its input or weights, e.g. an NB-201 cell of
+``none`` edges) scores ``−inf`` on ZiCo and Jacobian covariance, the lowest rank.
+
 Per-node gradient statistics (every node with a gradient): mean ``|∂L/∂a|`` and std ``∂L/∂a`` of its
 output on the first half-batch, for the predictor's node features.
 """
@@ -89,7 +92,7 @@ def fisher(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
 
 
 def zico(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
-    """``(Σ_layers ln Σ mean|g|/std(g), per-node layer terms)`` over the two half-batches."""
+    """``(Σ_layers ln Σ mean|g|/std(g), per-node layer terms)`` over the two half-batches (−inf: all std 0)."""
     node = _empty(num_nodes)
     if len(data.weight_grads) < 2:
         return math.nan, node
@@ -104,14 +107,19 @@ def zico(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
             node[nid] = math.log(ratio)
             total += node[nid]
             used += 1
-    return (float(total) if used else math.nan), node
+    if not used:  # every weight's gradient is constant (zero) over the batches: the lowest score
+        return -math.inf, node
+    return float(total), node
 
 
 def jacov_from_jacobian(jacobian: torch.Tensor, k: float = 1e-5) -> float:
     """``−Σ (ln(λ + k) + 1/(λ + k))`` over the eigenvalues ``λ`` of the rows' correlation matrix."""
-    corr = torch.corrcoef(jacobian.double())
-    if not bool(torch.isfinite(corr).all()):
+    rows = jacobian.double()
+    if not bool(torch.isfinite(rows).all()):
         return math.nan
+    if bool((rows.std(dim=1) == 0).any()):  # an input that does not change the output: the lowest score
+        return -math.inf
+    corr = torch.corrcoef(rows)
     lam = torch.linalg.eigvalsh(corr)
     value = float(-(torch.log(lam + k) + 1.0 / (lam + k)).sum())
     return value if math.isfinite(value) else math.nan

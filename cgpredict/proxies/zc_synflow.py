@@ -6,7 +6,8 @@ Tanaka et al., "Pruning neural networks without any data by iteratively conservi
 NeurIPS 2020; as a NAS proxy Abdelfattah et al., ICLR 2021. Every parameter is replaced by its
 absolute value, the network runs in float64 on one all-ones input, ``R`` is the sum of its outputs,
 and the saliency of a conv/linear layer is ``Σ |θ ⊙ ∂R/∂θ|``. The score is ``ln Σ_layers saliency``
-(the same definition as :func:`cgpredict.proxies.zero_cost.synflow`). Batch norm runs in eval mode:
+(the same definition as :func:`cgpredict.proxies.zero_cost.synflow`; a network whose output does not
+depend on its weights scores ``−inf`` here, NaN there). Batch norm runs in eval mode:
 its fresh running statistics make it a near-identity, as NAS-Bench-Suite-Zero's SynFlow runs the
 network without batch norm. Per node: ``ln(1 + saliency)`` of each conv/linear node.
 """
@@ -53,5 +54,6 @@ def synflow_pass(cg: CG, seed: int, resolution: int | None = None) -> tuple[floa
         value = float((module.weight.detach() * grad).abs().sum()) if grad is not None else 0.0
         node[nid] = math.log1p(value) if math.isfinite(value) else np.nan
         total += value
-    score = math.log(total) if math.isfinite(total) and total > 0 else math.nan
-    return score, node
+    if not math.isfinite(total):
+        return math.nan, node
+    return (math.log(total) if total > 0 else -math.inf), node  # no path from input to output: lowest
