@@ -138,7 +138,8 @@ def run_bank_report(args: argparse.Namespace) -> int:
             rows.append((m, _rho(scores[m], labels), _rho(ref, labels) if ref is not None else math.nan,
                          _rho(scores[m], ref) if ref is not None else math.nan,
                          PUBLISHED.get(m, {}).get(table.name, ""), failed.get(m, 0)))
-        summary.append((table, {row[0]: row[1] for row in rows}))
+        summary.append((table, {**{row[0]: row[1] for row in rows}, **{f"agree:{row[0]}": row[3] for row in rows},
+                                "cpu": cpu["synflow"] + cpu["data"]}))
         scored_as = (f", scored as the class_scene network at {args.transnas_resolution}×{args.transnas_resolution}"
                      if table.family == "transbench101_micro" else "")
         if config.resolution:
@@ -193,6 +194,13 @@ def _write(args: argparse.Namespace, methods: list[str], summary: list, sections
                 "|---|" + "---|" * sum(1 for _, s in summary if s)]
     for m in [*methods, "az_nas"]:
         overview.append(f"| {m} | " + " | ".join(_fmt(s[m]) for _, s in summary if s) + " |")
+    overview.append("| CPU s/net (whole bank) | " + " | ".join(f"{s['cpu']:.2f}" for _, s in summary if s) + " |")
+    agree = [m for m in methods if m in TABLE_COLUMN]
+    overview += ["", "## Overview: agreement ρ(ours, NAS-Bench-Suite-Zero column)", "",
+                 "| proxy | " + " | ".join(t.name for t, s in summary if s) + " |",
+                 "|---|" + "---|" * sum(1 for _, s in summary if s)]
+    for m in agree:
+        overview.append(f"| {m} ({TABLE_COLUMN[m]}) | " + " | ".join(_fmt(s[f'agree:{m}']) for _, s in summary if s) + " |")
     skipped = [t.name for t, s in summary if s is None]
     if skipped:
         overview += ["", f"Skipped (family not available in this branch): {', '.join(skipped)}."]
