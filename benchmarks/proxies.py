@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", default=None, help="--bank: comma list of table names (default: all)")
     parser.add_argument("--bank-batch", type=int, default=None, help="--bank: batch of the shared pass (default: the bank's)")
     parser.add_argument("--transnas-resolution", type=int, default=64, help="--bank: input side for TransNAS-Bench-101")
+    parser.add_argument("--init", default="default", help="--bank: weight init (default or kaiming_fan_in)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="--bank: score the other tables at this input side (the bank's resolution option)")
     parser.add_argument("--n-200ep", type=int, default=None, help="--bank: nets of the nb201_200ep table (default 3×--n)")

@@ -86,7 +86,7 @@ def _fmt(x: float) -> str:
 
 def run_bank_report(args: argparse.Namespace) -> int:
     """Score the tables, print and (with ``--report``) write the markdown report."""
-    from cgpredict.proxies.bank import DEFAULT_METHODS, PROXIES, BankConfig, bank_scores_many
+    from cgpredict.proxies.bank import DEFAULT_METHODS, BankConfig, bank_scores_many
     from cgpredict.proxies.zc_aznas import aggregate
 
     if not args.data_dir:
@@ -114,7 +114,7 @@ def run_bank_report(args: argparse.Namespace) -> int:
                 n = int(size)
         idx = np.sort(np.random.default_rng(args.sample_seed).choice(len(fam), min(n, len(fam)), replace=False))
         fam = fam.subset(idx)
-        config = BankConfig(seed=args.seed, inputs=args.inputs,
+        config = BankConfig(seed=args.seed, inputs=args.inputs, init=getattr(args, "init", "default"),
                             **({"batch_size": args.bank_batch} if args.bank_batch else {}))
         if table.family == "transbench101_micro":
             cgs = _transnas_cgs(fam, args.transnas_resolution)

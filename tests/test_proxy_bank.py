@@ -150,6 +150,9 @@ def test_seeded_runs_are_identical_and_the_seed_matters(cnn) -> None:
     assert a.scores == b.scores and not a.errors
     for name in a.node:
         np.testing.assert_array_equal(a.node[name], b.node[name])
+    k = bank_scores(cnn, ["naswot"], BankConfig(batch_size=8, init="kaiming_fan_in"), cache=False)
+    assert k.scores["naswot"] != a.scores["naswot"] and BankConfig(init="kaiming_fan_in").key() != SMALL.key()
+    assert "init" not in BankConfig().key()  # default-init cache keys are the same as before the option
     c = bank_scores(cnn, DEFAULT_METHODS, BankConfig(batch_size=8, seed=1), cache=False)
     assert c.scores["naswot"] != a.scores["naswot"] and c.scores["synflow"] != a.scores["synflow"]
     assert c.scores["complexity"] == a.scores["complexity"]

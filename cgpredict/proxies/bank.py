@@ -167,6 +167,8 @@ class BankConfig:
         seed: weights, images, labels and random vectors all derive from it.
         inputs: ``natural`` photo crops or ``noise``.
         regression_iterations: SGD steps of GenNAS/Eproxy (``None`` = the preset's).
+        init: weight initialisation of the SynFlow and data passes: ``default`` (PyTorch's) or
+            ``kaiming_fan_in`` (AZ-NAS's).
     """
 
     batch_size: int = 32
@@ -174,8 +176,13 @@ class BankConfig:
     seed: int = 0
     inputs: str = "natural"
     regression_iterations: int | None = None
+    init: str = "default"
 
     def __post_init__(self) -> None:
+        from cgpredict.proxies.zc_pass import INITS
+
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.batch_size < 4 or self.batch_size % 2:
             raise ValueError(f"batch_size must be even and >= 4, got {self.batch_size}")
         if self.resolution is not None and self.resolution < 1:
@@ -184,8 +191,11 @@ class BankConfig:
             raise ValueError(f"inputs must be 'natural' or 'noise', got {self.inputs!r}")
 
     def key(self) -> str:
-        """A stable text form of the config."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """A stable text form of the config (``init`` appears only when not the default)."""
+        data = dataclasses.asdict(self)
+        if data["init"] == "default":
+            del data["init"]
+        return json.dumps(data, sort_keys=True)
 
 
 @dataclass
@@ -257,7 +267,7 @@ def _reason(exc: BaseException) -> str:
 
 def _data_group(cg: CG, config: BankConfig, out: BankResult) -> None:
     n = cg.num_nodes
-    net = build_net(cg, config.seed)
+    net = build_net(cg, config.seed, init=config.init)
     images = _images(cg, config)
     data = run_pass(cg, net, images, config.seed, PassNeeds(), zc_aznas.find_blocks(cg))
     for name, fn in _DATA_FNS.items():
@@ -288,7 +298,7 @@ def _compute_group(cg: CG, group: str, config: BankConfig, out: BankResult) -> N
     start, cpu_start = time.perf_counter(), time.thread_time()
     try:
         if group == "synflow":
-            out.scores["synflow"], out.node["synflow"] = synflow_pass(cg, config.seed, config.resolution)
+            out.scores["synflow"], out.node["synflow"] = synflow_pass(cg, config.seed, config.resolution, config.init)
         elif group == "data":
             _data_group(cg, config, out)
         elif group == "graph":

@@ -36,7 +36,7 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.ops import CONV_OPS
 
-__all__ = ["PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
+__all__ = ["INITS", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
 
 WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
 
@@ -87,13 +87,32 @@ class PassData:
     seconds: float = 0.0
 
 
-def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """``cg.to_module()`` with weights drawn from ``seed`` (PyTorch's default init), global RNG untouched."""
+INITS: tuple[str, ...] = ("default", "kaiming_fan_in")
+
+
+def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32, init: str = "default") -> nn.Module:
+    """``cg.to_module()`` with weights drawn from ``seed``, global RNG untouched.
+
+    ``init``: ``default`` (PyTorch's) or ``kaiming_fan_in`` (AZ-NAS's: conv/linear weights
+    Kaiming-normal with fan-in and ReLU gain, biases 0; norm layers weight 1, bias 0).
+    """
     if not isinstance(cg, CG):
         raise TypeError(f"expected a cgpredict CG, got {type(cg).__name__}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = cg.to_module()
+        if init == "kaiming_fan_in":
+            for module in net.modules():
+                weight = module._parameters.get("weight")
+                if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and weight is not None:
+                    nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
+                elif isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)) and weight is not None:
+                    nn.init.ones_(weight)
+                bias = module._parameters.get("bias")
+                if bias is not None and weight is not None:
+                    nn.init.zeros_(bias)
     return net.to(dtype)
 
 

@@ -25,15 +25,16 @@ from cgpredict.proxies.zc_pass import build_net, weighted_nodes
 __all__ = ["synflow_pass"]
 
 
-def synflow_pass(cg: CG, seed: int, resolution: int | None = None) -> tuple[float, np.ndarray]:
+def synflow_pass(cg: CG, seed: int, resolution: int | None = None, init: str = "default") -> tuple[float, np.ndarray]:
     """``(ln Σ saliency, per-node ln(1 + saliency))`` of ``cg`` initialised from ``seed``.
 
     Args:
         cg: the network's graph (rebuilt with ``CG.to_module()``).
         seed: weight initialisation seed.
         resolution: side of the square all-ones input (default: the CG's own input size).
+        init: weight initialisation (:func:`~cgpredict.proxies.zc_pass.build_net`).
     """
-    net = build_net(cg, seed, torch.float64).eval()
+    net = build_net(cg, seed, torch.float64, init).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
