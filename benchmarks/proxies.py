@@ -40,6 +40,20 @@ default config ρ +0.653 (search set) / +0.690 (held-out); searched config (α =
 +0.836; searched task without α +0.907 / +0.725; FLOPs alone +0.848 / +0.878. Eight evaluations
 on 20 nets overfit the search set; the held-out gain over the default task is real (+0.04 to
 +0.15) but FLOPs alone are as good on NB-201 at this budget.
+
+``--bank`` instead scores a seeded subsample (``--n`` per table, ``--sample-seed``) of every labelled
+table with the training-free proxy bank (:mod:`cgpredict.proxies.bank`) and writes a markdown report
+(``--report``): per table, each proxy's Spearman ρ with the labels, the AZ-NAS rank aggregate, the
+table's own proxy columns (NAS-Bench-Suite-Zero) on the same nets, the Spearman between each of our
+proxies and the table's column of the same proxy, the published figures, and each proxy group's
+CPU seconds per network. Tables: NB-101, NB-201 ×3 (NASLib tables), NB-201 CIFAR-10 with the
+200-epoch labels of all 15,625 nets (``nb201_200ep``), NB-301, TransNAS-Bench-101 micro ×7 (scored
+at ``--transnas-resolution``), NATS-Bench size space ×3 when the ``nats_sss`` family exists (else
+skipped). Every score goes through the bank's disk cache, so the run resumes after an interruption
+and can be run in pieces (``--tables nb201_c10,nb301``)::
+
+    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 nice -n 10 python benchmarks/proxies.py --bank \
+        --n 100 --report benchmarks/results/proxy_bank.md
 """
 
 from __future__ import annotations
@@ -73,7 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-search", type=int, default=0, metavar="EVALS",
                         help="run the proxy-task search with this many evaluations (first method only)")
     parser.add_argument("--search-sizes", type=int, nargs=3, default=None, metavar=("POP", "SAMPLE", "CYCLES"))
+    parser.add_argument("--bank", action="store_true", help="score every labelled table with the proxy bank")
+    parser.add_argument("--tables", default=None, help="--bank: comma list of table names (default: all)")
+    parser.add_argument("--bank-batch", type=int, default=None, help="--bank: batch of the shared pass (default: the bank's)")
+    parser.add_argument("--transnas-resolution", type=int, default=64, help="--bank: input side for TransNAS-Bench-101")
+    parser.add_argument("--init", default="default", help="--bank: weight init (default or kaiming_fan_in)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="--bank: score the other tables at this input side (the bank's resolution option)")
+    parser.add_argument("--n-200ep", type=int, default=None, help="--bank: nets of the nb201_200ep table (default 3×--n)")
+    parser.add_argument("--sizes", default="", help="--bank: per-table sample sizes overriding --n, e.g. nb101=50,tnb=50 "
+                        "(a name matches every table it starts)")
+    parser.add_argument("--report", default=None, help="--bank: markdown report to write")
     args = parser.parse_args(argv)
+    if args.bank:
+        from proxy_bank_report import run_bank_report
+
+        return run_bank_report(args)
     if args.task_search:
         return _task_search(args)
 

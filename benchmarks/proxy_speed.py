@@ -12,6 +12,16 @@ speed-up for each method.
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py --n 6 --methods eproxy --concurrency 2
+
+``--bank`` instead times the training-free proxy bank (:mod:`cgpredict.proxies.bank`) on ``--n``
+sampled networks of each of ``--families`` (default NB-201, NB-301, NB-101; CGs converted first,
+not timed): the whole bank per network (no cache), SynFlow's pass, and each data proxy alone (the
+part of the shared pass it needs, plus its reduction) — CPU seconds of this thread (meaningful on a
+shared machine) and networks per CPU second. Networks run one at a time: different architectures
+cannot share one batch, and with one core per process threads add nothing, so there is no
+"batched" column for the bank::
+
+    OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py --bank --n 5
 """
 
 from __future__ import annotations
@@ -58,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None, help="networks at once (default 4 on CUDA, 2 on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bank", action="store_true", help="time the training-free proxy bank instead")
+    parser.add_argument("--families", nargs="+", default=["nasbench201", "nasbench301", "nasbench101"])
+    parser.add_argument("--batch-size", type=int, default=None, help="--bank: shared-pass batch (default: the bank's)")
+    parser.add_argument("--report", default=None, help="--bank: also write the figures as markdown here")
     args = parser.parse_args(argv)
+    if args.bank:
+        return _bank_speed(args)
 
     from cgpredict.proxies import score_many
 
@@ -83,6 +99,63 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cpu_ms:8.1f} ms/net CPU time  ({failed} failed)"
             )
         print(f"{method:<8} speed-up x{timings[1] / timings[width]:.2f} with concurrency {width}")
+    return 0
+
+
+#: Each data proxy's share of the shared pass: (activations, gradients, jacobian, blocks).
+_ALONE = {"naswot": (1, 0, 0, 0), "meco": (1, 0, 0, 0), "snip": (0, 1, 0, 0), "grad_norm": (0, 1, 0, 0),
+          "fisher": (0, 1, 0, 0), "zico": (0, 1, 0, 0), "jacov": (0, 0, 1, 0), "expressivity": (0, 0, 0, 1),
+          "progressivity": (0, 0, 0, 1), "trainability": (0, 0, 0, 1)}
+
+
+def _bank_speed(args: argparse.Namespace) -> int:
+    """CPU seconds per network of the whole bank and of each proxy alone, per family."""
+    import statistics
+
+    from cgpredict.datasets import load_family
+    from cgpredict.proxies import bank
+    from cgpredict.proxies.zc_aznas import find_blocks
+    from cgpredict.proxies.zc_pass import PassNeeds, build_net, run_pass
+    from cgpredict.proxies.zc_synflow import synflow_pass
+
+    from cgpredict.provenance import code_line
+
+    config = bank.BankConfig(seed=args.seed, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    out = [f"proxy bank, batch {config.batch_size}, {torch.get_num_threads()} torch thread(s); CPU s/net (nets per CPU s)"]
+    print(out[0])
+    code = code_line()
+    for family in args.families:
+        cgs = load_family(family, n=args.n, seed=args.seed).cgs(progress=False)
+        cost: dict[str, list[float]] = {}
+
+        def clock(name: str, fn, cost=cost) -> None:  # noqa: ANN001
+            start = time.thread_time()
+            fn()
+            cost.setdefault(name, []).append(time.thread_time() - start)
+
+        bank.bank_scores(cgs[0], bank.DEFAULT_METHODS, config, cache=False)  # warm-up: input batch, first-call costs
+        for cg in cgs:
+            clock("whole bank", lambda cg=cg: bank.bank_scores(cg, bank.DEFAULT_METHODS, config, cache=False))
+            clock("synflow", lambda cg=cg: synflow_pass(cg, config.seed))
+            blocks = find_blocks(cg)
+            images = bank._images(cg, config)
+            for name, flags in _ALONE.items():
+                def one(cg=cg, name=name, flags=flags) -> None:
+                    data = run_pass(cg, build_net(cg, config.seed), images, config.seed, PassNeeds(*map(bool, flags)), blocks)
+                    bank._DATA_FNS[name](data, cg.num_nodes)
+                clock(name, one)
+        out.append(f"{family} ({len(cgs)} nets, {statistics.mean(c.num_nodes for c in cgs):.0f} nodes on average):")
+        print(out[-1])
+        for name, values in cost.items():
+            mean = statistics.mean(values)
+            out.append(f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}")
+            print(out[-1], flush=True)
+    if args.report:
+        from cgpredict.fileio import atomic_write
+
+        command = "OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py " + " ".join(sys.argv[1:])
+        atomic_write(args.report, "\n".join(["# Proxy bank cost per network (CPU)", "", "Reproduce with:", "", "```", command,
+                                               "```", "", code, "", "```", *out, "```", ""]))
     return 0
 
 

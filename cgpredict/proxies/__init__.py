@@ -1,6 +1,10 @@
-"""Regression proxies (GenNAS, Eproxy) whose scores become CG features.
+"""Training-free proxies (the bank) and regression proxies (GenNAS, Eproxy) whose scores become CG features.
 
 Pipeline position: model → **proxy score** → CG node/graph features → predictor → ranking/search.
+
+The bank (:mod:`~cgpredict.proxies.bank`: :func:`bank_scores`, :data:`PROXIES`) computes SynFlow,
+NASWOT, SNIP, grad-norm, Fisher, Jacobian covariance, ZiCo, MeCo and the four AZ-NAS scores from one
+shared pass of a network at initialisation, with per-node statistics aligned with ``cg.nodes``.
 
 Both proxies remove a network's classifier, read out its stage feature maps
 (:mod:`~cgpredict.proxies.taps`), and train it for a few steps on one batch of images
@@ -24,12 +28,13 @@ Example:
 """
 
 from cgpredict.proxies.api import METHODS, apply_flops_factor, score, score_many
+from cgpredict.proxies.bank import PROXIES, BankConfig, BankResult, bank_scores, bank_scores_many
 from cgpredict.proxies.cg_taps import CGTapModel, find_cg_taps
 from cgpredict.proxies.core import NodeStats, ProxyResult
 from cgpredict.proxies.features import ProxyConfig, ProxyFeatures, proxy_features, proxy_features_many
 from cgpredict.proxies.taps import Tap, TapModel, find_taps
 from cgpredict.proxies.task_search import TaskSearchResult, search_proxy_task
 
-__all__ = ["METHODS", "CGTapModel", "NodeStats", "ProxyConfig", "ProxyFeatures", "ProxyResult", "Tap", "TapModel",
+__all__ = ["METHODS", "PROXIES", "BankConfig", "BankResult", "CGTapModel", "bank_scores", "bank_scores_many", "NodeStats", "ProxyConfig", "ProxyFeatures", "ProxyResult", "Tap", "TapModel",
            "TaskSearchResult", "apply_flops_factor", "find_cg_taps", "find_taps", "proxy_features",
            "proxy_features_many", "score", "score_many", "search_proxy_task"]

@@ -1,0 +1,148 @@
+"""The four AZ-NAS proxies (expressivity, progressivity, trainability, complexity) and their aggregation.
+
+Pipeline position: model → CG → shared pass (:mod:`~cgpredict.proxies.zc_pass`) → **AZ-NAS
+scores** → bank scores / node features → predictor.
+
+Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024. The
+network is cut into *primary blocks* (:func:`find_blocks`); ``F_l`` is the output of block ``l`` on a
+batch, seen as ``B·H·W`` samples of ``C`` channels.
+
+* **expressivity** ``s_E = Σ_l H(p_l)``: ``p_l`` = the eigenvalues of the channel covariance of
+  ``F_l`` normalised to sum 1, ``H`` their entropy (isotropic features → high). Per node: ``H(p_l)``.
+* **progressivity** ``s_P = min_l (H(p_l) − H(p_{l−1}))``: expressivity must grow with depth.
+* **trainability** ``s_T = mean_l (2 − σ_l − 1/σ_l)``: ``σ_l`` is the largest singular value of the
+  block's Jacobian estimated from one vector–Jacobian product with a Rademacher vector (spatially
+  reduced inputs are pixel-unshuffled to the output's resolution); 0 is best (σ = 1). A block that
+  passes its input through unchanged scores ``−inf`` (the paper's rule), so the network does too.
+* **complexity** ``s_C`` = the network's FLOPs (``cg.flops``).
+
+The final AZ-NAS ranking is set-level: :func:`aggregate` sums ``ln(rank_m / N)`` over the proxies
+(non-linear ranking aggregation), so a network must rank high on every proxy to rank high overall.
+
+Blocks of a CG: the module list with the most numbered children (``cells.0``, ``cells.1``… or
+``encoder.layers.0``…), each block ending at its last 4-D node (topological order), preceded by the
+stem output (the 4-D input of the first block). Without such names, the stage taps of
+:func:`~cgpredict.proxies.cg_taps.find_cg_taps` (none for a network without feature maps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from cgpredict.cg import CG
+from cgpredict.proxies.zc_pass import PassData
+
+__all__ = ["aggregate", "complexity", "expressivity", "find_blocks", "progressivity", "trainability"]
+
+def find_blocks(cg: CG) -> list[int]:
+    """Node ids of the primary block outputs of ``cg`` (see the module docstring), shallowest first."""
+    members: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for node in cg.nodes:
+        if len(node.out_shape) != 4 or node.op in ("input", "output"):
+            continue
+        parts = node.name.split(".") if node.name else []
+        for depth, part in enumerate(parts):
+            if part.isdigit():
+                members[".".join(parts[:depth])][int(part)].append(node.id)
+    best = max(members.items(), key=lambda kv: (len(kv[1]), -len(kv[0])), default=None)
+    if best is not None and len(best[1]) >= 2:
+        blocks = sorted(max(ids) for ids in best[1].values())
+        first = min(min(ids) for ids in best[1].values())
+        first_inputs = [i for i in cg.nodes[first].inputs if len(cg.nodes[i].out_shape) == 4
+                        and cg.nodes[i].op != "input"]
+        stem = max(first_inputs) if first_inputs else None
+        return ([stem] if stem is not None and stem not in blocks else []) + blocks
+    from cgpredict.proxies.cg_taps import find_cg_taps
+
+    try:
+        return find_cg_taps(cg)
+    except ValueError:  # no 4-D feature map: no blocks, the AZ-NAS block proxies are NaN
+        return []
+
+
+def _entropy(feats: torch.Tensor) -> float:
+    x = feats.double()
+    x = x - x.mean(dim=0, keepdim=True)
+    sigma = x.t() @ x / x.shape[0]
+    s = torch.linalg.eigvalsh(sigma).clamp_min(0)
+    total = float(s.sum())
+    if total <= 0 or not math.isfinite(total):
+        return 0.0
+    p = s / total
+    return float(-(p * torch.log(p + 1e-8)).sum())
+
+
+def _block_entropies(data: PassData) -> list[tuple[int, float]]:
+    return [(bid, _entropy(data.block_feats[bid])) for bid in data.block_ids if bid in data.block_feats]
+
+
+def expressivity(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
+    """``(Σ_l H(p_l), per-node H(p_l) at the block outputs)``."""
+    node = np.full(num_nodes, np.nan, dtype=np.float32)
+    ent = _block_entropies(data)
+    if not ent:
+        return math.nan, node
+    for bid, h in ent:
+        node[bid] = h
+    return float(sum(h for _, h in ent)), node
+
+
+def progressivity(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
+    """``(min_l H(p_l) − H(p_{l−1}), per-node increments at the block outputs)``."""
+    node = np.full(num_nodes, np.nan, dtype=np.float32)
+    ent = _block_entropies(data)
+    if len(ent) < 2:
+        return math.nan, node
+    steps = [(b, h - h_prev) for (_, h_prev), (b, h) in zip(ent[:-1], ent[1:])]
+    for bid, d in steps:
+        node[bid] = d
+    return float(min(d for _, d in steps)), node
+
+
+def trainability(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
+    """``(mean_l 2 − σ_l − 1/σ_l, per-node terms at the block outputs)``; ``−inf`` with an identity block."""
+    node = np.full(num_nodes, np.nan, dtype=np.float32)
+    terms = []
+    for _, b_out, sigma in data.block_vjp:
+        if sigma is None:
+            term = -math.inf
+        elif not math.isfinite(sigma) or sigma <= 0:
+            continue
+        else:
+            term = 2.0 - sigma - 1.0 / sigma
+        node[b_out] = term if math.isfinite(term) else np.nan
+        terms.append(term)
+    if not terms:
+        return math.nan, node
+    return float(np.mean(terms)), node
+
+
+def complexity(cg: CG, num_nodes: int) -> tuple[float, np.ndarray]:
+    """``(FLOPs of the CG, per-node MACs)``."""
+    node = np.array([float(n.macs) for n in cg.nodes], dtype=np.float32)
+    return float(cg.flops), node
+
+
+def aggregate(scores: Mapping[str, Sequence[float]],
+              names: Sequence[str] = ("expressivity", "progressivity", "trainability", "complexity")) -> np.ndarray:
+    """AZ-NAS's non-linear ranking aggregation over a set of networks: ``Σ_m ln(rank_m / N)``.
+
+    ``rank_m`` is the ascending rank (1 = lowest score) of each network on proxy ``m``; a NaN score
+    counts as the lowest rank. Higher is better.
+    """
+    total: np.ndarray | None = None
+    for name in names:
+        values = np.asarray(scores[name], dtype=float)
+        filled = np.where(np.isnan(values), -np.inf, values)
+        ranks = rankdata(filled, method="average")
+        term = np.log(ranks / len(values))
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("aggregate needs at least one proxy")
+    return total

@@ -1,0 +1,258 @@
+"""The shared forward/backward pass of the training-free proxy bank.
+
+Pipeline position: model → CG → rebuilt module → **one shared pass** → proxy scores
+(:mod:`~cgpredict.proxies.bank`) → CG node/graph features → predictor → ranking.
+
+Most training-free proxies read the same few quantities of a freshly initialised network on one
+batch: the activations of every node (NASWOT, MeCo, AZ-NAS expressivity/progressivity), the
+gradients of a cross-entropy loss with respect to the weights (SNIP, grad-norm, ZiCo) and to the
+node outputs (Fisher), the Jacobian of the summed logits with respect to the input (Jacobian
+covariance), and block-to-block vector–Jacobian products (AZ-NAS trainability). :func:`run_pass`
+computes all of them in one go on a :class:`~cgpredict.rebuild.RebuiltModule` (``CG.to_module()``),
+so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
+
+* the batch of ``batch_size`` seeded natural images (:mod:`~cgpredict.proxies.inputs`) is split in
+  two halves (ZiCo needs gradients of at least two batches); each half runs forward once (batch
+  norm in train mode) and backward once for the cross-entropy loss against seeded random labels;
+* on the first half only: the input Jacobian of the summed logits (one extra input-only backward)
+  and the block vector–Jacobian products of AZ-NAS (input-only backwards through one block each);
+* what each proxy needs is reduced right away (per-node sums, codes, sample-0 feature maps), so the
+  pass keeps no graph between halves.
+
+Nothing here decides a score; :mod:`~cgpredict.proxies.zc_activation`,
+:mod:`~cgpredict.proxies.zc_gradient` and :mod:`~cgpredict.proxies.zc_aznas` turn a
+:class:`PassData` into scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgpredict.cg import CG
+from cgpredict.ops import CONV_OPS
+
+__all__ = ["INITS", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
+
+WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
+
+
+@dataclass(frozen=True)
+class PassNeeds:
+    """Which parts of the pass to run (a proxy that needs none of the gradients skips backward)."""
+
+    activations: bool = True
+    gradients: bool = True
+    jacobian: bool = True
+    blocks: bool = True
+
+
+@dataclass
+class PassData:
+    """Reduced results of one shared pass, keyed by CG node id.
+
+    Attributes:
+        batch: total batch size (both halves).
+        codes: relu node id → ``(batch, units)`` 0/1 float codes (both halves stacked).
+        sample0: node id → ``(C, H·W)`` feature map of the first sample (4-D nodes with C, H·W ≥ 2).
+        block_ids: AZ-NAS block output node ids (shallowest first).
+        block_feats: block id → ``(B/2·H·W, C)`` features of the first half.
+        block_vjp: per consecutive block pair ``(id_in, id_out)``: the largest singular value of
+            the block's sampled Jacobian (``None``: the block is an identity, ``nan``: no path).
+        weights: weighted node id → weight tensor.
+        weight_grads: two dicts (one per half) weighted node id → loss gradient of the weight.
+        fisher: conv/linear node id → Σ_channels fan_in · ½·mean_batch (Σ_space a·∂L/∂a)², summed over
+            halves (``fan_in`` = weights per output channel; see :mod:`~cgpredict.proxies.zc_gradient`).
+        act_grad_mean, act_grad_std: node id → mean |∂L/∂a| and std of ∂L/∂a (first half).
+        jacobian: ``(B/2, D)`` gradient of the summed logits with respect to the input (first half).
+        seconds: wall time of the pass.
+    """
+
+    batch: int
+    codes: dict[int, torch.Tensor] = field(default_factory=dict)
+    sample0: dict[int, torch.Tensor] = field(default_factory=dict)
+    block_ids: list[int] = field(default_factory=list)
+    block_feats: dict[int, torch.Tensor] = field(default_factory=dict)
+    block_vjp: list[tuple[int, int, float | None]] = field(default_factory=list)
+    weights: dict[int, torch.Tensor] = field(default_factory=dict)
+    weight_grads: list[dict[int, torch.Tensor]] = field(default_factory=list)
+    fisher: dict[int, float] = field(default_factory=dict)
+    act_grad_mean: dict[int, float] = field(default_factory=dict)
+    act_grad_std: dict[int, float] = field(default_factory=dict)
+    jacobian: torch.Tensor | None = None
+    seconds: float = 0.0
+
+
+INITS: tuple[str, ...] = ("default", "kaiming_fan_in")
+
+
+def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32, init: str = "default") -> nn.Module:
+    """``cg.to_module()`` with weights drawn from ``seed``, global RNG untouched.
+
+    ``init``: ``default`` (PyTorch's) or ``kaiming_fan_in`` (AZ-NAS's: conv/linear weights
+    Kaiming-normal with fan-in and ReLU gain, biases 0; norm layers weight 1, bias 0).
+    """
+    if not isinstance(cg, CG):
+        raise TypeError(f"expected a cgpredict CG, got {type(cg).__name__}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = cg.to_module()
+        if init == "kaiming_fan_in":
+            for module in net.modules():
+                weight = module._parameters.get("weight")
+                if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and weight is not None:
+                    nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
+                elif isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)) and weight is not None:
+                    nn.init.ones_(weight)
+                bias = module._parameters.get("bias")
+                if bias is not None and weight is not None:
+                    nn.init.zeros_(bias)
+    return net.to(dtype)
+
+
+def weighted_nodes(cg: CG, net: nn.Module) -> dict[int, nn.Module]:
+    """Conv/linear node id → its module in the rebuilt network (weights that are parameters only)."""
+    out: dict[int, nn.Module] = {}
+    layers = getattr(net, "layers", {})
+    for node in cg.nodes:
+        key = f"n{node.id}"
+        if node.op in WEIGHTED_OPS and key in layers:
+            module = layers[key]
+            weight = module._parameters.get("weight")
+            if isinstance(weight, nn.Parameter) and weight.requires_grad:
+                out[node.id] = module
+    return out
+
+
+def _labels(logits: torch.Tensor, seed: int, half: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed * 1000 + 17 + half)
+    classes = int(logits.shape[1]) if logits.dim() >= 2 else 1
+    shape = (logits.shape[0], *logits.shape[2:])
+    return torch.randint(max(classes, 1), shape, generator=gen)
+
+
+def _rademacher(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2, tuple(shape), generator=gen).float() * 2.0 - 1.0
+
+
+def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) -> float | None:
+    """Largest singular value of the sampled block Jacobian (AZ-NAS trainability), ``None`` for identity."""
+    g_out = _rademacher(f_out.shape, gen).to(f_out.dtype)
+    (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
+    if g_in is None:
+        return math.nan
+    if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+        return None
+    if g_in.dim() == 4 and g_out.dim() == 4 and g_in.shape[2] != g_out.shape[2]:
+        stride = int(g_in.shape[2] // max(g_out.shape[2], 1))
+        if stride > 1 and g_in.shape[2] % stride == 0 and g_in.shape[3] % stride == 0:
+            g_in = F.pixel_unshuffle(g_in, stride)
+    if g_in.dim() != 4 or g_out.dim() != 4 or g_in.shape[2:] != g_out.shape[2:]:
+        return math.nan
+    n = g_out.shape[0] * g_out.shape[2] * g_out.shape[3]
+    a = g_in.permute(0, 2, 3, 1).reshape(n, -1)
+    b = g_out.permute(0, 2, 3, 1).reshape(n, -1)
+    mat = a.t() @ b / n
+    return float(torch.linalg.svdvals(mat.double()).max())
+
+
+def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: PassNeeds,
+             block_ids: list[int]) -> PassData:
+    """Run the shared pass (see the module docstring) of ``net`` (rebuilt from ``cg``) on ``images``.
+
+    Args:
+        cg: the graph ``net`` was rebuilt from (node ids, ops).
+        net: a :class:`~cgpredict.rebuild.RebuiltModule` with ``forward_nodes``.
+        images: ``(B, C, H, W)`` inputs, ``B >= 4`` and even.
+        seed: seed of the random labels and of the Rademacher vectors.
+        needs: which parts to compute.
+        block_ids: AZ-NAS block output nodes (only used with ``needs.blocks``).
+
+    Raises:
+        ValueError: a batch that cannot be halved; whatever the network raises when it runs.
+    """
+    import time
+
+    start = time.perf_counter()
+    batch = int(images.shape[0])
+    if batch < 4 or batch % 2:
+        raise ValueError(f"the shared proxy pass needs an even batch of at least 4 images, got {batch}")
+    half = batch // 2
+    data = PassData(batch=batch, block_ids=list(block_ids))
+    net.train()
+    for module in net.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.eval()
+    weighted = weighted_nodes(cg, net) if needs.gradients else {}
+    data.weights = {nid: m.weight.detach() for nid, m in weighted.items()}
+    relu_ids = {n.id for n in cg.nodes if n.op == "relu"}
+    out_inputs = cg.output_node.inputs
+    gen = torch.Generator().manual_seed(seed * 1000 + 3)
+    codes: dict[int, list[torch.Tensor]] = {}
+    grad_any = needs.gradients or needs.jacobian or needs.blocks
+    for h in range(2):
+        x = images[h * half:(h + 1) * half].clone()
+        first = h == 0
+        if first and needs.jacobian:
+            x.requires_grad_(True)
+        with torch.set_grad_enabled(grad_any):
+            values = net.forward_nodes(x)
+        logits = values[out_inputs[0]]
+        if needs.activations:
+            for nid in relu_ids:
+                v = values.get(nid)
+                if v is not None:
+                    codes.setdefault(nid, []).append((v.detach().reshape(half, -1) > 0).float())
+            if first:
+                for node in cg.nodes:
+                    v = values.get(node.id)
+                    if node.op in ("input", "output") or v is None or v.dim() != 4:
+                        continue
+                    c, hw = int(v.shape[1]), int(v.shape[2] * v.shape[3])
+                    if c >= 2 and hw >= 2:
+                        data.sample0[node.id] = v[0].detach().reshape(c, hw)
+        if first and needs.blocks:
+            for bid in block_ids:
+                v = values.get(bid)
+                if v is not None and v.dim() == 4:
+                    data.block_feats[bid] = v.detach().permute(0, 2, 3, 1).reshape(-1, v.shape[1])
+        if needs.gradients:
+            loss = F.cross_entropy(logits, _labels(logits, seed, h))
+            acts = [(nid, t) for nid, t in values.items()
+                    if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
+                    and cg.nodes[nid].op not in ("input", "output")]
+            params = [m.weight for m in weighted.values()]
+            grads = torch.autograd.grad(loss, params + [t for _, t in acts], retain_graph=True, allow_unused=True)
+            data.weight_grads.append({nid: (g.detach() if g is not None else torch.zeros_like(p))
+                                      for nid, p, g in zip(weighted, params, grads[: len(params)])})
+            for (nid, act), g in zip(acts, grads[len(params):]):
+                if g is None:
+                    continue
+                if first:
+                    data.act_grad_mean[nid] = float(g.abs().mean())
+                    data.act_grad_std[nid] = float(g.std()) if g.numel() > 1 else 0.0
+                if nid in weighted:
+                    prod = (act.detach() * g)
+                    per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+                    fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
+                    data.fisher[nid] = data.fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
+        if first and needs.jacobian:
+            (jac,) = torch.autograd.grad(logits, x, torch.ones_like(logits), retain_graph=True)
+            data.jacobian = jac.detach().reshape(half, -1)
+        if first and needs.blocks:
+            for b_in, b_out in zip(block_ids[:-1], block_ids[1:]):
+                f_in, f_out = values.get(b_in), values.get(b_out)
+                if f_in is None or f_out is None or not f_out.requires_grad or not f_in.requires_grad:
+                    data.block_vjp.append((b_in, b_out, math.nan))
+                    continue
+                data.block_vjp.append((b_in, b_out, _block_sigma(f_in, f_out, gen)))
+        del values, logits
+    data.codes = {nid: torch.cat(parts) for nid, parts in codes.items() if len(parts) == 2}
+    data.seconds = time.perf_counter() - start
+    return data

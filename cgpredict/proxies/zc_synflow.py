@@ -1,0 +1,60 @@
+"""SynFlow of a CG with per-node saliencies (the bank's data-free pass).
+
+Pipeline position: model → CG → rebuilt module → **SynFlow** → bank scores / node features → predictor.
+
+Tanaka et al., "Pruning neural networks without any data by iteratively conserving synaptic flow",
+NeurIPS 2020; as a NAS proxy Abdelfattah et al., ICLR 2021. Every parameter is replaced by its
+absolute value, the network runs in float64 on one all-ones input, ``R`` is the sum of its outputs,
+and the saliency of a conv/linear layer is ``Σ |θ ⊙ ∂R/∂θ|``. The score is ``ln Σ_layers saliency``
+(the same definition as :func:`cgpredict.proxies.zero_cost.synflow`; a network whose output does not
+depend on its weights scores ``−inf`` here, NaN there). Batch norm runs in eval mode:
+its fresh running statistics make it a near-identity, as NAS-Bench-Suite-Zero's SynFlow runs the
+network without batch norm. Per node: ``ln(1 + saliency)`` of each conv/linear node.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from cgpredict.cg import CG
+from cgpredict.proxies.zc_pass import build_net, weighted_nodes
+
+__all__ = ["synflow_pass"]
+
+
+def synflow_pass(cg: CG, seed: int, resolution: int | None = None, init: str = "default") -> tuple[float, np.ndarray]:
+    """``(ln Σ saliency, per-node ln(1 + saliency))`` of ``cg`` initialised from ``seed``.
+
+    Args:
+        cg: the network's graph (rebuilt with ``CG.to_module()``).
+        seed: weight initialisation seed.
+        resolution: side of the square all-ones input (default: the CG's own input size).
+        init: weight initialisation (:func:`~cgpredict.proxies.zc_pass.build_net`).
+    """
+    net = build_net(cg, seed, torch.float64, init).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    inputs = []
+    for node in cg.input_nodes:
+        shape = (1, *tuple(node.out_shape)[1:])
+        if resolution is not None and len(shape) == 4:
+            shape = (1, shape[1], resolution, resolution)
+        inputs.append(torch.ones(shape, dtype=torch.float64))
+    out = net(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    net.zero_grad()
+    sum(o.sum() for o in outs).backward()
+    node = np.full(cg.num_nodes, np.nan, dtype=np.float32)
+    total = 0.0
+    for nid, module in weighted_nodes(cg, net).items():
+        grad = module.weight.grad
+        value = float((module.weight.detach() * grad).abs().sum()) if grad is not None else 0.0
+        node[nid] = math.log1p(value) if math.isfinite(value) else np.nan
+        total += value
+    if not math.isfinite(total):
+        return math.nan, node
+    return (math.log(total) if total > 0 else -math.inf), node  # no path from input to output: lowest

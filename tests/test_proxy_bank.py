@@ -1,0 +1,304 @@
+"""The training-free proxy bank: closed-form definitions, invariances, node alignment, NaN path, cache, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgpredict.converters import from_torch
+from cgpredict.proxies import bank as bank_mod
+from cgpredict.proxies.bank import DEFAULT_METHODS, PROXIES, BankConfig, bank_scores, bank_scores_many
+from cgpredict.proxies.zc_activation import meco, naswot, naswot_kernel
+from cgpredict.proxies.zc_aznas import aggregate, expressivity, find_blocks, progressivity, trainability
+from cgpredict.proxies.zc_gradient import jacov_from_jacobian, zico
+from cgpredict.proxies.zc_pass import PassData, _labels, build_net
+from cgpredict.proxies.zc_synflow import synflow_pass
+
+SMALL = BankConfig(batch_size=8)
+
+
+def _cnn_cg():  # noqa: ANN202
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
+    return from_torch(net, input_shape=(1, 3, 8, 8), name="tiny_cnn")
+
+
+def _linear_cg(bias: bool = False):  # noqa: ANN202
+    return from_torch(nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=bias)), input_shape=(1, 3, 2, 2), name="linear")
+
+
+@pytest.fixture(scope="module")
+def cnn():  # noqa: ANN201
+    return _cnn_cg()
+
+
+# ------------------------------------------------------------------ closed forms
+def test_synflow_of_a_linear_chain_is_twice_the_path_sum() -> None:
+    """Σ_θ θ ∂R/∂θ = R per layer of a bias-free linear chain (Euler), so the score is ln(2R)."""
+    cg = from_torch(nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False)), input_shape=(1, 4))
+    score, node = synflow_pass(cg, seed=3)
+    net = build_net(cg, 3, torch.float64)
+    w1, w2 = (m.weight.detach().abs() for m in net.modules() if isinstance(m, nn.Linear))
+    path_sum = float((w2 @ w1 @ torch.ones(4, dtype=torch.float64)).sum())
+    assert score == pytest.approx(math.log(2 * path_sum), rel=1e-9)
+    linear_ids = [n.id for n in cg.nodes if n.op == "linear"]
+    assert [float(node[i]) for i in linear_ids] == pytest.approx([math.log1p(path_sum)] * 2, rel=1e-5)
+    assert np.isnan(np.delete(node, linear_ids)).all()
+
+
+def test_bank_synflow_equals_the_zero_cost_member_synflow(cnn) -> None:
+    from cgpredict.proxies.zero_cost import synflow
+
+    assert synflow_pass(cnn, seed=2)[0] == pytest.approx(synflow(cnn, seed=2), rel=1e-12)
+
+
+def test_naswot_kernel_counts_agreements() -> None:
+    codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    expected = torch.tensor([[2.0, 1.0, 1.0], [1.0, 2.0, 0.0], [1.0, 0.0, 2.0]], dtype=torch.float64)
+    assert torch.equal(naswot_kernel(codes), expected)
+    data = PassData(batch=3, codes={1: codes, 4: codes})
+    score, node = naswot(data, 6)
+    assert score == pytest.approx(math.log(torch.linalg.det(2 * expected).item()))
+    assert node[1] == pytest.approx(math.log(torch.linalg.det(expected).item()))
+    assert np.isnan(node[[0, 2, 3, 5]]).all()
+
+
+def test_naswot_on_a_network_matches_its_relu_codes(cnn) -> None:
+    result = bank_scores(cnn, ["naswot"], SMALL, cache=False)
+    net = build_net(cnn, SMALL.seed).train()
+    images = bank_mod._images(cnn, SMALL)
+    relu = [n.id for n in cnn.nodes if n.op == "relu"]
+    kernel = torch.zeros(8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        for nid in relu:  # BN sees each half-batch separately, as in the shared pass
+            codes = torch.cat([(net.forward_nodes(images[h * 4:(h + 1) * 4], keep=[nid])[nid] > 0).reshape(4, -1).float()
+                               for h in range(2)])
+            agree = codes @ codes.t() + (1 - codes) @ (1 - codes).t()
+            kernel += agree.double()
+    assert result.scores["naswot"] == pytest.approx(torch.linalg.slogdet(kernel)[1].item(), rel=1e-6)
+
+
+def test_gradient_proxies_of_a_linear_model_in_closed_form() -> None:
+    """grad-norm, SNIP, Fisher and Jacobian covariance of logits = W x, by hand."""
+    cg = _linear_cg()
+    config = BankConfig(batch_size=6, inputs="noise")
+    result = bank_scores(cg, ["grad_norm", "snip", "fisher", "jacov"], config, cache=False)
+    w = next(m for m in build_net(cg, config.seed).modules() if isinstance(m, nn.Linear)).weight.detach().double()
+    x = bank_mod._images(cg, config).reshape(6, -1).double()
+    grad, fisher = torch.zeros_like(w), 0.0
+    for h in range(2):
+        xs = x[h * 3:(h + 1) * 3]
+        logits = xs @ w.t()
+        target = _labels(logits, config.seed, h)
+        dlogits = (torch.softmax(logits, 1) - F.one_hot(target, 5).double()) / 3  # mean-reduced cross-entropy
+        grad += dlogits.t() @ xs
+        fisher += 12 * float(0.5 * (logits * dlogits).pow(2).mean(0).sum())  # fan-in 12 weights per output
+    assert result.scores["grad_norm"] == pytest.approx(float(grad.norm()), rel=1e-5)
+    assert result.scores["snip"] == pytest.approx(float((w * grad).abs().sum()), rel=1e-5)
+    assert result.scores["fisher"] == pytest.approx(fisher, rel=1e-4)
+    # ∂(Σ logits)/∂x = Σ_k W_k for every sample: a correlation matrix of ones, eigenvalues (n, 0, …, 0)
+    lam = torch.tensor([3.0, 0.0, 0.0], dtype=torch.float64)
+    expected = float(-(torch.log(lam + 1e-5) + 1 / (lam + 1e-5)).sum())
+    assert result.scores["jacov"] == pytest.approx(expected, rel=1e-4)
+    assert jacov_from_jacobian(torch.ones(3, 5)) != jacov_from_jacobian(torch.randn(3, 5, generator=torch.Generator().manual_seed(0)))
+
+
+def test_zico_meco_and_aznas_definitions() -> None:
+    grads = [{2: torch.tensor([1.0, 3.0, 5.0])}, {2: torch.tensor([3.0, 1.0, 5.0])}]
+    data = PassData(batch=4, weight_grads=grads)
+    score, node = zico(data, 4)
+    assert score == pytest.approx(math.log(4.0)) and node[2] == pytest.approx(math.log(4.0))  # (2/1 + 2/1), std-0 weight dropped
+    t = torch.linspace(-1, 1, 16)
+    data = PassData(batch=4, sample0={1: torch.stack([t, 2 * t + 1]), 2: torch.stack([t, t.flip(0) ** 2])})
+    score, node = meco(data, 3)
+    assert node[1] == pytest.approx(0.0, abs=1e-9)  # perfectly correlated channels
+    r = float(torch.corrcoef(torch.stack([t, t.flip(0) ** 2]))[0, 1])
+    assert node[2] == pytest.approx(1 - abs(r), abs=1e-6) and score == pytest.approx(node[1] + node[2], abs=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    iso, _ = torch.linalg.qr(torch.randn(64, 8, generator=gen, dtype=torch.float64))
+    iso = iso - iso.mean(0)
+    iso_q, _ = torch.linalg.qr(iso)
+    flat = torch.randn(64, 1, generator=gen, dtype=torch.float64).repeat(1, 8)  # rank 1: entropy 0
+    data = PassData(batch=4, block_ids=[0, 1], block_feats={0: flat, 1: iso_q},
+                    block_vjp=[(0, 1, 1.0)])
+    e, e_node = expressivity(data, 2)
+    p, _ = progressivity(data, 2)
+    assert e_node[0] == pytest.approx(0.0, abs=1e-6)
+    assert e_node[1] == pytest.approx(math.log(8), abs=1e-3)
+    assert p == pytest.approx(e_node[1] - e_node[0], abs=1e-6)
+    assert trainability(data, 2)[0] == pytest.approx(0.0)  # σ = 1 is the ideal
+    data.block_vjp = [(0, 1, 2.0)]
+    assert trainability(data, 2)[0] == pytest.approx(-0.5)
+    data.block_vjp = [(0, 1, None)]
+    assert trainability(data, 2)[0] == -math.inf  # an identity block
+    agg = aggregate({"a": [1.0, 2.0, 3.0], "b": [3.0, 2.0, 1.0]}, names=("a", "b"))
+    assert agg[1] > agg[0] and agg[0] == pytest.approx(agg[2])  # consistently middle beats best+worst
+
+
+# ------------------------------------------------------------------ invariances, alignment
+def test_seeded_runs_are_identical_and_the_seed_matters(cnn) -> None:
+    a = bank_scores(cnn, DEFAULT_METHODS, SMALL, cache=False)
+    b = bank_scores(cnn, DEFAULT_METHODS, SMALL, cache=False)
+    assert a.scores == b.scores and not a.errors
+    for name in a.node:
+        np.testing.assert_array_equal(a.node[name], b.node[name])
+    k = bank_scores(cnn, ["naswot"], BankConfig(batch_size=8, init="kaiming_fan_in"), cache=False)
+    assert k.scores["naswot"] != a.scores["naswot"] and BankConfig(init="kaiming_fan_in").key() != SMALL.key()
+    assert "init" not in BankConfig().key()  # default-init cache keys are the same as before the option
+    c = bank_scores(cnn, DEFAULT_METHODS, BankConfig(batch_size=8, seed=1), cache=False)
+    assert c.scores["naswot"] != a.scores["naswot"] and c.scores["synflow"] != a.scores["synflow"]
+    assert c.scores["complexity"] == a.scores["complexity"]
+
+
+def test_node_statistics_are_aligned_with_cg_nodes(cnn) -> None:
+    r = bank_scores(cnn, DEFAULT_METHODS, SMALL, cache=False)
+    n = cnn.num_nodes
+    assert set(r.scores) >= set(DEFAULT_METHODS)
+    assert all(v.shape == (n,) and v.dtype == np.float32 for v in r.node.values())
+    ops = np.array([node.op for node in cnn.nodes])
+    weighted = np.isin(ops, ["conv", "linear"])
+    for name in ("synflow", "snip", "grad_norm", "fisher", "zico"):
+        assert (~np.isnan(r.node[name]) == weighted).all(), name
+    assert (~np.isnan(r.node["naswot"]) == (ops == "relu")).all()
+    blocks = find_blocks(cnn)
+    assert set(np.flatnonzero(~np.isnan(r.node["expressivity"]))) == set(blocks)
+    assert np.isnan(r.node["grad_mean"][0]) and not np.isnan(r.node["grad_mean"][[1, 2, 3]]).any()
+
+
+def test_every_registered_proxy_is_documented() -> None:
+    for name, info in PROXIES.items():
+        assert info.name == name and info.definition and info.paper and info.inputs
+    assert set(DEFAULT_METHODS) == {n for n, p in PROXIES.items() if p.group not in ("gennas", "eproxy")}
+    with pytest.raises(ValueError, match="unknown proxy"):
+        bank_mod.parse_methods("synflow,nope")
+    assert bank_mod.parse_methods("az,synflow") == ("expressivity", "progressivity", "trainability", "complexity", "synflow")
+
+
+def test_readme_table_lists_every_proxy() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Training-free proxies"):text.index("### Regression proxies")]
+    for name, info in PROXIES.items():
+        assert f"| `{name}` | {info.definition.replace('|', chr(92) + '|')} |" in section, name
+
+
+def test_resolution_option_runs_a_network_at_another_size(cnn) -> None:
+    small = bank_scores(cnn, ["naswot", "synflow", "meco"], BankConfig(batch_size=8, resolution=16), cache=False)
+    base = bank_scores(cnn, ["naswot", "synflow", "meco"], SMALL, cache=False)
+    assert not small.errors and small.scores["naswot"] != base.scores["naswot"]
+
+
+# ------------------------------------------------------------------ failures and cache
+def test_a_network_that_cannot_run_gets_nan_with_the_reason(cnn, tmp_path) -> None:
+    bad = copy.deepcopy(cnn)
+    conv = next(n for n in bad.nodes if n.op == "conv")
+    conv.op, conv.source_op = "unknown", "aten.mystery"
+    results = bank_scores_many([bad, cnn], DEFAULT_METHODS, SMALL, cache_dir=tmp_path, progress=False)
+    assert math.isnan(results[0].scores["synflow"]) and math.isnan(results[0].scores["meco"])
+    assert "mystery" in results[0].errors["naswot"] and "mystery" in results[0].errors["synflow"]
+    assert results[0].scores["complexity"] == bad.flops  # needs no pass
+    assert not results[1].errors and all(math.isfinite(results[1].scores[m]) for m in DEFAULT_METHODS)
+    row = results[0].row(["synflow", "naswot"])
+    assert math.isnan(row["synflow"]) and "synflow: RebuildError" in row["error"]
+
+
+def test_non_finite_score_becomes_nan(cnn, monkeypatch) -> None:
+    monkeypatch.setitem(bank_mod._DATA_FNS, "meco", lambda data, n: (math.nan, np.full(n, np.nan, dtype=np.float32)))
+    r = bank_scores(cnn, ["meco"], SMALL, cache=False)
+    assert math.isnan(r.scores["meco"]) and "non-finite" in r.errors["meco"] and "naswot" not in r.errors
+
+
+def test_cache_rerun_pays_nothing_and_adds_missing_groups(cnn, tmp_path, monkeypatch) -> None:
+    first = bank_scores(cnn, ["naswot"], SMALL, cache_dir=tmp_path)
+    assert not first.cached and "synflow" not in first.scores
+    files = list(tmp_path.rglob("*.npz"))
+    assert len(files) == 1
+
+    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the data pass ran again")
+
+    monkeypatch.setattr(bank_mod, "run_pass", boom)
+    again = bank_scores(cnn, ["naswot", "meco"], SMALL, cache_dir=tmp_path)
+    assert again.cached and again.scores["naswot"] == first.scores["naswot"]
+    np.testing.assert_array_equal(again.node["naswot"], first.node["naswot"])
+    both = bank_scores(cnn, ["naswot", "synflow"], SMALL, cache_dir=tmp_path)  # synflow added to the same entry
+    assert not both.cached and math.isfinite(both.scores["synflow"]) and list(tmp_path.rglob("*.npz")) == files
+    assert bank_scores(cnn, ["synflow", "naswot"], SMALL, cache_dir=tmp_path).cached
+    files[0].write_bytes(b"truncated")  # a broken entry is recomputed, not trusted
+    monkeypatch.undo()
+    assert bank_scores(cnn, ["naswot"], SMALL, cache_dir=tmp_path).scores["naswot"] == first.scores["naswot"]
+
+
+def test_regression_proxies_come_through_the_same_registry(cnn, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    config = BankConfig(batch_size=8, regression_iterations=2)
+    r = bank_scores(cnn, ["eproxy"], config, cache_dir=tmp_path / "bank")
+    assert not r.errors and math.isfinite(r.scores["eproxy"]) and r.scores["eproxy"] < 0  # score = -loss
+    assert r.node["eproxy"].shape == (cnn.num_nodes,) and not np.isnan(r.node["eproxy"]).all()
+    assert "naswot" not in r.scores  # only the asked group ran
+    assert bank_scores(cnn, ["eproxy"], config, cache_dir=tmp_path / "bank").cached
+
+
+def test_a_torch_module_is_scored_through_its_cg() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    r = bank_scores(net, ["naswot", "synflow"], SMALL, cache=False, input_size=8)
+    assert not r.errors and r.node["naswot"].shape == (from_torch(net, input_shape=(1, 3, 8, 8)).num_nodes,)
+    with pytest.raises(TypeError, match="Module or a CG"):
+        bank_scores("resnet", ["naswot"])
+
+
+# ------------------------------------------------------------------ CLI
+def _cli(argv: list[str]) -> int:
+    from cgpredict.commands import proxy as proxy_cmd
+
+    parser = argparse.ArgumentParser(prog="cgpredict")
+    proxy_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["proxy", *argv])
+    return args.func(args)
+
+
+def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "nets.py"
+    source.write_text("from torch import nn\n"
+                      "class Tiny(nn.Sequential):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
+                      "                         nn.Flatten(), nn.Linear(4, 2))\n")
+    out = tmp_path / "scores.csv"
+    argv = [f"{source}:Tiny", f"{source}:Missing", "--method", "synflow,naswot,meco", "--input-size", "8",
+            "--batch-size", "8", "-q", "-o", str(out)]
+    assert _cli(argv) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["model", "synflow", "naswot", "meco", "seconds", "error"]
+    assert rows[0]["error"] == "" and math.isfinite(float(rows[0]["naswot"]))
+    assert math.isnan(float(rows[1]["synflow"])) and "Missing" in rows[1]["error"]
+    assert _cli(argv) == 2  # refuses to overwrite
+    assert _cli([*argv, "--force"]) == 0
+    az = [f"{source}:Tiny", f"{source}:Tiny", "--method", "az", "--input-size", "8", "--batch-size", "8", "-q", "-o", str(out),
+          "--force"]
+    assert _cli(az) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert "az_nas" in rows[0] and float(rows[0]["az_nas"]) == pytest.approx(float(rows[1]["az_nas"]))  # same net, same rank
+
+
+def test_a_degenerate_network_ranks_lowest_not_nan(cnn) -> None:
+    """A network whose output ignores its input (an NB-201 cell of `none` edges) ran: −inf, not a failure."""
+    from cgpredict.datasets import nasbench201
+
+    cg = from_torch(nasbench201.build((1, 1, 1, 1, 1, 1)), input_shape=(1, 3, 32, 32))
+    r = bank_scores(cg, ["synflow", "naswot", "zico", "jacov", "meco"], SMALL, cache=False)
+    assert not r.errors
+    assert r.scores["synflow"] == r.scores["naswot"] == r.scores["zico"] == r.scores["jacov"] == -math.inf
+    assert math.isfinite(r.scores["meco"])
+    row = r.row(["naswot"])
+    assert row["naswot"] == -math.inf and row["error"] == ""
