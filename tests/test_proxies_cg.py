@@ -186,7 +186,8 @@ def test_cli_family_mode_resumes_from_cache(tmp_path: Path, monkeypatch: pytest.
     entries = sorted((tmp_path / "cache" / "proxies").rglob("*.npz"))
     assert len(entries) == 2
     stamps = [p.stat().st_mtime_ns for p in entries]
-    assert _cli(argv) == 0  # second run: everything from the cache
+    assert _cli(argv) == 2  # the CSV exists: refused without --force, nothing recomputed
+    assert _cli([*argv, "--force"]) == 0  # second run: everything from the cache
     assert [p.stat().st_mtime_ns for p in entries] == stamps
     assert list(csv.DictReader(out.open())) == rows
     assert _cli(["--family", "hiaml", "-q", "-o", str(out)]) == 2  # --n missing
