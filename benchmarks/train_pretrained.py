@@ -6,7 +6,8 @@ What it does (GENNAPE, Mills et al., AAAI'23, at a size that fits a 2-core CI ma
 
 1. Samples ``--unlabelled`` NAS-Bench-101 architectures (``cgpredict.datasets.sample``, seed
    ``--seed + 1``) and converts them to CGs (cached under ``~/.cache/cgpredict``).
-2. Pre-trains the contrastive encoder on those unlabelled CGs only, and fits the input
+2. Pre-trains the contrastive encoder on those unlabelled CGs only (``Predictor.fit_encoder``; the
+   predictor reads every CG in canonical form, :mod:`cgpredict.canonical`), and fits the input
    standardisation and fuzzy C-means clusters of the ``+FCM`` members on the embeddings of the
    unlabelled and labelled CGs together — no labels are used for either.
 3. Trains the heads (and the k-GNN) on the labelled NB-101 table (``$CGPREDICT_DATA``; nets below
@@ -14,15 +15,16 @@ What it does (GENNAPE, Mills et al., AAAI'23, at a size that fits a 2-core CI ma
    (held-out SRCC / Kendall τ / NDCG@10 / MAE), then from scratch on all labelled nets — that is
    the shipped model.
 4. Optionally scores the shipped model zero-shot on NB-201 CIFAR-10 (``--zero-shot-n``).
-5. Writes ``config.json`` + ``weights.pt`` (``Predictor.save``) and ``MODEL_CARD.md`` with the
-   sizes, seeds, timings and metrics actually measured.
+5. Writes ``config.json`` + ``weights.pt`` + ``manifest.json`` (``Predictor.save``) and
+   ``MODEL_CARD.md`` with the sizes, seeds, timings and metrics actually measured (the manifest
+   is then rewritten to cover the card too).
 
 Run::
 
     CGPREDICT_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/train_pretrained.py
     python benchmarks/train_pretrained.py --quick -o /tmp/ckpt     # a 1-minute smoke run
 
-The encoder is pre-trained once (``predictor.encoder.fit(unlabelled)``) and shared by the
+The encoder is pre-trained once (``predictor.fit_encoder(unlabelled)``) and shared by the
 held-out run and the final model, whose heads are trained with
 ``Predictor.fit(labelled, y, unlabelled=..., refit_encoder=False)``.
 """
@@ -43,8 +45,10 @@ import torch
 from cgpredict import __version__
 from cgpredict.cg import CG
 from cgpredict.metrics import kendall_tau, mae, ndcg_at_k, spearman
+from cgpredict.fileio import atomic_write
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import CHECKPOINT_DIR, Predictor
+from cgpredict.predictor.checkpoint import write_manifest
 
 FAMILY = "nasbench101"
 MIN_ACC = 80.0
@@ -149,6 +153,12 @@ it follows the library's default.
   {s['unlabelled']} NB-101 architectures from `cgpredict.datasets.sample("nasbench101", {s['unlabelled']},
   seed={info['seed'] + 1})`, converted with `from_torch` at input (1, 3, 32, 32). The paper used
   50k; this size keeps the whole script within ~15 min on a 2-core CPU.
+  A 20k-CG encoder was measured and not adopted (`benchmarks/results/transfer_shared_encoder.md`:
+  better zero-shot NB-201, worse NB-301).
+* **Canonical CGs**: the predictor reads every CG — training, evaluation and yours — in its
+  canonical form (`cgpredict.canonical.canonicalize`: batch norm folded into its conv/linear, pools,
+  pads and splits normalised; `"canonical": {str(info['canonical']).lower()}` in `config.json`), so
+  `from_torch`, ONNX dynamo and legacy ONNX exports of one network get one prediction.
 * **Labelled nets** (heads, k-GNN): the {info['n_labelled']} rows of `naslib/nasbench101__cifar10.csv`
   (validation accuracy, 108 epochs); nets below {MIN_ACC:g}% dropped for training as in the paper.
 * Encoder: k-GNN (4 layers) + Transformer branch, 128-dim embedding, spectral contrastive loss,
@@ -234,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     base = new_predictor(sizes, args.seed, progress)
-    base.encoder.fit(unl_cgs)
+    base.fit_encoder(unl_cgs)
     times["encoder"] = time.perf_counter() - t0
     print(f"encoder pre-trained on {len(unl_cgs)} unlabelled CGs ({times['encoder']:.0f} s); "
           f"final loss {base.encoder.history_[-1]:.3f}", flush=True)
@@ -287,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     times["total"] = time.perf_counter() - t_all
     info = {
-        "cgpredict_version": __version__, "seed": args.seed, "sizes": sizes, "members": final.members,
+        "cgpredict_version": __version__, "seed": args.seed, "canonical": final.canonical, "sizes": sizes, "members": final.members,
         "n_labelled": len(lab_cgs), "n_holdout": int(hold.size), "n_train_split": int(train.size),
         "holdout": holdout, "zero_shot": zero_shot, "members_zero_shot": members_zs, "few_shot": few_shot,
         "mmacs_median": mmacs_median,
@@ -296,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "platform": f"{platform.machine()} {os.cpu_count()} CPUs",
         "command": "python benchmarks/train_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    (out / "MODEL_CARD.md").write_text(model_card(info))
+    atomic_write(out / "MODEL_CARD.md", model_card(info))
+    write_manifest(out)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"wrote {out} ({size / 1e6:.2f} MB) in {times['total']:.0f} s")
     return 0

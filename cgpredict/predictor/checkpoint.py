@@ -19,6 +19,9 @@ ensemble weights, scalers, PCA and FCM state as plain arrays), ``weights.pt`` (o
 * Format version 1 (the shipped ``nb101`` checkpoint) has no manifest and is still read; every
   checkpoint written now is version 2. :func:`write_manifest` turns a version-1 folder into a
   version-2 one (``python -m cgpredict.predictor.checkpoint FOLDER``).
+* ``config.json`` records the ``canonical`` option (whether the members read canonical CGs); a
+  config without it was saved before the option existed, trained on CGs as converted, and loads
+  with ``canonical=False`` so its predictions do not change.
 """
 
 from __future__ import annotations
@@ -299,7 +302,8 @@ def load_predictor_folder(cls: type[P], path: str | Path, progress: bool = True)
     cfg_path = path / "config.json"
     doc = open_checkpoint(path)
     try:
-        obj = cls(progress=progress, **doc["config"])
+        # a checkpoint saved before the ``canonical`` option was trained on CGs as converted
+        obj = cls(progress=progress, **{"canonical": False, **doc["config"]})
         obj._validate_params()
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{cfg_path}: invalid 'config': {exc}") from exc

@@ -8,6 +8,11 @@ node columns, the ``Proxy`` member's training-free scores, and the accuracies of
 members. Each is computed on first use and kept, so ``rank`` embeds the CGs once however many
 members read the embedding, and nothing is computed that no member reads.
 
+With ``Predictor(canonical=True)`` (the default) the members read the canonical form of each CG
+(:func:`cgpredict.canonical.canonicalize`, cached per CG object by :func:`member_cgs`), so every
+source of one network (``from_torch``, ONNX dynamo, legacy or optimised exports) gets one
+prediction; the proxies still run the CG as given (``Inputs.sources``, see :func:`member_cgs`).
+
 The embedding (then the regressing heads on it) and the graph members run per chunk of the CGs,
 one chunk per torch thread, as parallel jobs (:func:`in_parallel`); every CG's result is the same
 whatever the chunking.
@@ -16,6 +21,7 @@ whatever the chunking.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -90,6 +96,48 @@ def check_cgs(cgs: Sequence[CG], labels: Sequence[float] | np.ndarray | None = N
     return y
 
 
+_canonical_by_object: dict[int, tuple[weakref.ref, CG]] = {}
+
+
+def _forget(key: int) -> None:
+    _canonical_by_object.pop(key, None)
+
+
+def canonical_of(cg: CG) -> CG:
+    """:func:`cgpredict.canonical.canonicalize` of ``cg``, cached per CG object.
+
+    Keyed by identity and dropped when ``cg`` is garbage-collected (as the PyG conversions of
+    :func:`cgpredict.models.graph_data.cg_data`): repeated calls on the same objects pay once, and
+    the canonical CG returned is the same object each time, so its own cached PyG conversion is
+    reused too. A CG changed in place after a call keeps its old canonical form (as its PyG one)."""
+    key = id(cg)
+    hit = _canonical_by_object.get(key)
+    if hit is not None and hit[0]() is cg:
+        return hit[1]
+    from cgpredict.canonical import canonicalize
+
+    canon = canonicalize(cg)
+    _canonical_by_object[key] = (weakref.ref(cg, lambda _r, k=key: _forget(k)), canon)
+    return canon
+
+
+def clear_canonical_cache() -> None:
+    """Drop all cached canonical forms (:func:`canonical_of`); for cold-start timings."""
+    _canonical_by_object.clear()
+
+
+def member_cgs(cgs: Sequence[CG], canonical: bool) -> list[CG]:
+    """The CGs a predictor's members read: the canonical forms (:func:`canonical_of`) when
+    ``canonical``, else ``cgs`` as given.
+
+    Proxies (the regression proxy, zero-cost proxies) are *not* given these: they train or probe
+    the network rebuilt from the CG (``CG.to_module()``), and folding batch norm changes that
+    network — a conv net without its batch norms starts from other activation statistics and
+    trains differently in the few proxy steps, so the proxy would score another network than
+    the one deployed. They keep the CG as given (:attr:`Inputs.sources`)."""
+    return [canonical_of(cg) for cg in cgs] if canonical else list(cgs)
+
+
 def proxy_config(proxy: str | ProxyConfig | dict[str, Any] | None) -> ProxyConfig | None:
     """Normalise the ``proxy`` option to a ProxyConfig (or ``None``)."""
     if proxy is None:
@@ -159,7 +207,10 @@ class Inputs:
 
     def __init__(self, predictor: Predictor, cgs: Sequence[CG]) -> None:
         self.predictor = predictor
-        self.cgs = list(cgs)
+        #: the CGs as given (what the proxies run).
+        self.sources = list(cgs)
+        #: what the members read (canonical forms with ``predictor.canonical``; :func:`member_cgs`).
+        self.cgs = member_cgs(self.sources, predictor.canonical)
         self._emb: np.ndarray | None = None
         self._accuracies: dict[str, np.ndarray] = {}
 
@@ -174,7 +225,7 @@ class Inputs:
     @functools.cached_property
     def proxy_features(self) -> tuple[np.ndarray, list[np.ndarray]] | None:
         """The predictor's proxy features ``(graph, nodes)`` of these CGs (``None`` without a proxy)."""
-        return self.predictor.proxy_features(self.cgs)
+        return self.predictor.proxy_features(self.sources)
 
     @property
     def graph(self) -> np.ndarray | None:
@@ -194,7 +245,7 @@ class Inputs:
     def proxy_scores(self) -> np.ndarray:
         """The ``Proxy`` member's training-free score columns (:meth:`Predictor.proxy_scores`)."""
         feats = self.proxy_features if self.predictor.proxy is not None else None
-        return self.predictor.proxy_scores(self.cgs, None if feats is None else feats[0])
+        return self.predictor.proxy_scores(self.sources, None if feats is None else feats[0])
 
     @property
     def emb(self) -> np.ndarray | None:
