@@ -158,6 +158,19 @@ def test_checkpoint_records_canonical_and_old_ones_load_as_converted(tmp_path: P
     np.testing.assert_array_equal(old.predict(cgs[:5]), p.predict(cgs[:5]))
 
 
+def test_encoder_pretraining_and_fit_read_canonical_cgs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgpredict.models.contrastive import ContrastiveEncoder
+
+    torch.manual_seed(0)
+    cgs = [from_torch(randomized(HAND_ZOO[name]()), input_shape=(1, 3, 32, 32)) for name in ("plain", "resnet_tiny")]
+    seen = []
+    monkeypatch.setattr(ContrastiveEncoder, "fit", lambda self, given: seen.append(list(given)) or self)
+    Predictor(progress=False, **TINY).fit_encoder(cgs)
+    Predictor(progress=False, canonical=False, **TINY).fit_encoder(cgs)
+    assert [any("batch_norm" in cg.op_histogram() for cg in given) for given in seen] == [False, True]
+    assert [cg.hash() for cg in seen[0]] == [inp.canonical_of(cg).hash() for cg in cgs]
+
+
 def test_canonical_must_be_a_bool() -> None:
     from cgpredict.models.synthetic import toy_family
 
