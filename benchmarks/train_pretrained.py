@@ -81,11 +81,11 @@ def _metrics(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, fl
             "srcc_predict": spearman(y, pred), "mae_predict": mae(y, pred)}
 
 
-def new_predictor(sizes: dict[str, Any], seed: int, progress: bool) -> Predictor:
-    """An unfitted Predictor with the shipped sizes."""
+def new_predictor(sizes: dict[str, Any], seed: int, progress: bool, canonical: bool = True) -> Predictor:
+    """An unfitted Predictor with the shipped sizes (reading canonical CGs unless ``canonical=False``)."""
     return Predictor(encoder=dict(sizes["encoder"]), regressor=dict(sizes["regressor"]),
                      pairwise=dict(sizes["pairwise"]), kgnn=dict(sizes["kgnn"]), n_clusters=sizes["n_clusters"],
-                     m=sizes["m"], min_train_accuracy=MIN_ACC, seed=seed, progress=progress)
+                     m=sizes["m"], min_train_accuracy=MIN_ACC, canonical=canonical, seed=seed, progress=progress)
 
 
 def fit_heads(p: Predictor, cgs: list[CG], y: np.ndarray, unl_cgs: list[CG]) -> Predictor:
@@ -144,8 +144,8 @@ Members: {members}. Zero-shot the members are averaged with equal weights;
 `Predictor.finetune` (or `cgpredict finetune`) re-weights them on your labelled nets from their
 scores cross-fitted over 2 folds (`weight_folds`): by default a non-negative least-squares fit of
 the labels' ranks on the members' ranks (`weighting="stacked"`), or GENNAPE's softmax(τ / 0.1) of
-their Kendall τ (`weighting="kendall"`). The checkpoint's `config.json` names no `weighting`, so
-it follows the library's default.
+their Kendall τ (`weighting="kendall"`). The checkpoint's `config.json` names
+`weighting="{info['weighting']}"`.
 
 ## Training data and procedure
 
@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flops-transform", action="store_true",
                         help="regress GENNAPE's eq. 5 target A/(log10(GFLOPs+1)+1) instead of Z(accuracy) "
                              "(off by default: it transfers worse, see benchmarks/results/transfer_*.md)")
+    parser.add_argument("--no-canonical", action="store_true",
+                        help="train on CGs as converted, not their canonical forms (for comparison only: "
+                             "sources of one network then get different predictions)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = not args.no_progress
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(unl_cgs)} unlabelled and {len(lab_cgs)} labelled NB-101 CGs ({times['convert']:.0f} s)", flush=True)
 
     t0 = time.perf_counter()
-    base = new_predictor(sizes, args.seed, progress)
+    base = new_predictor(sizes, args.seed, progress, canonical=not args.no_canonical)
     base.fit_encoder(unl_cgs)
     times["encoder"] = time.perf_counter() - t0
     print(f"encoder pre-trained on {len(unl_cgs)} unlabelled CGs ({times['encoder']:.0f} s); "
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print("held-out NB-101:", {k: round(v, 3) for k, v in holdout.items()}, flush=True)
 
     t0 = time.perf_counter()
-    final = new_predictor(sizes, args.seed, progress)
+    final = new_predictor(sizes, args.seed, progress, canonical=not args.no_canonical)
     copy_encoder(base, final)
     fit_heads(final, lab_cgs, y, unl_cgs)
     times["heads_final"] = time.perf_counter() - t0
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     times["total"] = time.perf_counter() - t_all
     info = {
-        "cgpredict_version": __version__, "seed": args.seed, "canonical": final.canonical, "sizes": sizes, "members": final.members,
+        "cgpredict_version": __version__, "seed": args.seed, "canonical": final.canonical, "weighting": final.weighting, "sizes": sizes, "members": final.members,
         "n_labelled": len(lab_cgs), "n_holdout": int(hold.size), "n_train_split": int(train.size),
         "holdout": holdout, "zero_shot": zero_shot, "members_zero_shot": members_zs, "few_shot": few_shot,
         "mmacs_median": mmacs_median,
