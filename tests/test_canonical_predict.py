@@ -134,9 +134,40 @@ def test_members_read_canonical_cgs_and_proxies_the_cgs_as_given(monkeypatch: py
         data = inp.Inputs(p, [cg])
         assert data.sources[0] is cg
         assert ("batch_norm" in data.cgs[0].op_histogram()) is not canonical
-        assert data.nodes[0].shape[0] == cg.num_nodes  # proxy node columns: the original graph's nodes
+        assert data.nodes[0].shape[0] == data.cgs[0].num_nodes  # node columns follow the nodes members read
         data.proxy_scores
         assert seen["features"][0] is cg and seen["scores"][0] is cg
+
+
+def test_canonical_of_equals_canonicalize_and_maps_nodes_to_their_origin(zoo_sources: dict) -> None:
+    for name, per_source in zoo_sources.items():
+        for label, cg in per_source.items():
+            inp.clear_canonical_cache()
+            canon = inp.canonical_of(cg)
+            assert canon == canonical_module.canonicalize(cg), (name, label)  # names and order included
+            rows = np.arange(cg.num_nodes, dtype=np.float64)[:, None]
+            origin = inp.canonical_node_rows(cg, rows)[:, 0].astype(int)
+            assert len(origin) == canon.num_nodes
+            for node, i in zip(canon.nodes, origin):  # each canonical node comes from a node of its op
+                source = cg.nodes[i]
+                assert source.name == node.name and (source.op == node.op or node.op in ("global_pool", "split")), \
+                    (name, label, node.op, source.op)
+
+
+def test_proxy_node_columns_follow_canonical_nodes() -> None:
+    torch.manual_seed(0)
+    cg = from_torch(randomized(ResNetTiny()), input_shape=(1, 3, 32, 32))
+    p = Predictor(proxy="gennas", canonical=True, progress=False)
+    rows = [np.arange(cg.num_nodes, dtype=np.float32)[:, None].repeat(3, axis=1)]
+    p.proxy_features = lambda cgs: (np.ones((1, 2)), rows)
+    data = inp.Inputs(p, [cg])
+    (cols,) = data.nodes
+    canon = data.cgs[0]
+    by_origin = {int(c[0]): node for c, node in zip(cols, canon.nodes)}
+    assert len(by_origin) == canon.num_nodes  # distinct origins
+    convs = [i for i, n in enumerate(cg.nodes) if n.op == "conv"]
+    assert all(i in by_origin for i in convs)  # every conv (now holding its batch norm) keeps its row
+    assert not any(cg.nodes[i].op == "batch_norm" for i in by_origin)  # folded batch norms are gone
 
 
 def test_checkpoint_records_canonical_and_old_ones_load_as_converted(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ whatever the chunking.
 
 from __future__ import annotations
 
+import copy
 import functools
 import weakref
 from collections.abc import Callable, Sequence
@@ -96,11 +97,36 @@ def check_cgs(cgs: Sequence[CG], labels: Sequence[float] | np.ndarray | None = N
     return y
 
 
-_canonical_by_object: dict[int, tuple[weakref.ref, CG]] = {}
+_canonical_by_object: dict[int, tuple[weakref.ref, CG, list[int]]] = {}
 
 
 def _forget(key: int) -> None:
     _canonical_by_object.pop(key, None)
+
+
+def _canonical_entry(cg: CG) -> tuple[CG, list[int]]:
+    """``(canonical form, origin)`` of ``cg``, cached per CG object: ``origin[i]`` is the index in
+    ``cg.nodes`` of the node that canonical node ``i`` comes from.
+
+    The origins are read by canonicalizing a copy whose node names are the node indices (names
+    are free text that :func:`~cgpredict.canonical.canonicalize` keeps and ignores: the canonical
+    structure and node order do not depend on them), then putting the real names back."""
+    key = id(cg)
+    hit = _canonical_by_object.get(key)
+    if hit is not None and hit[0]() is cg:
+        return hit[1], hit[2]
+    from cgpredict.canonical import canonicalize
+
+    tagged = copy.copy(cg)
+    tagged.nodes = [copy.copy(node) for node in cg.nodes]
+    for i, node in enumerate(tagged.nodes):
+        node.name = str(i)
+    canon = canonicalize(tagged)
+    origin = [int(node.name) for node in canon.nodes]
+    for node, i in zip(canon.nodes, origin):
+        node.name = cg.nodes[i].name
+    _canonical_by_object[key] = (weakref.ref(cg, lambda _r, k=key: _forget(k)), canon, origin)
+    return canon, origin
 
 
 def canonical_of(cg: CG) -> CG:
@@ -110,15 +136,14 @@ def canonical_of(cg: CG) -> CG:
     :func:`cgpredict.models.graph_data.cg_data`): repeated calls on the same objects pay once, and
     the canonical CG returned is the same object each time, so its own cached PyG conversion is
     reused too. A CG changed in place after a call keeps its old canonical form (as its PyG one)."""
-    key = id(cg)
-    hit = _canonical_by_object.get(key)
-    if hit is not None and hit[0]() is cg:
-        return hit[1]
-    from cgpredict.canonical import canonicalize
+    return _canonical_entry(cg)[0]
 
-    canon = canonicalize(cg)
-    _canonical_by_object[key] = (weakref.ref(cg, lambda _r, k=key: _forget(k)), canon)
-    return canon
+
+def canonical_node_rows(cg: CG, rows: np.ndarray) -> np.ndarray:
+    """Per-node rows of ``cg`` (``[cg.num_nodes, k]``) carried onto the nodes of its canonical
+    form: each canonical node takes the row of the node it comes from (a convolution that absorbed
+    a batch norm keeps the convolution's row)."""
+    return rows[_canonical_entry(cg)[1]]
 
 
 def clear_canonical_cache() -> None:
@@ -134,7 +159,10 @@ def member_cgs(cgs: Sequence[CG], canonical: bool) -> list[CG]:
     the network rebuilt from the CG (``CG.to_module()``), and folding batch norm changes that
     network — a conv net without its batch norms starts from other activation statistics and
     trains differently in the few proxy steps, so the proxy would score another network than
-    the one deployed. They keep the CG as given (:attr:`Inputs.sources`)."""
+    the one deployed. They keep the CG as given (:attr:`Inputs.sources`); the proxy's per-node
+    columns that the k-GNN reads are carried onto the canonical nodes (:func:`canonical_node_rows`).
+    So proxy scores, unlike the learned members, still depend on the source where the source
+    itself folded batch norm (a legacy ONNX export)."""
     return [canonical_of(cg) for cg in cgs] if canonical else list(cgs)
 
 
@@ -234,12 +262,16 @@ class Inputs:
             return None
         return self.proxy_features[0]
 
-    @property
+    @functools.cached_property
     def nodes(self) -> list[np.ndarray] | None:
-        """The k-GNN's extra node columns (``None`` unless ``proxy_inputs``)."""
+        """The k-GNN's extra node columns (``None`` unless ``proxy_inputs``), one row per node of
+        the CGs the members read (measured on :attr:`sources`, carried onto canonical nodes)."""
         if self.predictor.proxy is None or not self.predictor.proxy_inputs:
             return None
-        return self.proxy_features[1]
+        rows = self.proxy_features[1]
+        if not self.predictor.canonical:
+            return rows
+        return [canonical_node_rows(cg, r) for cg, r in zip(self.sources, rows)]
 
     @functools.cached_property
     def proxy_scores(self) -> np.ndarray:
