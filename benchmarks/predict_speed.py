@@ -7,8 +7,9 @@ default the predictor has the library's default architecture (paper sizes) and i
 epoch per member on ``--n-train`` NB-101 CGs; ``--checkpoint`` times a saved predictor instead.
 Reported per thread count:
 
-* ``cold``: first call on CG objects never seen (includes ``CG.to_pyg()`` of every CG);
-* ``warm``: repeated call (PyG conversions cached per CG object);
+* ``cold``: first call on CG objects never seen (includes ``CG.to_pyg()`` of every CG and, with
+  ``canonical`` on, its canonical form, :func:`cgpredict.canonical.canonicalize`);
+* ``warm``: repeated call (PyG conversions and canonical forms cached per CG object);
 * the seconds of the contrastive encoder and of the k-GNN alone (a warm call runs them, and the
   heads, as parallel per-chunk jobs when torch has several threads, so they do not add up);
 * the same warm call with the fast inference path switched off
@@ -42,6 +43,7 @@ from cgpredict.models.gnn import GNNPredictor
 from cgpredict.models.graph_data import clear_cache, flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker
 from cgpredict.predictor import Predictor
+from cgpredict.predictor.inputs import clear_canonical_cache
 
 ONE_EPOCH = {"encoder": {"epochs": 1}, "regressor": {"epochs": 1}, "pairwise": {"epochs": 1}, "kgnn": {"epochs": 1}}
 
@@ -60,6 +62,7 @@ def predict_speed(pred: Predictor, cgs: list, threads: int, repeat: int = 3) -> 
     and the warm CGs/s of the plain inference path."""
     torch.set_num_threads(threads)
     clear_cache()
+    clear_canonical_cache()
     cold = _time(lambda: pred.predict(cgs))
     warm = _time(lambda: pred.predict(cgs), repeat)
     emb = _time(lambda: pred.encoder.transform(cgs), repeat) if pred.encoder is not None else 0.0
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="warm repetitions (best is reported)")
     ap.add_argument("--train", action="store_true", help="also time ensemble training on NB-101")
     ap.add_argument("--train-epochs", type=int, default=2, help="epochs per member for --train")
+    ap.add_argument("--canonical", choices=("on", "off", "both"), default="both",
+                    help="time with the predictor reading canonical CGs, as converted, or both (the "
+                         "predictions differ, the work per CG does not otherwise)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -124,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         pred = Predictor(progress=False, **ONE_EPOCH).fit(source.cgs()[: args.n_train], source.labels[: args.n_train])
     nodes = np.mean([len(cg.nodes) for cg in target.cgs()])
     print(f"torch {torch.__version__}; {len(target.cgs())} NB-201 CGs, {nodes:.0f} nodes on average")
-    print("| threads | cold CGs/s | warm CGs/s | warm s | encoder alone s | k-GNN alone s | plain path warm CGs/s "
-          "| speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
-    for threads in args.threads:
-        r = predict_speed(pred, target.cgs(), threads, args.repeat)
-        print(f"| {threads} | {r['cold_cgs_per_s']:.0f} | {r['warm_cgs_per_s']:.0f} | {r['warm_s']:.2f} | "
-              f"{r['encoder_s']:.2f} | {r['kgnn_s']:.2f} | {r['plain_cgs_per_s']:.0f} | {r['speedup']:.2f}x |",
-              flush=True)
+    print("| canonical | threads | cold CGs/s | warm CGs/s | warm s | encoder alone s | k-GNN alone s "
+          "| plain path warm CGs/s | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.canonical]
+    for canonical in modes:
+        pred.canonical = canonical
+        for threads in args.threads:
+            r = predict_speed(pred, target.cgs(), threads, args.repeat)
+            print(f"| {'on' if canonical else 'off'} | {threads} | {r['cold_cgs_per_s']:.0f} | "
+                  f"{r['warm_cgs_per_s']:.0f} | {r['warm_s']:.2f} | {r['encoder_s']:.2f} | {r['kgnn_s']:.2f} | "
+                  f"{r['plain_cgs_per_s']:.0f} | {r['speedup']:.2f}x |", flush=True)
     if args.train:
         train, _, _ = split_indices(len(source.cgs()), 0)
         keep = [i for i in train if source.labels[i] >= 80.0]

@@ -6,7 +6,8 @@ What it does (GENNAPE, Mills et al., AAAI'23, at a size that fits a 2-core CI ma
 
 1. Samples ``--unlabelled`` NAS-Bench-101 architectures (``cgpredict.datasets.sample``, seed
    ``--seed + 1``) and converts them to CGs (cached under ``~/.cache/cgpredict``).
-2. Pre-trains the contrastive encoder on those unlabelled CGs only, and fits the input
+2. Pre-trains the contrastive encoder on those unlabelled CGs only (``Predictor.fit_encoder``; the
+   predictor reads every CG in canonical form, :mod:`cgpredict.canonical`), and fits the input
    standardisation and fuzzy C-means clusters of the ``+FCM`` members on the embeddings of the
    unlabelled and labelled CGs together — no labels are used for either.
 3. Trains the heads (and the k-GNN) on the labelled NB-101 table (``$CGPREDICT_DATA``; nets below
@@ -14,15 +15,16 @@ What it does (GENNAPE, Mills et al., AAAI'23, at a size that fits a 2-core CI ma
    (held-out SRCC / Kendall τ / NDCG@10 / MAE), then from scratch on all labelled nets — that is
    the shipped model.
 4. Optionally scores the shipped model zero-shot on NB-201 CIFAR-10 (``--zero-shot-n``).
-5. Writes ``config.json`` + ``weights.pt`` (``Predictor.save``) and ``MODEL_CARD.md`` with the
-   sizes, seeds, timings and metrics actually measured.
+5. Writes ``config.json`` + ``weights.pt`` + ``manifest.json`` (``Predictor.save``) and
+   ``MODEL_CARD.md`` with the sizes, seeds, timings and metrics actually measured (the manifest
+   is then rewritten to cover the card too).
 
 Run::
 
     CGPREDICT_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/train_pretrained.py
     python benchmarks/train_pretrained.py --quick -o /tmp/ckpt     # a 1-minute smoke run
 
-The encoder is pre-trained once (``predictor.encoder.fit(unlabelled)``) and shared by the
+The encoder is pre-trained once (``predictor.fit_encoder(unlabelled)``) and shared by the
 held-out run and the final model, whose heads are trained with
 ``Predictor.fit(labelled, y, unlabelled=..., refit_encoder=False)``.
 """
@@ -43,8 +45,10 @@ import torch
 from cgpredict import __version__
 from cgpredict.cg import CG
 from cgpredict.metrics import kendall_tau, mae, ndcg_at_k, spearman
+from cgpredict.fileio import atomic_write
 from cgpredict.models.graph_data import flops_of
 from cgpredict.predictor import CHECKPOINT_DIR, Predictor
+from cgpredict.predictor.checkpoint import write_manifest
 
 FAMILY = "nasbench101"
 MIN_ACC = 80.0
@@ -77,11 +81,11 @@ def _metrics(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, fl
             "srcc_predict": spearman(y, pred), "mae_predict": mae(y, pred)}
 
 
-def new_predictor(sizes: dict[str, Any], seed: int, progress: bool) -> Predictor:
-    """An unfitted Predictor with the shipped sizes."""
+def new_predictor(sizes: dict[str, Any], seed: int, progress: bool, canonical: bool = True) -> Predictor:
+    """An unfitted Predictor with the shipped sizes (reading canonical CGs unless ``canonical=False``)."""
     return Predictor(encoder=dict(sizes["encoder"]), regressor=dict(sizes["regressor"]),
                      pairwise=dict(sizes["pairwise"]), kgnn=dict(sizes["kgnn"]), n_clusters=sizes["n_clusters"],
-                     m=sizes["m"], min_train_accuracy=MIN_ACC, seed=seed, progress=progress)
+                     m=sizes["m"], min_train_accuracy=MIN_ACC, canonical=canonical, seed=seed, progress=progress)
 
 
 def fit_heads(p: Predictor, cgs: list[CG], y: np.ndarray, unl_cgs: list[CG]) -> Predictor:
@@ -140,8 +144,8 @@ Members: {members}. Zero-shot the members are averaged with equal weights;
 `Predictor.finetune` (or `cgpredict finetune`) re-weights them on your labelled nets from their
 scores cross-fitted over 2 folds (`weight_folds`): by default a non-negative least-squares fit of
 the labels' ranks on the members' ranks (`weighting="stacked"`), or GENNAPE's softmax(τ / 0.1) of
-their Kendall τ (`weighting="kendall"`). The checkpoint's `config.json` names no `weighting`, so
-it follows the library's default.
+their Kendall τ (`weighting="kendall"`). The checkpoint's `config.json` names
+`weighting="{info['weighting']}"`.
 
 ## Training data and procedure
 
@@ -149,6 +153,12 @@ it follows the library's default.
   {s['unlabelled']} NB-101 architectures from `cgpredict.datasets.sample("nasbench101", {s['unlabelled']},
   seed={info['seed'] + 1})`, converted with `from_torch` at input (1, 3, 32, 32). The paper used
   50k; this size keeps the whole script within ~15 min on a 2-core CPU.
+  A 20k-CG encoder was measured and not adopted (`benchmarks/results/transfer_shared_encoder.md`:
+  better zero-shot NB-201, worse NB-301).
+* **Canonical CGs**: the predictor reads every CG — training, evaluation and yours — in its
+  canonical form (`cgpredict.canonical.canonicalize`: batch norm folded into its conv/linear, pools,
+  pads and splits normalised; `"canonical": {str(info['canonical']).lower()}` in `config.json`), so
+  `from_torch`, ONNX dynamo and legacy ONNX exports of one network get one prediction.
 * **Labelled nets** (heads, k-GNN): the {info['n_labelled']} rows of `naslib/nasbench101__cifar10.csv`
   (validation accuracy, 108 epochs); nets below {MIN_ACC:g}% dropped for training as in the paper.
 * Encoder: k-GNN (4 layers) + Transformer branch, 128-dim embedding, spectral contrastive loss,
@@ -208,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flops-transform", action="store_true",
                         help="regress GENNAPE's eq. 5 target A/(log10(GFLOPs+1)+1) instead of Z(accuracy) "
                              "(off by default: it transfers worse, see benchmarks/results/transfer_*.md)")
+    parser.add_argument("--no-canonical", action="store_true",
+                        help="train on CGs as converted, not their canonical forms (for comparison only: "
+                             "sources of one network then get different predictions)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = not args.no_progress
@@ -233,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(unl_cgs)} unlabelled and {len(lab_cgs)} labelled NB-101 CGs ({times['convert']:.0f} s)", flush=True)
 
     t0 = time.perf_counter()
-    base = new_predictor(sizes, args.seed, progress)
-    base.encoder.fit(unl_cgs)
+    base = new_predictor(sizes, args.seed, progress, canonical=not args.no_canonical)
+    base.fit_encoder(unl_cgs)
     times["encoder"] = time.perf_counter() - t0
     print(f"encoder pre-trained on {len(unl_cgs)} unlabelled CGs ({times['encoder']:.0f} s); "
           f"final loss {base.encoder.history_[-1]:.3f}", flush=True)
@@ -251,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print("held-out NB-101:", {k: round(v, 3) for k, v in holdout.items()}, flush=True)
 
     t0 = time.perf_counter()
-    final = new_predictor(sizes, args.seed, progress)
+    final = new_predictor(sizes, args.seed, progress, canonical=not args.no_canonical)
     copy_encoder(base, final)
     fit_heads(final, lab_cgs, y, unl_cgs)
     times["heads_final"] = time.perf_counter() - t0
@@ -287,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     times["total"] = time.perf_counter() - t_all
     info = {
-        "cgpredict_version": __version__, "seed": args.seed, "sizes": sizes, "members": final.members,
+        "cgpredict_version": __version__, "seed": args.seed, "canonical": final.canonical, "weighting": final.weighting, "sizes": sizes, "members": final.members,
         "n_labelled": len(lab_cgs), "n_holdout": int(hold.size), "n_train_split": int(train.size),
         "holdout": holdout, "zero_shot": zero_shot, "members_zero_shot": members_zs, "few_shot": few_shot,
         "mmacs_median": mmacs_median,
@@ -296,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         "platform": f"{platform.machine()} {os.cpu_count()} CPUs",
         "command": "python benchmarks/train_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    (out / "MODEL_CARD.md").write_text(model_card(info))
+    atomic_write(out / "MODEL_CARD.md", model_card(info))
+    write_manifest(out)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"wrote {out} ({size / 1e6:.2f} MB) in {times['total']:.0f} s")
     return 0

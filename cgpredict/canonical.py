@@ -44,8 +44,10 @@ Rules, applied in order:
 Node names and ``source_op`` of known ops are left as they are (the hash ignores them). The CG given
 is never modified. ``canonicalize`` is idempotent.
 
-The shipped predictor does not canonicalize the CGs it reads (its checkpoint was trained on
-converter output); a predictor trained on canonical CGs gives one prediction per network.
+The predictor reads canonical CGs (``Predictor(canonical=True)``, the default, and the shipped
+checkpoint, trained on them; :func:`cgpredict.predictor.inputs.canonical_of` caches the form per CG
+object), so every source of one network gets one prediction. Checkpoints saved before that option
+load with ``canonical=False``.
 """
 
 from __future__ import annotations

@@ -109,23 +109,33 @@ def test_a_model_too_large_overall_is_refused(saved, tmp_path: Path) -> None:
         < ckpt.MAX_PARAMETERS / 10
 
 
-def test_version_1_checkpoint_loads_and_converts(tmp_path: Path) -> None:
-    """The shipped checkpoint is format version 1 (no manifest): it loads as it is, and the
-    documented conversion (``python -m cgpredict.predictor.checkpoint FOLDER``) gives a version-2
-    folder with identical predictions."""
+def test_version_1_checkpoint_loads_and_converts(saved, tmp_path: Path) -> None:
+    """A format-version-1 checkpoint (no manifest, no ``canonical`` option: how the shipped one was
+    written before it was retrained on canonical CGs) loads as it is, reading CGs as converted,
+    and the documented conversion (``python -m cgpredict.predictor.checkpoint FOLDER``) gives a
+    version-2 folder with identical predictions."""
     from cgpredict.datasets import load_family
 
-    shipped = CHECKPOINT_DIR / "nb101"
-    assert json.loads((shipped / "config.json").read_text())["format_version"] == 1
-    assert not (shipped / "manifest.json").exists()
+    pred, path, _ = saved
+    v1 = _copy(path, tmp_path)
+    (v1 / "manifest.json").unlink()
+    (v1 / "MODEL_CARD.md").write_text("# a version-1 card\n")
+    doc = json.loads((v1 / "config.json").read_text())
+    doc["format_version"] = 1
+    del doc["config"]["canonical"]
+    (v1 / "config.json").write_text(json.dumps(doc))
     cgs = load_family("nasbench201", n=8, seed=1).cgs(progress=False)
-    original = Predictor.pretrained(progress=False)
-    copy = _copy(shipped, tmp_path)
-    assert ckpt.main([str(copy)]) == 0
-    assert json.loads((copy / "config.json").read_text())["format_version"] == 2
-    assert set(json.loads((copy / "manifest.json").read_text())["files"]) == {"config.json", "weights.pt",
-                                                                               "MODEL_CARD.md"}
-    converted = Predictor.load(copy, progress=False)
+    original = Predictor.load(v1, progress=False)
+    assert original.canonical is False
+    as_converted = Predictor.load(path, progress=False)
+    as_converted.canonical = False
+    np.testing.assert_array_equal(original.predict(cgs), as_converted.predict(cgs))
+    assert ckpt.main([str(v1)]) == 0
+    assert json.loads((v1 / "config.json").read_text())["format_version"] == 2
+    assert set(json.loads((v1 / "manifest.json").read_text())["files"]) == {"config.json", "weights.pt",
+                                                                             "MODEL_CARD.md"}
+    converted = Predictor.load(v1, progress=False)
+    assert converted.canonical is False
     np.testing.assert_array_equal(converted.predict(cgs), original.predict(cgs))
     np.testing.assert_array_equal(converted.rank(cgs), original.rank(cgs))
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_checkpoint_files_small_and_safe() -> None:
     files = {p.name: p.stat().st_size for p in CKPT.iterdir()}
-    assert {"config.json", "weights.pt", "MODEL_CARD.md"} <= set(files)
+    assert {"config.json", "weights.pt", "MODEL_CARD.md", "manifest.json"} <= set(files)
     assert sum(files.values()) < 6_000_000, files  # ships inside the wheel
     state = torch.load(CKPT / "weights.pt", map_location="cpu", weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
@@ -34,6 +34,9 @@ def test_checkpoint_files_small_and_safe() -> None:
     doc = json.loads((CKPT / "config.json").read_text())
     assert doc["config"]["members"] == list(MEMBERS)
     assert doc["config"]["min_train_accuracy"] == 80.0
+    assert doc["config"]["canonical"] is True  # trained on, and reads, canonical CGs
+    assert set(json.loads((CKPT / "manifest.json").read_text())["files"]) == {"config.json", "weights.pt",
+                                                                              "MODEL_CARD.md"}
     card = (CKPT / "MODEL_CARD.md").read_text()
     assert "held-out" in card and "benchmarks/train_pretrained.py" in card
 

@@ -99,6 +99,9 @@ class PredictorBag(Ensemble):
     proxy = property(lambda self: self.predictors[0].proxy if self.predictors else self._option("proxy", None))
     proxy_inputs = property(lambda self: self.predictors[0].proxy_inputs if self.predictors
                             else self._option("proxy_inputs", True))
+    canonical = property(lambda self: self.predictors[0].canonical if self.predictors
+                         else self._option("canonical", True),
+                         doc="Whether the members read canonical CGs (see :class:`Predictor`).")
     zero_cost = property(lambda self: self.predictors[0].zero_cost if self.predictors
                          else tuple(self._option("zero_cost", ())))
 

@@ -16,9 +16,12 @@ ensemble weights, scalers, PCA and FCM state as plain arrays), ``weights.pt`` (o
   does not match its hash in the manifest (edited, truncated or half-written), and options
   outside :data:`BOUNDS` or a model larger than :data:`MAX_PARAMETERS` — before any module is
   built, so a tampered ``config.json`` cannot make ``load`` allocate gigabytes.
-* Format version 1 (the shipped ``nb101`` checkpoint) has no manifest and is still read; every
+* Format version 1 (the shipped ``nb101`` checkpoint until it was retrained on canonical CGs) has no manifest and is still read; every
   checkpoint written now is version 2. :func:`write_manifest` turns a version-1 folder into a
   version-2 one (``python -m cgpredict.predictor.checkpoint FOLDER``).
+* ``config.json`` records the ``canonical`` option (whether the members read canonical CGs); a
+  config without it was saved before the option existed, trained on CGs as converted, and loads
+  with ``canonical=False`` so its predictions do not change.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ CHECKPOINT_FORMAT = "cgpredict.predictor"
 BAG_CHECKPOINT_FORMAT = "cgpredict.predictor_bag"
 #: Written by this cgpredict (with ``manifest.json``).
 CHECKPOINT_VERSION = 2
-#: Read by this cgpredict (1: no manifest, e.g. the shipped checkpoint).
+#: Read by this cgpredict (1: no manifest, e.g. the shipped checkpoint before canonical CGs).
 READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 MANIFEST = "manifest.json"
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -299,7 +302,8 @@ def load_predictor_folder(cls: type[P], path: str | Path, progress: bool = True)
     cfg_path = path / "config.json"
     doc = open_checkpoint(path)
     try:
-        obj = cls(progress=progress, **doc["config"])
+        # a checkpoint saved before the ``canonical`` option was trained on CGs as converted
+        obj = cls(progress=progress, **{"canonical": False, **doc["config"]})
         obj._validate_params()
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{cfg_path}: invalid 'config': {exc}") from exc

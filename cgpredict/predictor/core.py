@@ -56,6 +56,12 @@ class Predictor(ProxyWiring, Ensemble):
         proxy_inputs: with ``proxy``, also feed its features to the CL heads and the k-GNN
             (``False``: only the ``Proxy`` member uses them).
         zero_cost: zero-cost proxies (``"synflow"``, ``"naswot"``) scored for the ``Proxy`` member.
+        canonical: the members read the canonical form of every CG
+            (:func:`cgpredict.canonical.canonicalize`: batch norm folded into its conv/linear,
+            pools, pads and splits normalised), so every source of one network — ``from_torch``,
+            ONNX dynamo, legacy and optimised exports — gets one prediction. Cached per CG object;
+            the proxies still run the CG as given. Checkpoints saved without this option (before
+            it existed) load with ``canonical=False``, the form they were trained on.
         seed: seeds every member. progress: tqdm progress bars.
 
     The constructor only stores these; ``fit`` validates them and builds the members.
@@ -79,14 +85,15 @@ class Predictor(ProxyWiring, Ensemble):
                  fcm_grid: dict[str, Any] | None = None, min_train_accuracy: float | None = None,
                  weight_temperature: float = 0.1, weighting: str = "stacked",
                  proxy: str | ProxyConfig | dict[str, Any] | None = None, proxy_inputs: bool = True,
-                 zero_cost: Sequence[str] = (), seed: int = 0, progress: bool = True) -> None:
+                 zero_cost: Sequence[str] = (), canonical: bool = True, seed: int = 0,
+                 progress: bool = True) -> None:
         self.members = list(members)
         self.encoder_kwargs, self.regressor_kwargs = dict(encoder or {}), dict(regressor or {})
         self.pairwise_kwargs, self.kgnn_kwargs = dict(pairwise or {}), dict(kgnn or {})
         self.n_clusters, self.m, self.fcm_grid = n_clusters, m, fcm_grid
         self.min_train_accuracy, self.weight_temperature, self.weighting = min_train_accuracy, weight_temperature, weighting
         self.proxy, self.proxy_inputs, self.zero_cost = proxy, proxy_inputs, tuple(zero_cost)
-        self.seed, self.progress = seed, progress
+        self.canonical, self.seed, self.progress = canonical, seed, progress
         self.encoder_: ContrastiveEncoder | None = None
         self.members_: dict[str, Member] = {}
 
@@ -119,7 +126,7 @@ class Predictor(ProxyWiring, Ensemble):
                 "fcm_grid": self.fcm_grid, "min_train_accuracy": self.min_train_accuracy,
                 "weight_temperature": self.weight_temperature, "weighting": self.weighting,
                 "proxy": None if self.proxy is None else inp.proxy_dict(self.proxy), "proxy_inputs": self.proxy_inputs,
-                "zero_cost": list(self.zero_cost), "seed": self.seed}
+                "zero_cost": list(self.zero_cost), "canonical": self.canonical, "seed": self.seed}
 
     def modules(self) -> nn.ModuleDict:
         """All trainable torch modules, keyed by member (``encoder`` for the CL encoder)."""
@@ -162,7 +169,7 @@ class Predictor(ProxyWiring, Ensemble):
         the heads' input standardisation and FCM clusters are fitted on labelled + unlabelled
         embeddings (with ``proxy`` set, on the labelled ones only, to avoid proxy runs).
         ``refit_encoder=False`` keeps an already trained encoder (e.g. one pre-trained with
-        ``predictor.encoder.fit(unlabelled_cgs)``) and trains only the heads and the k-GNN.
+        :meth:`fit_encoder`) and trains only the heads and the k-GNN.
         """
         self._validate_params()
         y = check_cgs(cgs, labels)
@@ -179,9 +186,10 @@ class Predictor(ProxyWiring, Ensemble):
             raise RuntimeError("refit_encoder=False needs an encoder that is already trained")
         self.n_clusters_, self.m_, self.grid_scores_ = int(self.n_clusters), float(self.m), {}
         self._build(keep_encoder)
-        if self.encoder_ is not None and not keep_encoder:
-            self.encoder_.fit(list(cgs) + unlabelled)
         data = Inputs(self, cgs)
+        unlabelled = inp.member_cgs(unlabelled, self.canonical)
+        if self.encoder_ is not None and not keep_encoder:
+            self.encoder_.fit(data.cgs + unlabelled)
         extra = None
         if unlabelled and data.emb is not None and self.proxy is None:
             extra = (self.encoder_.transform(unlabelled), inp.gflops_of(unlabelled))
@@ -193,6 +201,15 @@ class Predictor(ProxyWiring, Ensemble):
         for member in self.members_.values():
             member.fit(data, y, extra, shared)
         self._reset_weights()
+        return self
+
+    def fit_encoder(self, cgs: Sequence[CG]) -> Predictor:
+        """Pre-train the contrastive encoder alone on (unlabelled) CGs, read as the members read
+        them (canonical forms with ``canonical``); then ``fit(..., refit_encoder=False)``."""
+        check_cgs(cgs)
+        if self.encoder is None:
+            raise RuntimeError("this Predictor has no contrastive member, so no encoder to pre-train")
+        self.encoder.fit(inp.member_cgs(cgs, self.canonical))
         return self
 
     def adapt(self, cgs: Sequence[CG]) -> Predictor:
@@ -238,7 +255,8 @@ class Predictor(ProxyWiring, Ensemble):
         """Contrastive CG embeddings ``[N, dim]`` (needs a CL member; proxy features not included)."""
         if self.encoder_ is None:
             raise RuntimeError("this Predictor has no contrastive member, so no embeddings")
-        return self.encoder_.transform(cgs)
+        check_cgs(cgs)
+        return self.encoder_.transform(inp.member_cgs(cgs, self.canonical))
 
     def member_scores(self, cgs: Sequence[CG]) -> dict[str, np.ndarray]:
         """Each member's scores (higher = better): accuracies for the regressors, merge-sort
@@ -291,7 +309,8 @@ class Predictor(ProxyWiring, Ensemble):
 
 def validate_options(pred: Predictor) -> None:
     """Check a predictor's options (``fit`` and loading call it): known members, a source of
-    proxy scores for ``Proxy``, known zero-cost proxies, a weighting rule and temperature."""
+    proxy scores for ``Proxy``, known zero-cost proxies, a boolean ``canonical``, a weighting rule
+    and temperature."""
     from cgpredict.proxies.zero_cost import check_names
 
     unknown = [name for name in pred.members if name not in ALL_MEMBERS]
@@ -299,6 +318,8 @@ def validate_options(pred: Predictor) -> None:
         raise ValueError(f"unknown ensemble member(s) {unknown}; choose from {', '.join(ALL_MEMBERS)}")
     pred.members = [name for name in ALL_MEMBERS if name in pred.members]
     pred.zero_cost = check_names(pred.zero_cost)
+    if not isinstance(pred.canonical, bool):
+        raise ValueError(f"canonical must be True or False, not {pred.canonical!r}")
     if "Proxy" in pred.members and pred.proxy is None and not pred.zero_cost:
         raise ValueError("the 'Proxy' member needs proxy scores: pass proxy='gennas' (or 'eproxy', a "
                          "ProxyConfig, a dict) and/or zero_cost=('synflow',)")

@@ -8,6 +8,11 @@ node columns, the ``Proxy`` member's training-free scores, and the accuracies of
 members. Each is computed on first use and kept, so ``rank`` embeds the CGs once however many
 members read the embedding, and nothing is computed that no member reads.
 
+With ``Predictor(canonical=True)`` (the default) the members read the canonical form of each CG
+(:func:`cgpredict.canonical.canonicalize`, cached per CG object by :func:`member_cgs`), so every
+source of one network (``from_torch``, ONNX dynamo, legacy or optimised exports) gets one
+prediction; the proxies still run the CG as given (``Inputs.sources``, see :func:`member_cgs`).
+
 The embedding (then the regressing heads on it) and the graph members run per chunk of the CGs,
 one chunk per torch thread, as parallel jobs (:func:`in_parallel`); every CG's result is the same
 whatever the chunking.
@@ -15,7 +20,9 @@ whatever the chunking.
 
 from __future__ import annotations
 
+import copy
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -90,6 +97,75 @@ def check_cgs(cgs: Sequence[CG], labels: Sequence[float] | np.ndarray | None = N
     return y
 
 
+_canonical_by_object: dict[int, tuple[weakref.ref, CG, list[int]]] = {}
+
+
+def _forget(key: int) -> None:
+    _canonical_by_object.pop(key, None)
+
+
+def _canonical_entry(cg: CG) -> tuple[CG, list[int]]:
+    """``(canonical form, origin)`` of ``cg``, cached per CG object: ``origin[i]`` is the index in
+    ``cg.nodes`` of the node that canonical node ``i`` comes from.
+
+    The origins are read by canonicalizing a copy whose node names are the node indices (names
+    are free text that :func:`~cgpredict.canonical.canonicalize` keeps and ignores: the canonical
+    structure and node order do not depend on them), then putting the real names back."""
+    key = id(cg)
+    hit = _canonical_by_object.get(key)
+    if hit is not None and hit[0]() is cg:
+        return hit[1], hit[2]
+    from cgpredict.canonical import canonicalize
+
+    tagged = copy.copy(cg)
+    tagged.nodes = [copy.copy(node) for node in cg.nodes]
+    for i, node in enumerate(tagged.nodes):
+        node.name = str(i)
+    canon = canonicalize(tagged)
+    origin = [int(node.name) for node in canon.nodes]
+    for node, i in zip(canon.nodes, origin):
+        node.name = cg.nodes[i].name
+    _canonical_by_object[key] = (weakref.ref(cg, lambda _r, k=key: _forget(k)), canon, origin)
+    return canon, origin
+
+
+def canonical_of(cg: CG) -> CG:
+    """:func:`cgpredict.canonical.canonicalize` of ``cg``, cached per CG object.
+
+    Keyed by identity and dropped when ``cg`` is garbage-collected (as the PyG conversions of
+    :func:`cgpredict.models.graph_data.cg_data`): repeated calls on the same objects pay once, and
+    the canonical CG returned is the same object each time, so its own cached PyG conversion is
+    reused too. A CG changed in place after a call keeps its old canonical form (as its PyG one)."""
+    return _canonical_entry(cg)[0]
+
+
+def canonical_node_rows(cg: CG, rows: np.ndarray) -> np.ndarray:
+    """Per-node rows of ``cg`` (``[cg.num_nodes, k]``) carried onto the nodes of its canonical
+    form: each canonical node takes the row of the node it comes from (a convolution that absorbed
+    a batch norm keeps the convolution's row)."""
+    return rows[_canonical_entry(cg)[1]]
+
+
+def clear_canonical_cache() -> None:
+    """Drop all cached canonical forms (:func:`canonical_of`); for cold-start timings."""
+    _canonical_by_object.clear()
+
+
+def member_cgs(cgs: Sequence[CG], canonical: bool) -> list[CG]:
+    """The CGs a predictor's members read: the canonical forms (:func:`canonical_of`) when
+    ``canonical``, else ``cgs`` as given.
+
+    Proxies (the regression proxy, zero-cost proxies) are *not* given these: they train or probe
+    the network rebuilt from the CG (``CG.to_module()``), and folding batch norm changes that
+    network — a conv net without its batch norms starts from other activation statistics and
+    trains differently in the few proxy steps, so the proxy would score another network than
+    the one deployed. They keep the CG as given (:attr:`Inputs.sources`); the proxy's per-node
+    columns that the k-GNN reads are carried onto the canonical nodes (:func:`canonical_node_rows`).
+    So proxy scores, unlike the learned members, still depend on the source where the source
+    itself folded batch norm (a legacy ONNX export)."""
+    return [canonical_of(cg) for cg in cgs] if canonical else list(cgs)
+
+
 def proxy_config(proxy: str | ProxyConfig | dict[str, Any] | None) -> ProxyConfig | None:
     """Normalise the ``proxy`` option to a ProxyConfig (or ``None``)."""
     if proxy is None:
@@ -159,7 +235,10 @@ class Inputs:
 
     def __init__(self, predictor: Predictor, cgs: Sequence[CG]) -> None:
         self.predictor = predictor
-        self.cgs = list(cgs)
+        #: the CGs as given (what the proxies run).
+        self.sources = list(cgs)
+        #: what the members read (canonical forms with ``predictor.canonical``; :func:`member_cgs`).
+        self.cgs = member_cgs(self.sources, predictor.canonical)
         self._emb: np.ndarray | None = None
         self._accuracies: dict[str, np.ndarray] = {}
 
@@ -174,7 +253,7 @@ class Inputs:
     @functools.cached_property
     def proxy_features(self) -> tuple[np.ndarray, list[np.ndarray]] | None:
         """The predictor's proxy features ``(graph, nodes)`` of these CGs (``None`` without a proxy)."""
-        return self.predictor.proxy_features(self.cgs)
+        return self.predictor.proxy_features(self.sources)
 
     @property
     def graph(self) -> np.ndarray | None:
@@ -183,18 +262,22 @@ class Inputs:
             return None
         return self.proxy_features[0]
 
-    @property
+    @functools.cached_property
     def nodes(self) -> list[np.ndarray] | None:
-        """The k-GNN's extra node columns (``None`` unless ``proxy_inputs``)."""
+        """The k-GNN's extra node columns (``None`` unless ``proxy_inputs``), one row per node of
+        the CGs the members read (measured on :attr:`sources`, carried onto canonical nodes)."""
         if self.predictor.proxy is None or not self.predictor.proxy_inputs:
             return None
-        return self.proxy_features[1]
+        rows = self.proxy_features[1]
+        if not self.predictor.canonical:
+            return rows
+        return [canonical_node_rows(cg, r) for cg, r in zip(self.sources, rows)]
 
     @functools.cached_property
     def proxy_scores(self) -> np.ndarray:
         """The ``Proxy`` member's training-free score columns (:meth:`Predictor.proxy_scores`)."""
         feats = self.proxy_features if self.predictor.proxy is not None else None
-        return self.predictor.proxy_scores(self.cgs, None if feats is None else feats[0])
+        return self.predictor.proxy_scores(self.sources, None if feats is None else feats[0])
 
     @property
     def emb(self) -> np.ndarray | None:
