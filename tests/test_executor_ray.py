@@ -204,3 +204,20 @@ def test_family_conversion_on_ray_gives_the_local_cgs(ray_session, tmp_path: Pat
     assert [cg.hash() for cg in remote] == [cg.hash() for cg in local]
     assert [(cg.name, cg.to_dict()["nodes"]) for cg in remote] == [(cg.name, cg.to_dict()["nodes"]) for cg in local]
     assert [cg.hash() for cg in fam.cgs(progress=False, cache_root=tmp_path)] == [cg.hash() for cg in local]
+
+
+def test_proxy_bank_on_ray_gives_the_local_numbers(ray_session, nb201_cgs, tmp_path: Path) -> None:
+    """``bank_scores_many(executor=...)``: the whole default bank on Ray workers, bit-identical to
+    this process, and cached here (a second run sends nothing)."""
+    import numpy as np
+
+    from cgpredict.proxies.bank import BankConfig, bank_scores_many
+
+    cgs, config = nb201_cgs[:4], BankConfig(batch_size=8)
+    local = bank_scores_many(cgs, None, config, cache=False, progress=False)
+    remote = bank_scores_many(cgs, None, config, cache_dir=tmp_path, progress=False, executor=RayExecutor())
+    for a, b in zip(local, remote):
+        assert bits(a.scores.values()) == bits(b.scores.values()) and a.errors == b.errors
+        assert all(np.array_equal(a.node[k], b.node[k], equal_nan=True) for k in a.node)
+    assert all(r.cached for r in bank_scores_many(cgs, None, config, cache_dir=tmp_path, progress=False,
+                                                  executor=RayExecutor()))

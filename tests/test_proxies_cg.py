@@ -203,3 +203,19 @@ def test_cli_family_mode_writes_labels(shared_data: Path, tmp_path: Path, monkey
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 3 and all(0 < float(r["label"]) <= 100 for r in rows)
     assert {"arch", "label", "eproxy_score", "eproxy_loss", "eproxy_stage3", "eproxy_seconds", "eproxy_error"} <= set(rows[0])
+
+
+def test_cli_bank_on_an_executor_writes_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cgpredict proxy --family F --n N --method ... --executor local:2`` writes the rows the
+    in-process run writes (scores are computed in two worker processes, cached here)."""
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CGPREDICT_DATA", str(tmp_path / "no-data"))
+    here, there = tmp_path / "here.csv", tmp_path / "there.csv"
+    argv = ["--family", "nasbench201", "--n", "3", "--seed", "2", "--method", "synflow,naswot", "--batch-size", "8",
+            "-q", "--no-cache"]
+    assert _cli([*argv, "-o", str(here)]) == 0
+    assert _cli([*argv, "--executor", "local:2", "-o", str(there)]) == 0
+    drop = ("seconds",)
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(here.open())]
+    assert rows == [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(there.open())]
+    assert len(rows) == 3 and all(r["error"] == "" for r in rows)

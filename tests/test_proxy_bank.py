@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import math
 
 import numpy as np
@@ -302,3 +303,50 @@ def test_a_degenerate_network_ranks_lowest_not_nan(cnn) -> None:
     assert math.isfinite(r.scores["meco"])
     row = r.row(["naswot"])
     assert row["naswot"] == -math.inf and row["error"] == ""
+
+
+def _same(a, b) -> bool:
+    """Two bank results hold the same scores (bit for bit, NaN = NaN) and node statistics."""
+    return (all(float(a.scores[k]).hex() == float(b.scores[k]).hex() for k in a.scores)
+            and a.scores.keys() == b.scores.keys()
+            and all(np.array_equal(a.node[k], b.node[k], equal_nan=True) for k in a.node))
+
+
+def test_bank_on_an_executor_gives_the_local_numbers_and_fills_the_local_cache(tmp_path) -> None:
+    from cgpredict.datasets import load_family
+
+    cgs = load_family("nasbench201", n=3, seed=4).cgs(progress=False)
+    methods = ["synflow", "naswot", "meco"]
+    config = BankConfig(batch_size=8)
+    local = bank_scores_many(cgs, methods, config, cache=False, progress=False)
+    pooled = bank_scores_many(cgs, methods, config, cache_dir=tmp_path, progress=False, executor="local:2")
+    assert all(_same(a, b) for a, b in zip(local, pooled))
+    again = bank_scores_many(cgs, methods, config, cache_dir=tmp_path, progress=False, executor="local:2")
+    assert all(r.cached for r in again) and all(_same(a, b) for a, b in zip(local, again))
+
+
+def test_an_edited_or_misplaced_cache_entry_is_dropped_and_recomputed(cnn, tmp_path) -> None:
+    import shutil
+    import warnings
+
+    from cgpredict.datasets import cache as cg_cache
+
+    first = bank_scores(cnn, ["synflow"], cache_dir=tmp_path)
+    (entry,) = list(tmp_path.rglob("*.npz"))
+    with np.load(entry) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["scores"]["synflow"] += 1.0  # an edited but valid score
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    with open(entry, "wb") as handle:
+        np.savez(handle, **arrays)
+    cg_cache._REPORTED.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = bank_scores(cnn, ["synflow"], cache_dir=tmp_path)
+    assert not again.cached and again.scores["synflow"] == first.scores["synflow"]
+    assert any("checksum" in str(w.message) for w in caught)
+    other = entry.with_name("0" * 64 + ".npz")  # a valid entry under another key
+    shutil.copy(entry, other)
+    assert bank_mod._load(other, again_cg := bank_mod._as_cg(cnn, 224), "x") is None
+    assert bank_mod._load(entry, again_cg, "x") is not None

@@ -146,11 +146,22 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
                 items.append(({"model": spec}, _model_cg(spec, args.input_size)))
             except Exception as exc:  # noqa: BLE001 - a model that cannot be loaded or converted is a failed row
                 items.append(({"model": spec}, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]))
+    done: dict[int, Any] = {}
+    if getattr(args, "executor", None) is not None:  # compute on the executor first, cached here
+        from cgpredict.proxies.bank import bank_scores_many
+
+        ready = [i for i, (_, cg) in enumerate(items) if not isinstance(cg, str)]
+        results = bank_scores_many([items[i][1] for i in ready], args.method, config, cache=not args.no_cache,
+                                   progress=not args.quiet, executor=args.executor,
+                                   names=[items[i][0].get("model") or items[i][0]["arch"] for i in ready])
+        done = dict(zip(ready, results))
     rows, failed = [], 0
-    bar = tqdm(items, unit="net", desc="proxy bank", disable=args.quiet)
-    for head, cg in bar:
+    bar = tqdm(items, unit="net", desc="proxy bank", disable=args.quiet or bool(done))
+    for index, (head, cg) in enumerate(bar):
         row = dict(head)
-        if isinstance(cg, str):
+        if index in done:
+            row.update(done[index].row(args.method))
+        elif isinstance(cg, str):
             row.update({m: math.nan for m in args.method})
             row.update({"seconds": 0.0, "error": f"load: {cg}"})
         else:
@@ -310,6 +321,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--flops-alpha", type=float, default=0.0, help="FLOPs factor: loss*(1+alpha*norm(MACs)); 0 = off")
     parser.add_argument("-o", "--output", required=True, help="CSV file to write (refused if it exists, unless --force)")
     parser.add_argument("--force", action="store_true", help="replace an existing --output")
+    parser.add_argument("--executor", default=None, metavar="SPEC",
+                        help="training-free proxies only: score on this executor ('local:N', 'ray', 'ray:auto', "
+                             "'ray:HOST:PORT'); results are cached here")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(func=_run)
     return parser

@@ -46,6 +46,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,7 +68,7 @@ from cgpredict.proxies.zc_synflow import synflow_pass
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "PROXIES", "BankConfig", "BankResult", "ProxyInfo",
            "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
 
-BANK_CACHE_VERSION = 3
+BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 
 
 @dataclass(frozen=True)
@@ -333,22 +334,47 @@ def _cache_path(cg: CG, config: BankConfig, root: Path) -> Path:
     return root / key[:2] / f"{key}.npz"
 
 
+def _checksum(meta_text: str, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of an entry's metadata and arrays (stored beside them, checked at load)."""
+    digest = hashlib.sha256(meta_text.encode())
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def _save(path: Path, result: BankResult, groups: Sequence[str]) -> None:
-    meta = {"scores": {k: (None if math.isnan(v) else v) for k, v in result.scores.items()},
+    meta = {"key": path.stem, "scores": {k: (None if math.isnan(v) else v) for k, v in result.scores.items()},
             "errors": result.errors, "seconds": result.seconds, "groups": sorted(groups)}
     arrays = {f"node__{k}": v.astype(np.float32) for k, v in result.node.items()}
+    meta_text = json.dumps(meta, sort_keys=True)
     with atomic_writer(path) as handle:
-        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(handle, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
 
 
 def _load(path: Path, cg: CG, name: str) -> tuple[BankResult, set[str]] | None:
+    """The cache entry at ``path``, or ``None`` when it is unreadable, truncated, edited (checksum) or
+    was written for another key (reported once by :func:`cgpredict.datasets.cache.report_cache_problem`;
+    the caller recomputes and rewrites it)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
+            meta_text = str(data["meta"])
+            stored = str(data["checksum"])
             node = {k[len("node__"):]: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
-    except (OSError, ValueError, KeyError, EOFError):  # unreadable or truncated: recompute
-        return None
-    if any(v.shape != (cg.num_nodes,) for v in node.values()):
+        meta = json.loads(meta_text)
+        problem = None
+        if _checksum(meta_text, {f"node__{k}": v for k, v in node.items()}) != stored:
+            problem = "its checksum does not match its contents"
+        elif meta.get("key") != path.stem:
+            problem = "it was written for another key"
+        elif any(v.shape != (cg.num_nodes,) for v in node.values()):
+            problem = "its node statistics do not fit the CG"
+    except (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile) as exc:
+        problem = f"it cannot be read ({type(exc).__name__})"
+    if problem is not None:
+        from cgpredict.datasets.cache import report_cache_problem
+
+        report_cache_problem(path, f"proxy-bank entry: {problem}")
         return None
     scores = {k: (math.nan if v is None else float(v)) for k, v in meta["scores"].items()}
     result = BankResult(name=name, scores=scores, node=node, seconds=dict(meta["seconds"]),
@@ -410,18 +436,79 @@ def bank_scores(model_or_cg: CG | nn.Module, methods: Iterable[str] | None = Non
     return result
 
 
+class _BankTask:
+    """What an executor's worker runs for :func:`bank_scores_many`: the bank on one CG, uncached,
+    returned as plain data (the driver writes the cache)."""
+
+    def __init__(self, methods: tuple[str, ...], config: BankConfig) -> None:
+        self.methods, self.config = methods, config
+
+    def __call__(self, cg: CG) -> dict[str, Any]:
+        res = bank_scores(cg, self.methods, self.config, cache=False)
+        return {"scores": res.scores, "node": {k: v.tolist() for k, v in res.node.items()},
+                "seconds": res.seconds, "errors": res.errors}
+
+
+def _remote_results(items: list[CG], wanted: tuple[str, ...], config: BankConfig, cache: bool,
+                    root: Path, labels: list[str], executor: Any, progress: bool) -> list[BankResult]:
+    """:func:`bank_scores_many` on an executor: cached entries are read here, the rest computed
+    there (CGs travel as JSON) and written into this machine's cache as they arrive."""
+    from cgpredict.executors import get_executor
+
+    out: list[BankResult | None] = [None] * len(items)
+    if cache:  # what the cache already holds is not sent anywhere
+        groups = {PROXIES[m].group for m in wanted}
+        for i, cg in enumerate(items):
+            path = _cache_path(cg, config, root)
+            hit = _load(path, cg, labels[i]) if path.is_file() else None
+            if hit is not None and groups <= hit[1]:
+                out[i] = hit[0]
+    todo = [i for i, r in enumerate(out) if r is None]
+    runner = get_executor(executor)
+    bar = tqdm(total=len(todo), desc="proxy bank", unit="net", disable=not progress)
+    try:
+        for position, outcome in runner.map_chunks(_BankTask(wanted, config), [items[i] for i in todo]):
+            i = todo[position]
+            if outcome.ok:
+                value = outcome.value
+                res = BankResult(name=labels[i], scores={k: float(v) for k, v in value["scores"].items()},
+                                 node={k: np.asarray(v, dtype=np.float32) for k, v in value["node"].items()},
+                                 seconds=dict(value["seconds"]), errors=dict(value["errors"]))
+                if cache:
+                    _save(_cache_path(items[i], config, root), res, {PROXIES[m].group for m in wanted})
+            else:  # the task itself failed (a worker lost after every retry): NaN, never cached
+                reason = outcome.error or "worker lost after every retry"
+                res = BankResult(name=labels[i], scores={m: math.nan for m in wanted},
+                                 errors={m: reason for m in wanted})
+            out[i] = res
+            bar.update()
+    finally:
+        bar.close()
+        if runner is not executor:
+            runner.close()
+    return out  # type: ignore[return-value]
+
+
 def bank_scores_many(cgs: Iterable[CG], methods: Iterable[str] | None = None, config: BankConfig | None = None,
                      *, cache: bool = True, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-                     names: Sequence[str] | None = None) -> list[BankResult]:
-    """:func:`bank_scores` for many CGs with a progress bar (failures are NaN entries, never raised)."""
+                     names: Sequence[str] | None = None, executor: Any = None) -> list[BankResult]:
+    """:func:`bank_scores` for many CGs with a progress bar (failures are NaN entries, never raised).
+
+    ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as ``"local:2"`` or
+    ``"ray:auto"``) computes the networks missing from the cache there; results are the same numbers
+    as here and are cached here.
+    """
     items = list(cgs)
     wanted = check_methods(methods if methods is not None else DEFAULT_METHODS)
+    labels = [names[i] if names is not None else (cg.name or "cg") for i, cg in enumerate(items)]
+    if executor is not None:
+        root = Path(cache_dir) if cache_dir is not None else cache_root()
+        return _remote_results(items, wanted, config or BankConfig(), cache, root, labels, executor, progress)
     out = []
     failed = 0
     bar = tqdm(items, desc="proxy bank", unit="net", disable=not progress)
     for i, cg in enumerate(bar):
-        res = bank_scores(cg, wanted, config, cache=cache, cache_dir=cache_dir,
-                          name=names[i] if names is not None else None)
+        res = bank_scores(cg, wanted, config, cache=cache, cache_dir=cache_dir, name=labels[i])
         failed += any(m in res.errors for m in wanted)
         bar.set_postfix(failed=failed)
         out.append(res)
