@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cgpredict.fileio import atomic_writer
+
 #: Colours per group in the embedding plot (tab10 order).
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -71,7 +73,7 @@ def plot_embeddings(groups: Mapping[str, np.ndarray], centres: np.ndarray | None
     ax.grid(alpha=0.2)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -108,6 +110,13 @@ def plot_pred_vs_true(true: np.ndarray, predicted: np.ndarray, score: np.ndarray
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def save_figure(fig: object, path: Path) -> None:
+    """Write a matplotlib figure atomically (format from the suffix, PNG by default)."""
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    with atomic_writer(path) as handle:
+        fig.savefig(handle, format=fmt)  # type: ignore[attr-defined]

@@ -487,4 +487,30 @@ def cg_to_module(cg: CG) -> RebuiltModule:
     """
     if not isinstance(cg, CG):
         raise TypeError(f"cg_to_module expects a cgpredict CG, got {type(cg).__name__}")
+    check_rebuild_size(cg)
     return RebuiltModule(cg)
+
+
+#: Most weight elements a rebuilt network may allocate (1e9 float32 = 4 GB; ViT-H/14 has 0.63e9).
+MAX_REBUILD_PARAMS = 1_000_000_000
+#: Most elements of one activation (per sample) a rebuilt network may produce.
+MAX_ACTIVATION = 2**31
+
+
+def check_rebuild_size(cg: CG, max_params: int = MAX_REBUILD_PARAMS, max_activation: int = MAX_ACTIVATION) -> None:
+    """Refuse, before any allocation, a CG whose weights or activations are too large to rebuild.
+
+    A CG file is data: a schema-valid one can still ask for a 10^12-element weight. Raises
+    :class:`RebuildError` naming the node (the largest activation) or the total.
+    """
+    total = 0
+    for node in cg.nodes:
+        if node.weight_shape:
+            total += math.prod(int(v) for v in node.weight_shape)
+        per_sample = math.prod(int(v) for v in node.out_shape[1:]) if node.out_shape else 0
+        if per_sample > max_activation:
+            raise RebuildError(f"node {node.id} ({node.op} {node.name!r}) outputs {per_sample:,} elements per sample, "
+                               f"over the rebuild limit of {max_activation:,}; refusing to allocate it")
+    if total > max_params:
+        raise RebuildError(f"CG {cg.name!r} holds {total:,} weight elements, over the rebuild limit of "
+                           f"{max_params:,} (cgpredict.rebuild.MAX_REBUILD_PARAMS); refusing to allocate it")

@@ -463,3 +463,27 @@ def test_progress_bars_are_off_off_terminal_and_on_a_loaded_predictor(monkeypatc
     assert predictor.progress is False
     set_progress(predictor, True)
     assert predictor.progress is True
+
+
+def test_a_cg_asking_for_huge_tensors_is_refused_before_allocation(user: Path) -> None:
+    """A schema-valid CG file whose weights or activations would need terabytes is refused by the
+    rebuild (search, proxies) with the node named, before anything is allocated."""
+    import resource
+
+    from cgpredict.cg import CGBuilder
+    from cgpredict.rebuild import RebuildError, cg_to_module
+
+    b = CGBuilder("huge")
+    x = b.add("input", out_shape=(1, 1_000_000))
+    y = b.add("linear", [x], out_shape=(1, 1_000_000), weight_shape=(1_000_000, 1_000_000))
+    b.add("output", [y], out_shape=(1, 1_000_000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(RebuildError, match="weight elements"):
+        cg_to_module(b.build())
+    b = CGBuilder("wide")
+    x = b.add("input", out_shape=(1, 3, 32, 32))
+    y = b.add("upsample", [x], out_shape=(1, 3, 2**16, 2**16))
+    b.add("output", [y], out_shape=(1, 3, 2**16, 2**16))
+    with pytest.raises(RebuildError, match=r"node 1 \(upsample"):
+        cg_to_module(b.build())
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing was allocated
