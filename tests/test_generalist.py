@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -157,3 +158,45 @@ def test_score_is_spearman():
     x, y = _synthetic_group(np.random.default_rng(0), 50, 1.0, 0.0)
     model = ProxyRanker().fit([x], [y])
     assert model.score(x, y) == pytest.approx(spearman(y, model.predict(x)))
+
+
+def _benchmark_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "generalist.py"
+    spec = importlib.util.spec_from_file_location("generalist_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_lofo_on_synthetic_tables_beats_flops_and_reports_strict_variant():
+    """The benchmark's protocol on synthetic tables: meco tracks the labels in every family, FLOPs do not."""
+    from types import SimpleNamespace
+
+    from cgpredict.generalist import FEATURE_PROXIES
+
+    bench = _benchmark_module()
+    rng = np.random.default_rng(0)
+    tables = []
+    for name in ("nb201_c10", "tnb_jigsaw", "nb301", "nb101"):
+        n = 40
+        y = rng.normal(size=n)
+        scores = {m: rng.normal(size=n) for m in FEATURE_PROXIES}
+        scores["meco"] = y + 0.3 * rng.normal(size=n)
+        scores["synflow"][0] = -math.inf
+        raw, names = raw_columns(scores, rng.uniform(1, 2, n) * 1e6, rng.uniform(1, 2, n) * 1e4)
+        tables.append(bench.TableData(name, bench._family(name), raw, names, scores, 50 + 5 * y, 0))
+    results = bench.run_lofo(tables, ["ridge", "pairwise"], seeds=2, fraction=0.8)
+    assert ("nb201_c10", "strict", "ridge") in results and ("nb301", "strict", "ridge") not in results
+    assert len(results[("nb101", "all", "ridge")]) == 2
+    base = {t.name: bench.baselines(t) for t in tables}
+    for t in tables:
+        learned = np.mean([r[0] for r in results[(t.name, "all", "ridge")]])
+        assert learned > base[t.name]["FLOPs"][0] + 0.3
+    args = SimpleNamespace(kinds="ridge,pairwise", code_line="Code: test", sample_seed=0, seeds=2, fraction=0.8)
+    text = bench.report(tables, results, base, bench.weights_on_all(tables, ["ridge"]), args, 1.0)
+    assert "| nb201_c10 | 40 |" in text and "ridge strict" in text and "| meco |" in text
+    assert bench._size("nb201_c100", bench.DEFAULT_SIZES) == 100 and bench._size("tnb_normal", "tnb=7") == 7
