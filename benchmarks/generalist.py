@@ -240,7 +240,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights: dict, ar
         best_single[t.name] = (name, val)
         cells = [t.name, str(len(t.labels))]
         for variant in ("all", "strict"):
-            cells += [_ms(results[(t.name, variant, k)], 0) if (t.name, variant, k) in results else "—" for k in kinds]
+            cells += [_ms(results[(t.name, variant, k)], 0) if (t.name, variant, k) in results else "—"
+                      for k in kinds]
         cells += [f"{b['FLOPs'][0]:+.3f}", f"{b['params'][0]:+.3f}", f"{b['mean rank (all proxies)'][0]:+.3f}",
                   f"{b['AZ-NAS aggregate'][0]:+.3f}", f"{name} {val:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -260,7 +261,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights: dict, ar
     if tnb:
         for k in kinds:
             mean = np.mean([np.mean([v[0] for v in results[(t.name, "all", k)]]) for t in tnb])
-            lines.append(f"- TransNAS micro mean over {len(tnb)} tasks, `{k}`: {mean:+.3f} (target {TNB_MEAN_TARGET:.2f} "
+            lines.append(f"- TransNAS micro mean over {len(tnb)} tasks, `{k}`: {mean:+.3f} "
+                         f"(target {TNB_MEAN_TARGET:.2f} "
                          f"{'met' if mean >= TNB_MEAN_TARGET else 'NOT met'}).")
     if weights:
         names = next(iter(weights.values()))[0]

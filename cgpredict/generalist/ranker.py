@@ -100,7 +100,8 @@ class ProxyRanker:
             raise ValueError(f"{len(xs)} feature groups, {len(ys)} label groups, {len(ws)} weights")
         dims = {x.shape[1] for x in xs if x.ndim == 2}
         if len(dims) != 1 or any(x.ndim != 2 for x in xs):
-            raise ValueError(f"every group needs a 2-D feature matrix with the same columns (got widths {sorted(dims)})")
+            raise ValueError("every group needs a 2-D feature matrix with the same columns "
+                             f"(got widths {sorted(dims)})")
         for g, (x, y) in enumerate(zip(xs, ys)):
             if x.shape[0] != y.shape[0]:
                 raise ValueError(f"group {g}: {x.shape[0]} feature rows but {y.shape[0]} labels")
