@@ -94,7 +94,7 @@ def _synthetic_group(rng, n, scale, offset, good=0, noise=0.3):
     return set_features(raw, names).matrix, scale * 10 * y + offset
 
 
-@pytest.mark.parametrize("kind", ["ridge", "pairwise", "mlp"])
+@pytest.mark.parametrize("kind", ["ridge", "pairwise", "mlp", "consensus"])
 def test_ranker_learns_within_group_order_across_scales_and_offsets(kind):
     rng = np.random.default_rng(1)
     groups = [_synthetic_group(rng, n, s, o) for n, s, o in ((30, 1.0, 0.0), (50, 100.0, 1e4), (40, 0.01, -50.0))]
@@ -113,12 +113,12 @@ def test_ranker_ignores_between_group_offsets():
     xb = xb.copy()
     xb[:, 1] += 5.0  # group b is shifted on the noise proxy…
     yb = yb + 1e3  # …and has much higher labels: a pooled model would trust proxy b
-    for kind in ("ridge", "pairwise"):
+    for kind in ("ridge", "pairwise", "consensus"):
         model = ProxyRanker(kind).fit([xa, xb], [ya, yb])
         assert abs(model.coef_[1]) < 0.5 * abs(model.coef_[0]), kind
 
 
-@pytest.mark.parametrize("kind", ["ridge", "pairwise"])
+@pytest.mark.parametrize("kind", ["ridge", "pairwise", "consensus"])
 def test_groups_are_balanced_a_huge_group_does_not_dominate(kind):
     """Two small groups rank by proxy a, one huge group by proxy b: equal group weights keep a strong."""
     rng = np.random.default_rng(4)

@@ -18,6 +18,10 @@ group carries the same total weight (or the weight the caller gives it) whatever
 * ``mlp`` — the same pairwise logistic loss on a small MLP score (one tanh hidden layer of
   ``hidden`` units, Adam, ``epochs`` full passes over fixed seeded pairs), groups averaged with
   their weights.
+* ``consensus`` — no optimisation: each feature's weight is its within-group Spearman correlation
+  with the labels, averaged over groups with their weights, and clipped at 0 (a feature that does
+  not rank on average across the training groups is dropped); the score is the weighted mean of
+  the kept rank features.
 
 Every kind is deterministic given ``seed`` (on CPU). ``predict`` returns scores whose *order*
 within the set is the prediction; their scale means nothing.
@@ -32,7 +36,7 @@ from scipy.stats import norm, rankdata
 
 __all__ = ["RANKER_KINDS", "ProxyRanker", "within_group_targets"]
 
-RANKER_KINDS = ("ridge", "pairwise", "mlp")
+RANKER_KINDS = ("ridge", "pairwise", "mlp", "consensus")
 
 
 def within_group_targets(labels: np.ndarray, transform: str = "rank") -> np.ndarray:
@@ -114,6 +118,8 @@ class ProxyRanker:
         self.n_features_in_ = dims.pop()
         if self.kind == "ridge":
             self._fit_ridge(xs, ys, ws)
+        elif self.kind == "consensus":
+            self._fit_consensus(xs, ys, ws)
         else:
             pairs = self._pairs(ys)
             if self.kind == "pairwise":
@@ -131,6 +137,16 @@ class ProxyRanker:
             gram += (w / len(y)) * xc.T @ xc
             rhs += (w / len(y)) * xc.T @ t
         self.coef_ = np.linalg.solve(gram + self.alpha * np.eye(d), rhs)
+
+    def _fit_consensus(self, xs: list[np.ndarray], ys: list[np.ndarray], ws: np.ndarray) -> None:
+        rho = np.zeros((len(xs), self.n_features_in_))
+        for g, (x, y) in enumerate(zip(xs, ys)):
+            ry = rankdata(y) - (len(y) + 1) / 2
+            for j in range(x.shape[1]):
+                rx = rankdata(x[:, j]) - (len(y) + 1) / 2
+                den = np.sqrt((rx @ rx) * (ry @ ry))
+                rho[g, j] = (rx @ ry) / den if den > 0 else 0.0
+        self.coef_ = np.clip(ws @ rho / ws.sum(), 0.0, None)
 
     def _pairs(self, ys: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Seeded within-group pairs ``(i, j)`` with ``y_i > y_j`` (all of them when few)."""
