@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="per-table sample sizes (exact name or prefix)")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--transnas-resolution", type=int, default=64)
-    parser.add_argument("--kinds", default="ridge,pairwise,mlp", help="ProxyRanker kinds to compare")
+    parser.add_argument("--kinds", default="ridge,pairwise,mlp,consensus",
+                        help="ProxyRanker kinds to compare (the first is the primary one the verdicts use)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--fraction", type=float, default=0.8, help="share of each training table per seed")
     parser.add_argument("--report", default=None, help="markdown report to write")
