@@ -57,9 +57,11 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a str as
 
-from cgpredict.cg import CG, Node, _collapse_reshape_chains
+from cgpredict.cg import CG, Node, _collapse_reshape_chains, _copy_node
 from cgpredict.counting import node_macs
+from cgpredict.gc_pause import gc_paused
 from cgpredict.ops import CONV_OPS
 
 __all__ = ["canonicalize", "is_canonical", "FOLDABLE_INTO"]
@@ -68,14 +70,6 @@ __all__ = ["canonicalize", "is_canonical", "FOLDABLE_INTO"]
 FOLDABLE_INTO: frozenset[str] = frozenset(CONV_OPS | {"linear"})
 #: ops whose activation operands may be reordered without changing the result
 _COMMUTATIVE = frozenset({"add", "mul"})
-
-
-def _copy(node: Node) -> Node:
-    new = copy.copy(node)
-    new.inputs = list(node.inputs)
-    new.in_shapes = list(node.in_shapes)
-    new.attrs = copy.deepcopy(node.attrs)
-    return new
 
 
 def _out_channels(node: Node) -> int | None:
@@ -285,6 +279,7 @@ def _prune(nodes: list[Node]) -> list[Node]:
 
 
 def _digest(*parts: object) -> str:
+    """The first 32 hex digits of the SHA-256 of ``parts`` as compact, key-sorted JSON."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -298,34 +293,115 @@ def _label(node: Node) -> str:
     return _digest(data)
 
 
+def _ints_json(shape: object) -> str | None:
+    """Compact JSON of a tuple/list of plain ints (``None`` for anything else)."""
+    if type(shape) not in (tuple, list) or any(type(d) is not int for d in shape):  # type: ignore[union-attr]
+        return None
+    return "[" + ",".join(map(str, shape)) + "]"  # type: ignore[call-overload]
+
+
+def _fast_label(node: Node) -> str | None:
+    """:func:`_label` with its JSON written field by field (keys in sorted order).
+
+    Covers nodes whose fields have their declared types (shapes of plain ints, ``int`` groups and
+    params, ``bool`` bias, ``str`` op and source); returns ``None`` otherwise, for :func:`_label`.
+    """
+    shapes = [_ints_json(s) for s in (node.dilation, node.kernel, node.out_shape, node.padding, node.stride)]
+    weight = "null" if node.weight_shape is None else _ints_json(node.weight_shape)
+    if (None in shapes or weight is None or type(node.groups) is not int or type(node.params) is not int
+            or type(node.bias) is not bool or type(node.op) is not str or type(node.source_op) is not str):
+        return None
+    dilation, kernel, out_shape, padding, stride = shapes
+    attrs = json.dumps(node.attrs, sort_keys=True, separators=(",", ":")) if node.attrs else "{}"
+    source = f'"source_op":{_json_str(node.source_op)},' if node.op == "unknown" else ""
+    text = (f'[{{"attrs":{attrs},"bias":{"true" if node.bias else "false"},"dilation":{dilation},'
+            f'"groups":{node.groups},"kernel":{kernel},"op":{_json_str(node.op)},"out_shape":{out_shape},'
+            f'"padding":{padding},"params":{node.params},{source}"stride":{stride},"weight_shape":{weight}}}]')
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _labels(nodes: list[Node]) -> list[str]:
+    """:func:`_label` of every node, computed once per distinct content.
+
+    The cache key is the tuple of the fields the label hashes, with the types of the scalar ones
+    (``True == 1`` would otherwise share a key) and the ``repr`` of non-empty attrs; shapes are
+    tuples of ints (:data:`cgpredict.cg.Shape`, as :class:`~cgpredict.cg.CGBuilder` and
+    :meth:`Node.from_dict <cgpredict.cg.Node.from_dict>` store them), so equal keys mean equal JSON
+    and equal labels. A node with an unhashable field (a list for a shape) is keyed by its ``repr``.
+    Most nodes of a cell-based network repeat a few contents.
+    """
+    cache: dict[object, str] = {}
+    out = []
+    for node in nodes:
+        op, groups, bias, params, attrs = node.op, node.groups, node.bias, node.params, node.attrs
+        key: object = (op, node.out_shape, node.source_op if op == "unknown" else None, node.weight_shape,
+                       node.kernel, node.stride, node.padding, node.dilation, groups, type(groups), bias,
+                       type(bias), params, type(params), repr(attrs) if attrs else None)
+        try:
+            label = cache.get(key)
+        except TypeError:  # an unhashable field: its repr says as much as the JSON
+            key = repr(key)
+            label = cache.get(key)
+        if label is None:
+            label = cache[key] = _fast_label(node) or _label(node)
+        out.append(label)
+    return out
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _up_digest(label: str, ins: list[str]) -> str:
+    """``_digest(label, ins)`` for hex-digest strings, without ``json.dumps``.
+
+    Hex digits need no JSON escaping, so the compact JSON text is written directly.
+    """
+    return _sha('["' + label + '",["' + '","'.join(ins) + '"]]' if ins else '["' + label + '",[]]')
+
+
+def _down_digest(label: str, outs: list[tuple[str, int]]) -> str:
+    """``_digest(label, outs)`` for (hex digest, int) pairs, without ``json.dumps``."""
+    return _sha('["' + label + '",[' + ",".join(['["' + d + '",' + str(slot) + "]" for d, slot in outs]) + "]]")
+
+
 def _order(nodes: list[Node]) -> list[Node]:
     """Rules 6 and 7: sort commutative operands and pick a structural topological order.
 
     ``nodes`` (copies owned by :func:`canonicalize`) are in a topological order with ``id`` =
     position; they are reordered and renumbered in place and returned in the new order. Nodes whose
     ancestry and descendancy hash alike are interchangeable; between them the given order decides.
+
+    A node's ancestry hash is ``_digest(label, [ancestry hashes of its inputs])`` (sorted for a
+    commutative op); its descendancy hash is ``_digest(label, sorted([descendancy hash of the
+    consumer, slot]))`` with one pair per consumer occurrence and slot (a consumer reading it at
+    ``k`` slots contributes each of them ``k`` times; slot -1 at a commutative op). The JSON of
+    these is written directly (:func:`_up_digest`, :func:`_down_digest`).
     """
     n = len(nodes)
-    labels = [_label(node) for node in nodes]
+    labels = _labels(nodes)
     succ: list[list[int]] = [[] for _ in nodes]
-    for node in nodes:
-        for src in node.inputs:
-            succ[src].append(node.id)
+    reads: list[list[tuple[int, int]]] = [[] for _ in nodes]  # (consumer, slot or -1) per read
     up: list[str] = [""] * n
     for node in nodes:  # ancestry: commutative operands as a multiset
-        ins = [up[i] for i in node.inputs]
-        up[node.id] = _digest(labels[node.id], sorted(ins) if node.op in _COMMUTATIVE else ins)
+        c, inputs = node.id, node.inputs
+        commutative = node.op in _COMMUTATIVE
+        for slot, src in enumerate(inputs):
+            succ[src].append(c)
+            reads[src].append((c, -1 if commutative else slot))
+        if len(inputs) > 1 and len(set(inputs)) < len(inputs):
+            for src in set(inputs):
+                if (k := inputs.count(src)) > 1:
+                    reads[src].extend([pair for pair in reads[src] if pair[0] == c] * (k - 1))
+        ins = [up[i] for i in inputs]
+        up[c] = _up_digest(labels[c], sorted(ins) if commutative else ins)
     down: list[str] = [""] * n
-    for node in reversed(nodes):  # descendancy, with the slot each consumer reads this node at
-        outs = sorted(
-            (down[c], -1 if nodes[c].op in _COMMUTATIVE else slot)
-            for c in succ[node.id] for slot, src in enumerate(nodes[c].inputs) if src == node.id
-        )
-        down[node.id] = _digest(labels[node.id], outs)
+    for i in range(n - 1, -1, -1):  # descendancy, with the slot each consumer reads this node at
+        down[i] = _down_digest(labels[i], sorted([(down[c], slot) for c, slot in reads[i]]))
+    key = list(zip(up, down))
     for node in nodes:
         if node.op in _COMMUTATIVE and len(node.inputs) > 1:
-            node.inputs = sorted(node.inputs, key=lambda i: (up[i], down[i]))
-    key = [(up[i], down[i]) for i in range(n)]
+            node.inputs = sorted(node.inputs, key=key.__getitem__)
     indegree = [len(node.inputs) for node in nodes]
     first_inputs = [node.id for node in nodes if node.op == "input"]
     heap: list[tuple[int, tuple[str, str], int]] = []
@@ -335,25 +411,29 @@ def _order(nodes: list[Node]) -> list[Node]:
         if indegree[node.id] == 0 and node.op != "input":
             heapq.heappush(heap, (0, key[node.id], node.id))
     order: list[int] = []
-    while heap:
-        _, _, i = heapq.heappop(heap)
+    while heap:  # entries never tie (ids differ), so the push order does not matter
+        i = heapq.heappop(heap)[2]
         order.append(i)
-        for c in dict.fromkeys(succ[i]):
-            indegree[c] -= nodes[c].inputs.count(i)
+        for c in succ[i]:  # once per read: the consumer is ready after its last one
+            indegree[c] -= 1
             if indegree[c] == 0:
                 heapq.heappush(heap, (0, key[c], c))
-    new_id = {old: new for new, old in enumerate(order)}
+    new_id = [0] * n
+    for new, old in enumerate(order):
+        new_id[old] = new
     out = [nodes[i] for i in order]
     for node in out:
         node.id = new_id[node.id]
         node.inputs = [new_id[i] for i in node.inputs]
-    for node in out:
         node.in_shapes = [out[i].out_shape for i in node.inputs]
     return out
 
 
 def _renumber(nodes: Iterable[Node]) -> list[Node]:
+    """Give ``nodes`` ids ``0..n-1`` in their order, remapping inputs (no-op when already so)."""
     nodes = list(nodes)
+    if not nodes or nodes[-1].id == len(nodes) - 1:
+        return nodes  # a subsequence of 0..m-1 whose last id is n-1 is 0..n-1 itself
     new_id = {node.id: i for i, node in enumerate(nodes)}
     for node in nodes:
         node.id = new_id[node.id]
@@ -361,6 +441,7 @@ def _renumber(nodes: Iterable[Node]) -> list[Node]:
     return nodes
 
 
+@gc_paused()  # it allocates many small containers and frees them all: see cgpredict.gc_pause
 def canonicalize(cg: CG) -> CG:
     """The canonical form of ``cg`` (rules in the module docstring); ``cg`` is left unchanged.
 
@@ -374,7 +455,7 @@ def canonicalize(cg: CG) -> CG:
         >>> canon.flops == cg.flops, cg.params - canon.params  # 20 BNs' γ, β (2·4800) out, biases (4800) in
         (True, 4800)
     """
-    nodes = [_copy(node) for node in cg.nodes]
+    nodes = [_copy_node(node) for node in cg.nodes]  # the only copy: every rule below works in place
     nodes = _renumber(_fold_batch_norms(nodes))
     _whole_window_pools(nodes)
     _uniform_adaptive_pools(nodes)
@@ -382,10 +463,10 @@ def canonicalize(cg: CG) -> CG:
     _split_offsets(nodes)
     _flatten_concats(nodes)
     nodes = _renumber(_prune(nodes))
-    nodes = _renumber(_collapse_reshape_chains(nodes))
+    nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
     if _pool_through_unit_reshapes(nodes):
         nodes = _renumber(_prune(nodes))
-        nodes = _renumber(_collapse_reshape_chains(nodes))
+        nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
     nodes = _order(nodes)
     for node in nodes:
         node.macs = node_macs(node)
