@@ -320,8 +320,13 @@ def _fast_label(node: Node) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+#: labels by content key (:func:`_labels`), shared by all calls: a family's CGs repeat their nodes
+_LABEL_CACHE: dict[object, str] = {}
+_LABEL_CACHE_SIZE = 1 << 16
+
+
 def _labels(nodes: list[Node]) -> list[str]:
-    """:func:`_label` of every node, computed once per distinct content.
+    """:func:`_label` of every node, computed once per distinct content (kept across calls).
 
     The cache key is the tuple of the fields the label hashes, with the types of the scalar ones
     (``True == 1`` would otherwise share a key) and the ``repr`` of non-empty attrs; shapes are
@@ -330,7 +335,9 @@ def _labels(nodes: list[Node]) -> list[str]:
     and equal labels. A node with an unhashable field (a list for a shape) is keyed by its ``repr``.
     Most nodes of a cell-based network repeat a few contents.
     """
-    cache: dict[object, str] = {}
+    cache = _LABEL_CACHE
+    if len(cache) > _LABEL_CACHE_SIZE:
+        cache.clear()
     out = []
     for node in nodes:
         op, groups, bias, params, attrs = node.op, node.groups, node.bias, node.params, node.attrs
@@ -348,21 +355,14 @@ def _labels(nodes: list[Node]) -> list[str]:
     return out
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def _up_text(label: str, ins: list[str]) -> str:
+    """The JSON that ``_digest(label, ins)`` hashes, for hex-digest strings (no escaping needed)."""
+    return '["' + label + '",["' + '","'.join(ins) + '"]]' if ins else '["' + label + '",[]]'
 
 
-def _up_digest(label: str, ins: list[str]) -> str:
-    """``_digest(label, ins)`` for hex-digest strings, without ``json.dumps``.
-
-    Hex digits need no JSON escaping, so the compact JSON text is written directly.
-    """
-    return _sha('["' + label + '",["' + '","'.join(ins) + '"]]' if ins else '["' + label + '",[]]')
-
-
-def _down_digest(label: str, outs: list[tuple[str, int]]) -> str:
-    """``_digest(label, outs)`` for (hex digest, int) pairs, without ``json.dumps``."""
-    return _sha('["' + label + '",[' + ",".join(['["' + d + '",' + str(slot) + "]" for d, slot in outs]) + "]]")
+def _down_text(label: str, outs: list[tuple[str, int]]) -> str:
+    """The JSON that ``_digest(label, outs)`` hashes, for (hex digest, int) pairs."""
+    return '["' + label + '",[' + ",".join(['["' + d + '",' + str(slot) + "]" for d, slot in outs]) + "]]"
 
 
 def _order(nodes: list[Node]) -> list[Node]:
@@ -376,9 +376,10 @@ def _order(nodes: list[Node]) -> list[Node]:
     commutative op); its descendancy hash is ``_digest(label, sorted([descendancy hash of the
     consumer, slot]))`` with one pair per consumer occurrence and slot (a consumer reading it at
     ``k`` slots contributes each of them ``k`` times; slot -1 at a commutative op). The JSON of
-    these is written directly (:func:`_up_digest`, :func:`_down_digest`).
+    these is written directly (:func:`_up_text`, :func:`_down_text`).
     """
     n = len(nodes)
+    sha256 = hashlib.sha256
     labels = _labels(nodes)
     succ: list[list[int]] = [[] for _ in nodes]
     reads: list[list[tuple[int, int]]] = [[] for _ in nodes]  # (consumer, slot or -1) per read
@@ -394,30 +395,37 @@ def _order(nodes: list[Node]) -> list[Node]:
                 if (k := inputs.count(src)) > 1:
                     reads[src].extend([pair for pair in reads[src] if pair[0] == c] * (k - 1))
         ins = [up[i] for i in inputs]
-        up[c] = _up_digest(labels[c], sorted(ins) if commutative else ins)
+        up[c] = sha256(_up_text(labels[c], sorted(ins) if commutative else ins).encode()).hexdigest()[:32]
     down: list[str] = [""] * n
     for i in range(n - 1, -1, -1):  # descendancy, with the slot each consumer reads this node at
-        down[i] = _down_digest(labels[i], sorted([(down[c], slot) for c, slot in reads[i]]))
+        outs = sorted([(down[c], slot) for c, slot in reads[i]])
+        down[i] = sha256(_down_text(labels[i], outs).encode()).hexdigest()[:32]
     key = list(zip(up, down))
     for node in nodes:
         if node.op in _COMMUTATIVE and len(node.inputs) > 1:
             node.inputs = sorted(node.inputs, key=key.__getitem__)
+    # the heap holds ints: a non-input node's rank in (key, id) order (what tuples of them compared
+    # as), an input's place among the inputs minus their count (inputs first, in their own order)
+    by_rank = sorted(range(n), key=lambda i: (key[i], i))
+    rank = [0] * n
+    for r, i in enumerate(by_rank):
+        rank[i] = r
     indegree = [len(node.inputs) for node in nodes]
     first_inputs = [node.id for node in nodes if node.op == "input"]
-    heap: list[tuple[int, tuple[str, str], int]] = []
-    for rank, i in enumerate(first_inputs):  # network inputs first, in their own order
-        heapq.heappush(heap, (rank - len(first_inputs), key[i], i))
-    for node in nodes:
-        if indegree[node.id] == 0 and node.op != "input":
-            heapq.heappush(heap, (0, key[node.id], node.id))
+    k = len(first_inputs)
+    heap = list(range(-k, 0))
+    heap += [rank[node.id] for node in nodes if indegree[node.id] == 0 and node.op != "input"]
+    heapq.heapify(heap)
     order: list[int] = []
-    while heap:  # entries never tie (ids differ), so the push order does not matter
-        i = heapq.heappop(heap)[2]
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        v = pop(heap)
+        i = first_inputs[v + k] if v < 0 else by_rank[v]
         order.append(i)
         for c in succ[i]:  # once per read: the consumer is ready after its last one
             indegree[c] -= 1
             if indegree[c] == 0:
-                heapq.heappush(heap, (0, key[c], c))
+                push(heap, rank[c])
     new_id = [0] * n
     for new, old in enumerate(order):
         new_id[old] = new
@@ -457,16 +465,22 @@ def canonicalize(cg: CG) -> CG:
     """
     nodes = [_copy_node(node) for node in cg.nodes]  # the only copy: every rule below works in place
     nodes = _renumber(_fold_batch_norms(nodes))
-    _whole_window_pools(nodes)
-    _uniform_adaptive_pools(nodes)
-    _zero_pads_into_convs(nodes)
-    _split_offsets(nodes)
-    _flatten_concats(nodes)
+    ops = {node.op for node in nodes}  # each rule below acts only on nodes of its ops: skip the rest
+    if "max_pool" in ops or "avg_pool" in ops:
+        _whole_window_pools(nodes)
+        _uniform_adaptive_pools(nodes)
+    if "pad" in ops:
+        _zero_pads_into_convs(nodes)
+    if "split" in ops:
+        _split_offsets(nodes)
+    if "concat" in ops:
+        _flatten_concats(nodes)
     nodes = _renumber(_prune(nodes))
-    nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
-    if _pool_through_unit_reshapes(nodes):
-        nodes = _renumber(_prune(nodes))
+    if "reshape" in ops:  # without reshapes both rules leave the nodes as they are
         nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
+        if _pool_through_unit_reshapes(nodes):
+            nodes = _renumber(_prune(nodes))
+            nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
     nodes = _order(nodes)
     for node in nodes:
         node.macs = node_macs(node)
