@@ -102,7 +102,8 @@ def _fold_batch_norms(nodes: list[Node]) -> list[Node]:
             consumers[src] += 1
     replace: dict[int, int] = {}
     for node in nodes:
-        node.inputs = [replace.get(i, i) for i in node.inputs]
+        if replace:
+            node.inputs = [replace.get(i, i) for i in node.inputs]
         if node.op != "batch_norm" or len(node.inputs) != 1:
             continue
         producer = nodes[node.inputs[0]]
@@ -394,12 +395,21 @@ def _order(nodes: list[Node]) -> list[Node]:
             for src in set(inputs):
                 if (k := inputs.count(src)) > 1:
                     reads[src].extend([pair for pair in reads[src] if pair[0] == c] * (k - 1))
-        ins = [up[i] for i in inputs]
-        up[c] = sha256(_up_text(labels[c], sorted(ins) if commutative else ins).encode()).hexdigest()[:32]
+        if len(inputs) == 1:  # the common case, written inline: _up_text(label, [up of the input])
+            text = '["' + labels[c] + '",["' + up[inputs[0]] + '"]]'
+        else:
+            ins = [up[i] for i in inputs]
+            text = _up_text(labels[c], sorted(ins) if commutative else ins)
+        up[c] = sha256(text.encode()).hexdigest()[:32]
     down: list[str] = [""] * n
     for i in range(n - 1, -1, -1):  # descendancy, with the slot each consumer reads this node at
-        outs = sorted([(down[c], slot) for c, slot in reads[i]])
-        down[i] = sha256(_down_text(labels[i], outs).encode()).hexdigest()[:32]
+        read = reads[i]
+        if len(read) == 1:  # the common case, written inline: _down_text(label, [(down, slot)])
+            c, slot = read[0]
+            text = '["' + labels[i] + '",[["' + down[c] + '",' + str(slot) + "]]]"
+        else:
+            text = _down_text(labels[i], sorted([(down[c], slot) for c, slot in read]))
+        down[i] = sha256(text.encode()).hexdigest()[:32]
     key = list(zip(up, down))
     for node in nodes:
         if node.op in _COMMUTATIVE and len(node.inputs) > 1:
