@@ -393,8 +393,8 @@ def _order(nodes: list[Node]) -> list[Node]:
             reads[src].append((c, -1 if commutative else slot))
         if len(inputs) > 1 and len(set(inputs)) < len(inputs):
             for src in set(inputs):
-                if (k := inputs.count(src)) > 1:
-                    reads[src].extend([pair for pair in reads[src] if pair[0] == c] * (k - 1))
+                if (times := inputs.count(src)) > 1:
+                    reads[src].extend([pair for pair in reads[src] if pair[0] == c] * (times - 1))
         if len(inputs) == 1:  # the common case, written inline: _up_text(label, [up of the input])
             text = '["' + labels[c] + '",["' + up[inputs[0]] + '"]]'
         else:
@@ -416,7 +416,7 @@ def _order(nodes: list[Node]) -> list[Node]:
             node.inputs = sorted(node.inputs, key=key.__getitem__)
     # the heap holds ints: a non-input node's rank in (key, id) order (what tuples of them compared
     # as), an input's place among the inputs minus their count (inputs first, in their own order)
-    by_rank = sorted(range(n), key=lambda i: (key[i], i))
+    by_rank = sorted(range(n), key=key.__getitem__)  # stable: equal keys stay in id order
     rank = [0] * n
     for r, i in enumerate(by_rank):
         rank[i] = r
