@@ -39,7 +39,8 @@ Rules, applied in order:
 6. **Operand order** of commutative ops (``add`` and ``mul``) is sorted by a structural hash of each
    operand's ancestry, so ``a + b`` and ``b + a`` agree.
 7. **Node order** is a deterministic topological order chosen by structure (hashes of each node's
-   ancestry and descendancy), not by the order the source happened to list the ops in.
+   ancestry and descendancy), not by the order the source happened to list the ops in. Rules 6
+   and 7 live in :mod:`cgpredict.canonical_order`.
 
 Node names and ``source_op`` of known ops are left as they are (the hash ignores them). The CG given
 is never modified. ``canonicalize`` is idempotent.
@@ -53,29 +54,18 @@ load with ``canonical=False``.
 from __future__ import annotations
 
 import copy
-import hashlib
-import heapq
-import json
 from collections.abc import Iterable
 
-from cgpredict.cg import CG, Node, _collapse_reshape_chains
+from cgpredict.cg import CG, Node, _collapse_reshape_chains, _copy_node
+from cgpredict.canonical_order import order_nodes
 from cgpredict.counting import node_macs
+from cgpredict.gc_pause import gc_paused
 from cgpredict.ops import CONV_OPS
 
 __all__ = ["canonicalize", "is_canonical", "FOLDABLE_INTO"]
 
 #: ops a following batch norm is folded into
 FOLDABLE_INTO: frozenset[str] = frozenset(CONV_OPS | {"linear"})
-#: ops whose activation operands may be reordered without changing the result
-_COMMUTATIVE = frozenset({"add", "mul"})
-
-
-def _copy(node: Node) -> Node:
-    new = copy.copy(node)
-    new.inputs = list(node.inputs)
-    new.in_shapes = list(node.in_shapes)
-    new.attrs = copy.deepcopy(node.attrs)
-    return new
 
 
 def _out_channels(node: Node) -> int | None:
@@ -108,7 +98,8 @@ def _fold_batch_norms(nodes: list[Node]) -> list[Node]:
             consumers[src] += 1
     replace: dict[int, int] = {}
     for node in nodes:
-        node.inputs = [replace.get(i, i) for i in node.inputs]
+        if replace:
+            node.inputs = [replace.get(i, i) for i in node.inputs]
         if node.op != "batch_norm" or len(node.inputs) != 1:
             continue
         producer = nodes[node.inputs[0]]
@@ -284,76 +275,11 @@ def _prune(nodes: list[Node]) -> list[Node]:
     return [n for n in nodes if n.id in keep]
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
-
-
-def _label(node: Node) -> str:
-    """Hash of a node's own content (what :meth:`CG.hash` keeps, without ids and inputs)."""
-    data = node.to_dict()
-    for key in ("id", "inputs", "in_shapes", "name", "macs"):
-        data.pop(key)
-    if node.op != "unknown":
-        data.pop("source_op")
-    return _digest(data)
-
-
-def _order(nodes: list[Node]) -> list[Node]:
-    """Rules 6 and 7: sort commutative operands and pick a structural topological order.
-
-    ``nodes`` (copies owned by :func:`canonicalize`) are in a topological order with ``id`` =
-    position; they are reordered and renumbered in place and returned in the new order. Nodes whose
-    ancestry and descendancy hash alike are interchangeable; between them the given order decides.
-    """
-    n = len(nodes)
-    labels = [_label(node) for node in nodes]
-    succ: list[list[int]] = [[] for _ in nodes]
-    for node in nodes:
-        for src in node.inputs:
-            succ[src].append(node.id)
-    up: list[str] = [""] * n
-    for node in nodes:  # ancestry: commutative operands as a multiset
-        ins = [up[i] for i in node.inputs]
-        up[node.id] = _digest(labels[node.id], sorted(ins) if node.op in _COMMUTATIVE else ins)
-    down: list[str] = [""] * n
-    for node in reversed(nodes):  # descendancy, with the slot each consumer reads this node at
-        outs = sorted(
-            (down[c], -1 if nodes[c].op in _COMMUTATIVE else slot)
-            for c in succ[node.id] for slot, src in enumerate(nodes[c].inputs) if src == node.id
-        )
-        down[node.id] = _digest(labels[node.id], outs)
-    for node in nodes:
-        if node.op in _COMMUTATIVE and len(node.inputs) > 1:
-            node.inputs = sorted(node.inputs, key=lambda i: (up[i], down[i]))
-    key = [(up[i], down[i]) for i in range(n)]
-    indegree = [len(node.inputs) for node in nodes]
-    first_inputs = [node.id for node in nodes if node.op == "input"]
-    heap: list[tuple[int, tuple[str, str], int]] = []
-    for rank, i in enumerate(first_inputs):  # network inputs first, in their own order
-        heapq.heappush(heap, (rank - len(first_inputs), key[i], i))
-    for node in nodes:
-        if indegree[node.id] == 0 and node.op != "input":
-            heapq.heappush(heap, (0, key[node.id], node.id))
-    order: list[int] = []
-    while heap:
-        _, _, i = heapq.heappop(heap)
-        order.append(i)
-        for c in dict.fromkeys(succ[i]):
-            indegree[c] -= nodes[c].inputs.count(i)
-            if indegree[c] == 0:
-                heapq.heappush(heap, (0, key[c], c))
-    new_id = {old: new for new, old in enumerate(order)}
-    out = [nodes[i] for i in order]
-    for node in out:
-        node.id = new_id[node.id]
-        node.inputs = [new_id[i] for i in node.inputs]
-    for node in out:
-        node.in_shapes = [out[i].out_shape for i in node.inputs]
-    return out
-
-
 def _renumber(nodes: Iterable[Node]) -> list[Node]:
+    """Give ``nodes`` ids ``0..n-1`` in their order, remapping inputs (no-op when already so)."""
     nodes = list(nodes)
+    if not nodes or nodes[-1].id == len(nodes) - 1:
+        return nodes  # a subsequence of 0..m-1 whose last id is n-1 is 0..n-1 itself
     new_id = {node.id: i for i, node in enumerate(nodes)}
     for node in nodes:
         node.id = new_id[node.id]
@@ -361,6 +287,7 @@ def _renumber(nodes: Iterable[Node]) -> list[Node]:
     return nodes
 
 
+@gc_paused()  # it allocates many small containers and frees them all: see cgpredict.gc_pause
 def canonicalize(cg: CG) -> CG:
     """The canonical form of ``cg`` (rules in the module docstring); ``cg`` is left unchanged.
 
@@ -374,19 +301,25 @@ def canonicalize(cg: CG) -> CG:
         >>> canon.flops == cg.flops, cg.params - canon.params  # 20 BNs' γ, β (2·4800) out, biases (4800) in
         (True, 4800)
     """
-    nodes = [_copy(node) for node in cg.nodes]
+    nodes = [_copy_node(node) for node in cg.nodes]  # the only copy: every rule below works in place
     nodes = _renumber(_fold_batch_norms(nodes))
-    _whole_window_pools(nodes)
-    _uniform_adaptive_pools(nodes)
-    _zero_pads_into_convs(nodes)
-    _split_offsets(nodes)
-    _flatten_concats(nodes)
+    ops = {node.op for node in nodes}  # each rule below acts only on nodes of its ops: skip the rest
+    if "max_pool" in ops or "avg_pool" in ops:
+        _whole_window_pools(nodes)
+        _uniform_adaptive_pools(nodes)
+    if "pad" in ops:
+        _zero_pads_into_convs(nodes)
+    if "split" in ops:
+        _split_offsets(nodes)
+    if "concat" in ops:
+        _flatten_concats(nodes)
     nodes = _renumber(_prune(nodes))
-    nodes = _renumber(_collapse_reshape_chains(nodes))
-    if _pool_through_unit_reshapes(nodes):
-        nodes = _renumber(_prune(nodes))
-        nodes = _renumber(_collapse_reshape_chains(nodes))
-    nodes = _order(nodes)
+    if "reshape" in ops:  # without reshapes both rules leave the nodes as they are
+        nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
+        if _pool_through_unit_reshapes(nodes):
+            nodes = _renumber(_prune(nodes))
+            nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
+    nodes = order_nodes(nodes)  # rules 6 and 7
     for node in nodes:
         node.macs = node_macs(node)
     meta = copy.deepcopy(cg.meta)
