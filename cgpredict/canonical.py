@@ -56,7 +56,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 
-from cgpredict.cg import CG, Node, _collapse_reshape_chains, _copy_node
+from cgpredict.cg import CG, Node, _collapse_reshape_chains, _copy_node, live_nodes
 from cgpredict.canonical_order import order_nodes
 from cgpredict.counting import node_macs
 from cgpredict.gc_pause import gc_paused
@@ -263,18 +263,6 @@ def _flatten_concats(nodes: list[Node]) -> None:
             node.in_shapes = [nodes[i].out_shape for i in inputs]
 
 
-def _prune(nodes: list[Node]) -> list[Node]:
-    """Drop nodes no longer read by anything on the way to the output (ids = positions)."""
-    keep = {n.id for n in nodes if n.op in ("input", "output")}
-    stack = [n.id for n in nodes if n.op == "output"]
-    while stack:
-        for src in nodes[stack.pop()].inputs:
-            if src not in keep:
-                keep.add(src)
-                stack.append(src)
-    return [n for n in nodes if n.id in keep]
-
-
 def _renumber(nodes: Iterable[Node]) -> list[Node]:
     """Give ``nodes`` ids ``0..n-1`` in their order, remapping inputs (no-op when already so)."""
     nodes = list(nodes)
@@ -313,11 +301,11 @@ def canonicalize(cg: CG) -> CG:
         _split_offsets(nodes)
     if "concat" in ops:
         _flatten_concats(nodes)
-    nodes = _renumber(_prune(nodes))
+    nodes = _renumber(live_nodes(nodes))
     if "reshape" in ops:  # without reshapes both rules leave the nodes as they are
         nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
         if _pool_through_unit_reshapes(nodes):
-            nodes = _renumber(_prune(nodes))
+            nodes = _renumber(live_nodes(nodes))
             nodes = _renumber(_collapse_reshape_chains(nodes, copy_nodes=False))
     nodes = order_nodes(nodes)  # rules 6 and 7
     for node in nodes:

@@ -53,32 +53,29 @@ def _empty(num_nodes: int) -> np.ndarray:
     return np.full(num_nodes, np.nan, dtype=np.float32)
 
 
-def snip(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
-    """``(Σ |θ ⊙ g|, per-node layer sums)``; NaN without conv/linear weights."""
+def _layer_sums(data: PassData, num_nodes: int, term) -> tuple[float, np.ndarray]:  # noqa: ANN001
+    """``(Σ_layers term(node id, g), per-node terms)`` over the conv/linear weight gradients ``g``;
+    NaN without such weights."""
     node = _empty(num_nodes)
     grads = _summed_grads(data)
     if not grads:
         return math.nan, node
     total = 0.0
     for nid, g in grads.items():
-        v = float((data.weights[nid] * g).abs().sum())
+        v = float(term(nid, g))
         node[nid] = v
         total += v
     return total, node
+
+
+def snip(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
+    """``(Σ |θ ⊙ g|, per-node layer sums)``; NaN without conv/linear weights."""
+    return _layer_sums(data, num_nodes, lambda nid, g: (data.weights[nid] * g).abs().sum())
 
 
 def grad_norm(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
     """``(Σ_layers ‖g‖₂, per-node norms)``."""
-    node = _empty(num_nodes)
-    grads = _summed_grads(data)
-    if not grads:
-        return math.nan, node
-    total = 0.0
-    for nid, g in grads.items():
-        v = float(g.norm())
-        node[nid] = v
-        total += v
-    return total, node
+    return _layer_sums(data, num_nodes, lambda nid, g: g.norm())
 
 
 def fisher(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
