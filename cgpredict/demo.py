@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2:
         parser.error("--n must be at least 2")
-    progress = not args.no_progress
+    from cgpredict.quiet import progress_wanted
+
+    progress = progress_wanted(not args.no_progress)  # no bars in a log or pipe: they are escape junk there
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hide_known_warnings()
