@@ -350,3 +350,15 @@ def test_an_edited_or_misplaced_cache_entry_is_dropped_and_recomputed(cnn, tmp_p
     shutil.copy(entry, other)
     assert bank_mod._load(other, again_cg := bank_mod._as_cg(cnn, 224), "x") is None
     assert bank_mod._load(entry, again_cg, "x") is not None
+
+
+def test_bank_on_an_executor_keeps_what_the_cache_held_for_other_groups(tmp_path) -> None:
+    """A net cached with one group and scored with another on an executor keeps both in its entry."""
+    from cgpredict.datasets import load_family
+
+    (cg,) = load_family("nasbench201", n=1, seed=5).cgs(progress=False)
+    first = bank_scores(cg, ["complexity"], SMALL, cache_dir=tmp_path)
+    (remote,) = bank_scores_many([cg], ["synflow"], SMALL, cache_dir=tmp_path, progress=False, executor="local")
+    assert remote.scores["complexity"] == first.scores["complexity"] and not math.isnan(remote.scores["synflow"])
+    both = bank_scores(cg, ["complexity", "synflow"], SMALL, cache_dir=tmp_path)
+    assert both.cached and both.scores["synflow"] == remote.scores["synflow"]

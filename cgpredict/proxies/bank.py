@@ -421,11 +421,7 @@ def bank_scores(model_or_cg: CG | nn.Module, methods: Iterable[str] | None = Non
     label = name or cg.name or "cg"
     groups = {PROXIES[m].group for m in wanted}
     path = _cache_path(cg, config, Path(cache_dir) if cache_dir is not None else cache_root())
-    result, done = BankResult(name=label), set()
-    if cache and path.is_file():
-        hit = _load(path, cg, label)
-        if hit is not None:
-            result, done = hit
+    result, done = _read_entry(path, cg, label, cache)
     missing = sorted(groups - done)
     for group in missing:
         _compute_group(cg, group, config, result)
@@ -434,6 +430,16 @@ def bank_scores(model_or_cg: CG | nn.Module, methods: Iterable[str] | None = Non
         if cache:
             _save(path, result, done | set(missing))
     return result
+
+
+def _read_entry(path: Path, cg: CG, label: str, cache: bool) -> tuple[BankResult, set[str]]:
+    """The cached result at ``path`` and the groups it holds, or an empty result (no cache, a miss,
+    or a dropped entry)."""
+    if cache and path.is_file():
+        hit = _load(path, cg, label)
+        if hit is not None:
+            return hit
+    return BankResult(name=label), set()
 
 
 class _BankTask:
@@ -455,27 +461,25 @@ def _remote_results(items: list[CG], wanted: tuple[str, ...], config: BankConfig
     there (CGs travel as JSON) and written into this machine's cache as they arrive."""
     from cgpredict.executors import get_executor
 
-    out: list[BankResult | None] = [None] * len(items)
-    if cache:  # what the cache already holds is not sent anywhere
-        groups = {PROXIES[m].group for m in wanted}
-        for i, cg in enumerate(items):
-            path = _cache_path(cg, config, root)
-            hit = _load(path, cg, labels[i]) if path.is_file() else None
-            if hit is not None and groups <= hit[1]:
-                out[i] = hit[0]
+    groups = {PROXIES[m].group for m in wanted}
+    entries = [_read_entry(_cache_path(cg, config, root), cg, labels[i], cache) for i, cg in enumerate(items)]
+    out: list[BankResult | None] = [entry if groups <= done else None for entry, done in entries]
     todo = [i for i, r in enumerate(out) if r is None]
     runner = get_executor(executor)
     bar = tqdm(total=len(todo), desc="proxy bank", unit="net", disable=not progress)
     try:
         for position, outcome in runner.map_chunks(_BankTask(wanted, config), [items[i] for i in todo]):
             i = todo[position]
-            if outcome.ok:
+            if outcome.ok:  # merged into what the cache held for this net (other groups are kept)
                 value = outcome.value
-                res = BankResult(name=labels[i], scores={k: float(v) for k, v in value["scores"].items()},
-                                 node={k: np.asarray(v, dtype=np.float32) for k, v in value["node"].items()},
-                                 seconds=dict(value["seconds"]), errors=dict(value["errors"]))
+                res, done = entries[i]
+                res.scores.update({k: float(v) for k, v in value["scores"].items()})
+                res.node.update({k: np.asarray(v, dtype=np.float32) for k, v in value["node"].items()})
+                res.seconds.update(value["seconds"])
+                res.errors = {k: v for k, v in res.errors.items() if k not in value["scores"]} | value["errors"]
+                res.cached = False
                 if cache:
-                    _save(_cache_path(items[i], config, root), res, {PROXIES[m].group for m in wanted})
+                    _save(_cache_path(items[i], config, root), res, done | groups)
             else:  # the task itself failed (a worker lost after every retry): NaN, never cached
                 reason = outcome.error or "worker lost after every retry"
                 res = BankResult(name=labels[i], scores={m: math.nan for m in wanted},
