@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from cgpredict.predictor import load_predictor
     from cgpredict.datasets import load_family
     from cgpredict.predictor import Predictor
-    from cgpredict.ranking import format_table, rank_family
+    from cgpredict.ranking import format_table, ood_text, rank_family
     from cgpredict.datasets.registry import resolve_data_dir
     from cgpredict.demo_plots import plot_embeddings, plot_pred_vs_true
     from cgpredict.models.graph_data import flops_of
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     target = load_family(TARGET_FAMILY, n=args.n, seed=args.seed)
     rows, _ = rank_family(predictor, target, progress=progress)
     by_key = {target.key(i): target.archs[i] for i in range(len(target))}
-    top = [{**r, "arch": arch_summary(by_key[r["arch"]]), "ood_text": "yes" if r["ood"] else "no"} for r in rows[:10]]
+    top = [{**r, "arch": arch_summary(by_key[r["arch"]]), "ood_text": ood_text(r)} for r in rows[:10]]
     print(format_table(top, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
                              ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"),
                              ("ood_text", "OOD", "")]))
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== 4. Zero-shot ranking of {len(nb201)} labelled NB-201 CIFAR-10 nets ==")
         rows201, metrics = rank_family(predictor, nb201, progress=progress)
         print(f"SRCC {metrics['srcc']:.3f}   Kendall tau {metrics['kendall_tau']:.3f}   NDCG@10 {metrics['ndcg@10']:.3f}")
-        best = [{**r, "ood_text": "yes" if r["ood"] else "no"} for r in rows201[:5]]
+        best = [{**r, "ood_text": ood_text(r)} for r in rows201[:5]]
         print(format_table(best, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
                                   ("mmacs", "MMACs", ".1f"), ("label", "true acc", ".2f")]))
         true = np.array([r["label"] for r in rows201])

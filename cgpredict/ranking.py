@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.datasets import Family
     from cgpredict.predictor import Predictor
 
-__all__ = ["DEFAULT_N", "format_table", "load_ranked_family", "predict_rows", "rank_family"]
+__all__ = ["DEFAULT_N", "format_table", "load_ranked_family", "ood_text", "predict_rows", "rank_family"]
 
 #: Nets sampled by :func:`load_ranked_family` when a family has no labels and ``n`` is not given.
 DEFAULT_N = 100
@@ -119,3 +119,11 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     out = [line([h for _, h, _ in columns]), line(["-" * w for w in widths])]
     out += [line(c) for c in cells]
     return "\n".join(out)
+
+
+def ood_text(row: dict[str, Any]) -> str:
+    """``yes`` / ``no`` for the OOD flag, ``n/a`` when the distance is unknown (NaN: no FCM member)."""
+    distance = row.get("centroid_distance", row.get("max_membership", float("nan")))
+    if distance is None or distance != distance:
+        return "n/a"
+    return "yes" if row["ood"] else "no"

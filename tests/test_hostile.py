@@ -421,7 +421,7 @@ def test_unexpected_failures_are_one_line_and_debug_shows_the_traceback(
 
 # ---------------------------------------------------------------------------------- 11. smaller
 def test_ood_text_is_unknown_when_the_distance_is_nan() -> None:
-    from cgpredict.commands.predict import ood_text
+    from cgpredict.ranking import ood_text
 
     nan = float("nan")
     assert ood_text({"ood": False, "centroid_distance": nan}) == "n/a"

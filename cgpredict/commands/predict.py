@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cgpredict.ranking import format_table, predict_rows
+from cgpredict.ranking import format_table, ood_text, predict_rows
 
 __all__ = ["register", "load_predictor", "format_table", "predict_rows", "write_rows"]
 
@@ -73,14 +73,6 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     from cgpredict.commands.checks import write_csv_rows
 
     write_csv_rows(rows, path)
-
-
-def ood_text(row: dict[str, Any]) -> str:
-    """``yes`` / ``no`` for the OOD flag, ``n/a`` when the distance is unknown (NaN: no FCM member)."""
-    distance = row.get("centroid_distance", row.get("max_membership", float("nan")))
-    if distance is None or distance != distance:
-        return "n/a"
-    return "yes" if row["ood"] else "no"
 
 
 PREDICT_COLUMNS = [("model", "model", ""), ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"),

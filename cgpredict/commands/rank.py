@@ -62,7 +62,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cgpredict.commands.predict import format_table, load_predictor, ood_text, write_rows
+    from cgpredict.commands.predict import format_table, load_predictor, write_rows
+    from cgpredict.ranking import ood_text
     from cgpredict.errors import InputError
     from cgpredict.quiet import progress_wanted
 
