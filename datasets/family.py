@@ -242,9 +242,11 @@ class Family:
                 warnings.warn(f"family {self.name!r} cannot be sent to worker processes ({exc}); "
                               "converting in this process", RuntimeWarning, stacklevel=3)
             else:
-                from cgpredict.datasets._workers import convert_in_processes
+                from cgpredict.datasets._workers import convert_with_executor
+                from cgpredict.executors import LocalExecutor
 
-                yield from convert_in_processes(self, indices, workers)
+                with LocalExecutor(workers=workers) as pool:
+                    yield from convert_with_executor(self, indices, pool)
                 return
         for i in indices:
             yield i, self.convert(i)
