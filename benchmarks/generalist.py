@@ -1,25 +1,29 @@
-"""Leave-one-family-out, zero-shot: a proxy ranker learned on other families vs single proxies and FLOPs.
+"""Leave-one-family-out, zero-shot and 50-shot: the generalist predictor vs single proxies and FLOPs.
 
-Pipeline position: labelled tables → CGs → proxy bank scores (cached) → set-relative features →
-:class:`cgpredict.generalist.ProxyRanker` trained on every *other* family → ranking of the held-out
-family's networks, scored against its labels (issue 23's "proxies-only" arm).
+Pipeline position: labelled tables → CGs → proxy bank scores + node statistics (cached) and CG
+descriptors → set-relative features → :class:`cgpredict.generalist.GeneralistPredictor` trained on every
+*other* family → ranking of the held-out family's networks, scored against its labels (issue 23).
 
 Tables and samples are those of ``benchmarks/proxies.py --bank`` (same seeded subsample rule, same
 :class:`~cgpredict.proxies.bank.BankConfig`, TransNAS-Bench-101 micro scored as its class_scene
 network at 64×64), so the bank's disk cache answers; a net missing from the cache is computed and
 added. Families: NB-101, NB-201 (naslib CIFAR-10 / CIFAR-100 / ImageNet16-120 tables and the
 200-epoch CIFAR-10 table), NB-301, TransNAS-Bench-101 micro (7 tasks), NATS-Bench size space
-(skipped when the family is not in this branch). Each family is held out in turn; rankers train on
-the others' tables as groups (each family total weight 1, split over its tables). NB-201, TransNAS
-micro and NATS size space share the NB-201 cell: for them a *strict* variant also drops the other
-cell families from training. Seeds: each seed subsamples 80 % of every training table and seeds the
-model; baselines (FLOPs, params, each proxy alone, mean rank of all proxies, AZ-NAS aggregate) are
-deterministic on the same held-out nets.
+(3 tasks). Each family is held out in turn; models train on the others' tables as groups (each
+family total weight 1, split over its tables). NB-201, TransNAS micro and NATS size space share the
+NB-201 cell: for them a *strict* variant also drops the other cell families from training.
 
-Example (CPU, ~2 min with a warm bank cache)::
+Ablation arms (:data:`ARMS`): CG + proxies (primary), the same without pooled node statistics,
+proxies only (proxy scores + FLOPs + params), CG only (no network run). Seeds: each seed subsamples
+80 % of every training table and seeds the model; baselines (FLOPs, params, each proxy alone, mean
+rank of all proxies, AZ-NAS aggregate) are deterministic on the same held-out nets. ``--shots 50``
+adds the few-shot protocol: 50 labelled nets of the held-out table (5 draws) fine-tune the seed-0
+generalist (:meth:`~cgpredict.generalist.GeneralistPredictor.finetune`), scored on the table's other nets.
+
+Example (CPU, a few minutes with a warm bank cache)::
 
     CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 nice -n 10 python benchmarks/generalist.py \
-        --seeds 5 --report benchmarks/results/generalist_proxies_lofo.md
+        --seeds 3 --report benchmarks/results/generalist_lofo.md
 """
 
 from __future__ import annotations
@@ -54,16 +58,21 @@ TNB_MEAN_TARGET = 0.70
 
 @dataclass
 class TableData:
-    """One labelled table's sampled nets: raw feature columns, bank scores and labels."""
+    """One labelled table's sampled nets: raw generalist columns, bank scores and labels."""
 
     name: str
     family: str
-    raw: np.ndarray
-    names: tuple[str, ...]
+    raw: np.ndarray  # GeneralistPredictor.columns (every column)
     scores: dict[str, np.ndarray]
     labels: np.ndarray
     failed: int
     errors: tuple[str, ...] = ()
+
+    def column(self, name: str) -> np.ndarray:
+        """One raw column by name."""
+        from cgpredict.generalist import GeneralistPredictor
+
+        return self.raw[:, GeneralistPredictor().column_names.index(name)]
 
 
 def _family(table: str) -> str:
@@ -79,15 +88,18 @@ def _size(table: str, sizes: str) -> int:
     return (exact or prefix)[-1]
 
 
-def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution: int) -> list[TableData]:
+def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution: int,
+                only: set[str] | None = None) -> list[TableData]:
     """Sample every available table as the bank benchmark does and read its bank scores (cache first)."""
     from proxy_bank_report import _load, _transnas_cgs, all_tables
 
-    from cgpredict.generalist import FEATURE_PROXIES, raw_columns
+    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
     from cgpredict.proxies.bank import BankConfig, bank_scores_many
 
     out = []
     for table in all_tables():
+        if only is not None and table.name not in only:
+            continue
         try:
             fam = _load(table, data_dir)
         except (LookupError, FileNotFoundError, ImportError, ValueError) as exc:
@@ -102,13 +114,13 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
         results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(), progress=False)
         fresh = sum(not r.cached for r in results)
         scores = {m: np.array([r.scores.get(m, math.nan) for r in results]) for m in FEATURE_PROXIES}
-        raw, names = raw_columns(scores, [c.flops for c in cgs], [c.params for c in cgs])
+        raw = GeneralistPredictor(progress=False).columns(cgs, bank=results)
         failed = sum(any(m in r.errors for m in FEATURE_PROXIES) for r in results)
         print(f"{table.name}: {len(cgs)} nets, {fresh} scored now ({time.perf_counter() - t0:.0f} s), "
               f"{failed} with a failed proxy", flush=True)
         errors = tuple(sorted({f"{m}: {e}" for r in results for m, e in r.errors.items() if m in FEATURE_PROXIES}))
-        out.append(TableData(table.name, _family(table.name), raw, names, scores,
-                             np.asarray(fam.labels, dtype=float), failed, errors))
+        out.append(TableData(table.name, _family(table.name), raw, scores, np.asarray(fam.labels, dtype=float),
+                             failed, errors))
     return out
 
 
@@ -132,24 +144,50 @@ def metrics(labels: np.ndarray, prediction: np.ndarray) -> tuple[float, float, f
 
 def baselines(table: TableData) -> dict[str, tuple[float, float, float]]:
     """FLOPs, params, each proxy alone, mean rank of all proxies, AZ-NAS aggregate on one table."""
-    from cgpredict.generalist import FEATURE_PROXIES, set_features
+    from cgpredict.generalist import FEATURE_PROXIES
     from cgpredict.proxies.zc_aznas import aggregate
 
-    out = {"FLOPs": metrics(table.labels, table.raw[:, table.names.index("log_flops")]),
-           "params": metrics(table.labels, table.raw[:, table.names.index("log_params")])}
+    out = {"FLOPs": metrics(table.labels, table.column("log_flops")),
+           "params": metrics(table.labels, table.column("log_params"))}
     for m in FEATURE_PROXIES:
         out[m] = metrics(table.labels, table.scores[m])
-    feats = set_features(table.raw, table.names).matrix
-    out["mean rank (all proxies)"] = metrics(table.labels, feats[:, : len(FEATURE_PROXIES)].mean(axis=1))
+    ranks = np.stack([_ranks(table.scores[m]) for m in FEATURE_PROXIES], axis=1)
+    out["mean rank (all proxies)"] = metrics(table.labels, ranks.mean(axis=1))
     out["AZ-NAS aggregate"] = metrics(table.labels, aggregate(table.scores))
     return out
 
 
-def run_lofo(tables: list[TableData], kinds: list[str], seeds: int, fraction: float) -> dict:
-    """Every (held-out family, variant, kind, seed): metrics on each held-out table."""
-    from cgpredict.generalist import ProxyRanker, set_features
+#: The ablation arms (issue 23): name → (GeneralistPredictor options, read the graph-only ranker).
+ARMS: dict[str, tuple[dict, bool]] = {
+    "cg+proxies": ({"descriptors": True, "node_stats": True}, False),
+    "cg+proxies (no node stats)": ({"descriptors": True, "node_stats": False}, False),
+    "proxies": ({"descriptors": False, "node_stats": False}, False),
+    "cg": ({"descriptors": True, "node_stats": True}, True),
+}
+PRIMARY = "cg+proxies"
 
-    feats = {t.name: set_features(t.raw, t.names).matrix for t in tables}
+
+def _train(tables: list[TableData], fams: list[str], opts: dict, kind: str, seed: int, fraction: float):  # noqa: ANN202
+    from cgpredict.generalist import GeneralistPredictor
+
+    rng = np.random.default_rng(seed)
+    train = [t for t in tables if t.family in fams]
+    per_family = {f: sum(t.family == f for t in train) for f in fams}
+    raws, ys, groups, weights = [], [], [], {}
+    for t in train:
+        keep = np.sort(rng.choice(len(t.labels), max(2, int(round(fraction * len(t.labels)))), replace=False))
+        raws.append(t.raw[keep])
+        ys.append(t.labels[keep])
+        groups += [t.name] * len(keep)
+        weights[t.name] = 1.0 / per_family[t.family]
+    model = GeneralistPredictor(kind=kind, seed=seed, progress=False, **opts)
+    return model.fit([None] * len(groups), np.concatenate(ys), groups, weights, raw=np.concatenate(raws))
+
+
+def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fraction: float,
+             shots: int, shot_seeds: int) -> dict:
+    """Every (held-out table, variant, arm, seed): metrics on the held-out table; plus ``shots``-shot
+    fine-tuning rows ``(table, "50-shot", arm)`` from the seed-0 generalist of the ``all`` variant."""
     families = list(dict.fromkeys(t.family for t in tables))
     results: dict = {}
     for held in families:
@@ -157,40 +195,52 @@ def run_lofo(tables: list[TableData], kinds: list[str], seeds: int, fraction: fl
         if held in CELL_FAMILIES:
             variants["strict"] = [f for f in families if f != held and f not in CELL_FAMILIES]
         for variant, train_fams in variants.items():
-            train = [t for t in tables if t.family in train_fams]
-            per_family = {f: sum(t.family == f for t in train) for f in train_fams}
-            for kind in kinds:
+            if not train_fams:
+                continue  # nothing left to train on (e.g. a run restricted to one family)
+            for arm in arms:
+                opts, graph_only = ARMS[arm]
                 for seed in range(seeds):
-                    rng = np.random.default_rng(seed)
-                    xs, ys, ws = [], [], []
-                    for t in train:
-                        keep = np.sort(rng.choice(len(t.labels), max(2, int(round(fraction * len(t.labels)))),
-                                                  replace=False))
-                        # features are set-relative to the subsample actually used, as a user would have them
-                        xs.append(set_features(t.raw[keep], t.names).matrix)
-                        ys.append(t.labels[keep])
-                        ws.append(1.0 / per_family[t.family])
-                    model = ProxyRanker(kind, seed=seed).fit(xs, ys, ws)
+                    model = _train(tables, train_fams, opts, kind, seed, fraction)
                     for t in tables:
-                        if t.family == held:
-                            results.setdefault((t.name, variant, kind), []).append(
-                                metrics(t.labels, model.predict(feats[t.name])))
+                        if t.family != held:
+                            continue
+                        pred = model.predict([None] * len(t.labels), raw=t.raw, use_proxies=not graph_only)
+                        results.setdefault((t.name, variant, arm), []).append(metrics(t.labels, pred))
+                        if variant == "all" and seed == 0 and shots and not graph_only and len(t.labels) > shots + 10:
+                            _few_shot(model, t, arm, shots, shot_seeds, results, graph_only)
     return results
 
 
-def weights_on_all(tables: list[TableData], kinds: list[str]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-    """Coefficients of the linear kinds trained on every table (seed 0): which features they trust."""
-    from cgpredict.generalist import ProxyRanker, set_features
+def _few_shot(model, t: TableData, arm: str, shots: int, shot_seeds: int, results: dict,  # noqa: ANN001
+              graph_only: bool) -> None:
+    """``shots`` labelled nets of the held-out table: the generalist fine-tuned on them vs a ridge on them
+    alone vs the generalist zero-shot, each scored on the table's other nets (``shot_seeds`` draws)."""
+    import copy
 
-    families = {t.family: sum(u.family == t.family for u in tables) for t in tables}
-    feats = [set_features(t.raw, t.names) for t in tables]
-    out = {}
-    for kind in kinds:
-        if kind in ("ridge", "pairwise"):
-            model = ProxyRanker(kind).fit([f.matrix for f in feats], [t.labels for t in tables],
-                                          [1.0 / families[t.family] for t in tables])
-            out[kind] = (feats[0].names, model.coef_)
-    return out
+    from cgpredict.generalist import GeneralistPredictor
+
+    for s in range(shot_seeds):
+        rng = np.random.default_rng(1000 + s)
+        pick = np.zeros(len(t.labels), dtype=bool)
+        pick[rng.choice(len(t.labels), shots, replace=False)] = True
+        rest = ~pick
+        tuned = copy.deepcopy(model).finetune([None] * shots, t.labels[pick], raw=t.raw[pick])
+        scratch = GeneralistPredictor(**{**model.get_params(), "progress": False}).fit(
+            [None] * shots, t.labels[pick], ["own"] * shots, raw=t.raw[pick])
+        for label, m in (("fine-tuned", tuned), ("ridge on the shots alone", scratch), ("zero-shot", model)):
+            pred = m.predict([None] * int(rest.sum()), raw=t.raw[rest], use_proxies=not graph_only)
+            results.setdefault((t.name, f"{shots}-shot {label}", arm), []).append(metrics(t.labels[rest], pred))
+
+
+def weights_on_all(tables: list[TableData], kind: str) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """Coefficients of the primary arm trained on every table (seed 0): which columns it trusts."""
+    if kind not in ("ridge", "pairwise"):
+        return None
+    families = list(dict.fromkeys(t.family for t in tables))
+    model = _train(tables, families, ARMS[PRIMARY][0], kind, 0, 1.0)
+    names = model.ranker_columns
+    names = (*names, *(f"{c}:missing" for c in names if c in model.proxies or ":" in c))
+    return names, model.ranker_.coef_
 
 
 # ------------------------------------------------------------------ report
@@ -201,34 +251,40 @@ def _ms(values: list[tuple[float, float, float]], i: int) -> str:
     return f"{a.mean():+.3f} ± {a.std():.3f}"
 
 
-def report(tables: list[TableData], results: dict, base: dict, weights: dict, args: argparse.Namespace,
+def _mean(values: list[tuple[float, float, float]], i: int = 0) -> float:
+    return float(np.mean([v[i] for v in values]))
+
+
+def report(tables: list[TableData], results: dict, base: dict, weights, args: argparse.Namespace,  # noqa: ANN001
            seconds: float) -> str:
     """The markdown report (command, code, sizes, summary, per-table detail, targets)."""
-    from cgpredict.generalist import FEATURE_PROXIES
-    from cgpredict.provenance import code_line
+    from cgpredict.generalist import CG_COLUMNS, FEATURE_PROXIES
+    from cgpredict.generalist.descriptors import POOLED_STATS
 
-    kinds = args.kinds.split(",")
+    arms = args.arms.split(",")
     cmd = ("CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/generalist.py "
            + " ".join(sys.argv[1:]))
-    lines = ["# Proxy ranker, leave-one-family-out zero-shot (issue 23, proxies-only arm)", "",
+    lines = ["# Generalist predictor, leave-one-family-out zero-shot (issue 23)", "",
              "Reproduce with:", "", "```", cmd, "```", "", args.code_line, "",
-             f"Bank config: cgpredict.proxies.bank defaults (batch 32, natural crops, seed 0), proxies "
-             f"{', '.join(FEATURE_PROXIES)} + log FLOPs + log params, rank-normalised within each set "
-             f"(`cgpredict.generalist.features`). Sample seed {args.sample_seed}; {args.seeds} model seeds, each "
-             f"training on a seeded {args.fraction:.0%} subsample of every training table. Training groups: every "
-             "table of the other families, each family of total weight 1. Wall time: "
-             f"{seconds:.0f} s.", "",
+             f"Model: `cgpredict.generalist.GeneralistPredictor(kind={args.kind!r})`. Columns: bank proxies "
+             f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, natural crops, seed 0); "
+             f"log FLOPs, log params; CG descriptors {', '.join(CG_COLUMNS)}; min and median over nodes of the "
+             f"per-node statistics {', '.join(POOLED_STATS)}; all rank-normalised within each set. Arms: "
+             "`cg+proxies` (everything; primary, declared before the run), `cg+proxies (no node stats)`, "
+             "`proxies` (proxy scores + FLOPs + params only), `cg` (FLOPs, params and CG descriptors: no "
+             f"network is run). Sample seed {args.sample_seed}; {args.seeds} model seeds, each training on a "
+             f"seeded {args.fraction:.0%} subsample of every training table. Training groups: every table of "
+             f"the other families, each family of total weight 1. Wall time: {seconds:.0f} s.", "",
              "Held-out nets per table (all of the table's cached sample): "
              + ", ".join(f"{t.name} {len(t.labels)}" + (f" ({t.failed} with a failed proxy)" if t.failed else "")
                          for t in tables) + ".", ""]
     lines += ["How to read: the learned columns' ± is the spread over model seeds / training subsamples only; "
               "the held-out nets are fixed, and a Spearman ρ measured on n nets has a sampling error of roughly "
               "(1 − ρ²)/√n (±0.02 at ρ = 0.9, n = 100; ±0.08 at ρ = 0.4, n = 100). "
-              "*best single proxy* is picked with the held-out labels (an oracle a user does not have), so "
-              "beating it is a stronger bar than beating any proxy chosen beforehand. `complexity` (AZ-NAS) is "
-              "the FLOPs count, so its rank equals `log_flops`'. *strict*: trained without any NB-201-cell "
-              "family (NB-201, TransNAS micro, NATS size space), i.e. on NB-101 and NB-301 only here. Baselines "
-              "rank NaN lowest and −inf just above NaN.", ""]
+              "*best single proxy* is picked with the held-out labels (an oracle a user does not have). "
+              "`complexity` (AZ-NAS) is the FLOPs count. *strict*: trained without any NB-201-cell family "
+              "(NB-201, TransNAS micro, NATS size space), i.e. on NB-101 and NB-301 only. Baselines rank NaN "
+              "lowest and −inf just above NaN.", ""]
     errors = sorted({e for t in tables for e in t.errors})
     if errors:
         lines += ["Failed proxies (NaN → neutral feature + mask; lowest rank in the baselines): "
@@ -236,8 +292,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights: dict, ar
     families = list(dict.fromkeys(t.family for t in tables))
     missing = [f for f in FAMILY_OF.values() if f not in families]
     if missing:
-        lines += [f"Not measured (family not in this branch): {', '.join(missing)}.", ""]
-    head = (["table", "n"] + [f"{k}" for k in kinds] + [f"{k} strict" for k in kinds]
+        lines += [f"Not measured (family not available): {', '.join(missing)}.", ""]
+    head = (["table", "n"] + arms + [f"{PRIMARY} strict", "cg strict"]
             + ["FLOPs", "params", "mean rank", "AZ-NAS", "best single proxy"])
     lines += ["## Summary: Spearman ρ on the held-out table (learned: mean ± std over seeds)", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -247,49 +303,70 @@ def report(tables: list[TableData], results: dict, base: dict, weights: dict, ar
         name, val = max(((m, b[m][0]) for m in FEATURE_PROXIES), key=lambda kv: kv[1])
         best_single[t.name] = (name, val)
         cells = [t.name, str(len(t.labels))]
-        for variant in ("all", "strict"):
-            cells += [_ms(results[(t.name, variant, k)], 0) if (t.name, variant, k) in results else "—"
-                      for k in kinds]
+        cells += [_ms(results[(t.name, "all", a)], 0) if (t.name, "all", a) in results else "—" for a in arms]
+        cells += [_ms(results[(t.name, "strict", a)], 0) if (t.name, "strict", a) in results else "—"
+                  for a in (PRIMARY, "cg")]
         cells += [f"{b['FLOPs'][0]:+.3f}", f"{b['params'][0]:+.3f}", f"{b['mean rank (all proxies)'][0]:+.3f}",
                   f"{b['AZ-NAS aggregate'][0]:+.3f}", f"{name} {val:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    primary = kinds[0]
-    lines += ["", f"## Against issue 23's targets (`{primary}`, declared primary before the run: mean over seeds, "
+    lines += ["", f"## Against issue 23's targets (`{PRIMARY}`, declared primary before the run: mean over seeds, "
               "training on all other families)", ""]
+    shortfalls = 0
     for t in tables:
-        mean = float(np.mean([v[0] for v in results[(t.name, "all", primary)]]))
+        if (t.name, "all", PRIMARY) not in results:
+            continue
+        mean = _mean(results[(t.name, "all", PRIMARY)])
         flops, (bs_name, bs) = base[t.name]["FLOPs"][0], best_single[t.name]
         verdict = [f"{mean:+.3f}", f"{'above' if mean > flops else 'NOT above'} FLOPs ({flops:+.3f})",
                    f"{'above' if mean > bs else 'NOT above'} the best single proxy ({bs_name} {bs:+.3f}, "
                    "picked on these labels)"]
+        shortfalls += (mean <= flops) + (mean <= bs)
         if t.name in TARGETS:
             verdict.append(f"target {TARGETS[t.name]:.2f} {'met' if mean >= TARGETS[t.name] else 'NOT met'}")
+            shortfalls += mean < TARGETS[t.name]
         lines.append(f"- {t.name} (n = {len(t.labels)}): " + "; ".join(verdict) + ".")
-    tnb = [t for t in tables if t.family == "TransNAS micro"]
+    tnb = [t for t in tables if t.family == "TransNAS micro" and (t.name, "all", PRIMARY) in results]
     if tnb:
-        for k in kinds:
-            mean = np.mean([np.mean([v[0] for v in results[(t.name, "all", k)]]) for t in tnb])
-            lines.append(f"- TransNAS micro mean over {len(tnb)} tasks, `{k}`: {mean:+.3f} "
-                         f"(target {TNB_MEAN_TARGET:.2f} "
-                         f"{'met' if mean >= TNB_MEAN_TARGET else 'NOT met'}).")
-    if weights:
-        names = next(iter(weights.values()))[0]
-        lines += ["", "## Learned weights (trained on every table, seed 0; features are rank positions in [0, 1])", "",
-                  "| feature | " + " | ".join(weights) + " |", "|---|" + "---|" * len(weights)]
-        for j, name in enumerate(names):
-            lines.append(f"| {name} | " + " | ".join(f"{w[1][j]:+.3f}" for w in weights.values()) + " |")
+        for a in arms:
+            mean = np.mean([_mean(results[(t.name, "all", a)]) for t in tnb])
+            lines.append(f"- TransNAS micro mean over {len(tnb)} tasks, `{a}`: {mean:+.3f} "
+                         f"(target {TNB_MEAN_TARGET:.2f} {'met' if mean >= TNB_MEAN_TARGET else 'NOT met'}).")
+    shot_rows = sorted({k[1] for k in results if "-shot" in k[1]})
+    if shot_rows:
+        lines += ["", f"## {args.shots}-shot from the generalist ({args.shot_seeds} draws of {args.shots} labelled nets; "
+                  "scored on the table's other nets; `all` variant, seed-0 generalist)", "",
+                  "| table | arm | " + " | ".join(r.split(" ", 1)[1] for r in shot_rows) + " |",
+                  "|---|---|" + "---|" * len(shot_rows)]
+        for t in tables:
+            for a in arms:
+                if (t.name, shot_rows[0], a) in results:
+                    lines.append(f"| {t.name} | {a} | " + " | ".join(_ms(results[(t.name, r, a)], 0) for r in shot_rows)
+                                 + " |")
+        targets = {"nb201_200ep": 0.95, "nb201_c10": 0.95, "nb301": 0.90}
+        for name, target in targets.items():
+            key = (name, f"{args.shots}-shot fine-tuned", PRIMARY)
+            if key in results:
+                mean = _mean(results[key])
+                lines.append(f"- {name}: fine-tuned {mean:+.3f}, target {target:.2f} "
+                             f"{'met' if mean >= target else 'NOT met'}.")
+    if weights is not None:
+        names, coef = weights
+        lines += ["", f"## Learned weights of `{PRIMARY}` trained on every table (seed 0; features are rank "
+                  "positions in [0, 1], masks 0/1)", "", "| column | weight |", "|---|---|"]
+        lines += [f"| {n} | {c:+.3f} |" for n, c in zip(names, coef)]
     lines += ["", "## Per table: Spearman / Kendall τ / NDCG@10", ""]
     for t in tables:
         lines += [f"### {t.name} ({t.family}, {len(t.labels)} nets)", "",
-                  "| ranker | Spearman | Kendall τ | NDCG@10 |", "|---|---|---|---|"]
+                  "| model | Spearman | Kendall τ | NDCG@10 |", "|---|---|---|---|"]
         for variant in ("all", "strict"):
-            for k in kinds:
-                if (t.name, variant, k) in results:
-                    r = results[(t.name, variant, k)]
-                    lines.append(f"| {k} ({variant}) | {_ms(r, 0)} | {_ms(r, 1)} | {_ms(r, 2)} |")
+            for a in arms:
+                if (t.name, variant, a) in results:
+                    r = results[(t.name, variant, a)]
+                    lines.append(f"| {a} ({variant}) | {_ms(r, 0)} | {_ms(r, 1)} | {_ms(r, 2)} |")
         for m, (rho, tau, ndcg) in base[t.name].items():
             lines.append(f"| {m} | {rho:+.3f} | {tau:+.3f} | {ndcg:.3f} |")
         lines.append("")
+    lines.append(f"Verdicts short of a bar (FLOPs, best single proxy, or a numeric target): {shortfalls}.")
     return "\n".join(lines) + "\n"
 
 
@@ -300,23 +377,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="per-table sample sizes (exact name or prefix)")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--transnas-resolution", type=int, default=64)
-    parser.add_argument("--kinds", default="ridge,pairwise,mlp,consensus",
-                        help="ProxyRanker kinds to compare (the first is the primary one the verdicts use)")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--arms", default=",".join(ARMS), help="ablation arms (the first is reported first)")
+    parser.add_argument("--kind", default="ridge", help="ProxyRanker kind of every arm")
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.8, help="share of each training table per seed")
+    parser.add_argument("--shots", type=int, default=50, help="few-shot size (0: skip)")
+    parser.add_argument("--shot-seeds", type=int, default=5)
+    parser.add_argument("--tables", default="", help="comma-separated table names (default: all)")
     parser.add_argument("--report", default=None, help="markdown report to write")
     args = parser.parse_args(argv)
     if not args.data_dir:
         print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
         return 2
+    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arms {unknown}; choose from {list(ARMS)}")
     from cgpredict.provenance import code_line
 
     args.code_line = code_line()
     start = time.perf_counter()
-    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution)
-    results = run_lofo(tables, args.kinds.split(","), args.seeds, args.fraction)
+    only = set(args.tables.split(",")) if args.tables else None
+    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution, only)
+    results = run_lofo(tables, args.arms.split(","), args.kind, args.seeds, args.fraction, args.shots, args.shot_seeds)
     base = {t.name: baselines(t) for t in tables}
-    weights = weights_on_all(tables, args.kinds.split(","))
+    weights = weights_on_all(tables, args.kind)
     text = report(tables, results, base, weights, args, time.perf_counter() - start)
     print(text)
     if args.report:

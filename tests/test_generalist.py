@@ -176,27 +176,35 @@ def test_benchmark_lofo_on_synthetic_tables_beats_flops_and_reports_strict_varia
     """The benchmark's protocol on synthetic tables: meco tracks the labels in every family, FLOPs do not."""
     from types import SimpleNamespace
 
-    from cgpredict.generalist import FEATURE_PROXIES
+    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
 
     bench = _benchmark_module()
     rng = np.random.default_rng(0)
     tables = []
+    width = len(GeneralistPredictor().column_names)
     for name in ("nb201_c10", "tnb_jigsaw", "nb301", "nb101"):
-        n = 40
+        n = 80
         y = rng.normal(size=n)
         scores = {m: rng.normal(size=n) for m in FEATURE_PROXIES}
         scores["meco"] = y + 0.3 * rng.normal(size=n)
         scores["synflow"][0] = -math.inf
-        raw, names = raw_columns(scores, rng.uniform(1, 2, n) * 1e6, rng.uniform(1, 2, n) * 1e4)
-        tables.append(bench.TableData(name, bench._family(name), raw, names, scores, 50 + 5 * y, 0))
-    results = bench.run_lofo(tables, ["ridge", "pairwise"], seeds=2, fraction=0.8)
-    assert ("nb201_c10", "strict", "ridge") in results and ("nb301", "strict", "ridge") not in results
-    assert len(results[("nb101", "all", "ridge")]) == 2
+        raw = rng.normal(size=(n, width))
+        raw[:, : len(FEATURE_PROXIES)] = np.stack([scores[m] for m in FEATURE_PROXIES], axis=1)
+        tables.append(bench.TableData(name, bench._family(name), raw, scores, 50 + 5 * y, 0))
+    arms = ["cg+proxies", "proxies", "cg"]
+    results = bench.run_lofo(tables, arms, "ridge", seeds=2, fraction=0.8, shots=20, shot_seeds=2)
+    assert ("nb201_c10", "strict", "cg+proxies") in results and ("nb301", "strict", "cg+proxies") not in results
+    assert len(results[("nb101", "all", "proxies")]) == 2
+    assert len(results[("nb101", "20-shot fine-tuned", "cg+proxies")]) == 2
     base = {t.name: bench.baselines(t) for t in tables}
     for t in tables:
-        learned = np.mean([r[0] for r in results[(t.name, "all", "ridge")]])
+        learned = np.mean([r[0] for r in results[(t.name, "all", "cg+proxies")]])
         assert learned > base[t.name]["FLOPs"][0] + 0.3
-    args = SimpleNamespace(kinds="ridge,pairwise", code_line="Code: test", sample_seed=0, seeds=2, fraction=0.8)
-    text = bench.report(tables, results, base, bench.weights_on_all(tables, ["ridge"]), args, 1.0)
-    assert "| nb201_c10 | 40 |" in text and "ridge strict" in text and "| meco |" in text
+        # the graph-only arm cannot see meco: it does not rank these synthetic labels
+        assert np.mean([r[0] for r in results[(t.name, "all", "cg")]]) < learned - 0.3
+    args = SimpleNamespace(arms=",".join(arms), kind="ridge", code_line="Code: test", sample_seed=0, seeds=2,
+                           fraction=0.8, shots=20, shot_seeds=2)
+    text = bench.report(tables, results, base, bench.weights_on_all(tables, "ridge"), args, 1.0)
+    assert "| nb201_c10 | 80 |" in text and "cg+proxies strict" in text and "| meco |" in text
+    assert "20-shot from the generalist" in text
     assert bench._size("nb201_c100", bench.DEFAULT_SIZES) == 100 and bench._size("tnb_normal", "tnb=7") == 7

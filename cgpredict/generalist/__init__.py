@@ -22,8 +22,11 @@ Example:
     True
 """
 
+from cgpredict.generalist.descriptors import CG_COLUMNS, cg_descriptors, pooled_node_stats
 from cgpredict.generalist.features import FEATURE_PROXIES, SetFeatures, SetReference, raw_columns, set_features
+from cgpredict.generalist.model import GENERALIST_FORMAT, GRAPH_COLUMNS, GeneralistPredictor
 from cgpredict.generalist.ranker import RANKER_KINDS, ProxyRanker, within_group_targets
 
-__all__ = ["FEATURE_PROXIES", "RANKER_KINDS", "ProxyRanker", "SetFeatures", "SetReference", "raw_columns",
-           "set_features", "within_group_targets"]
+__all__ = ["CG_COLUMNS", "FEATURE_PROXIES", "GENERALIST_FORMAT", "GRAPH_COLUMNS", "GeneralistPredictor",
+           "RANKER_KINDS", "ProxyRanker", "SetFeatures", "SetReference", "cg_descriptors", "pooled_node_stats",
+           "raw_columns", "set_features", "within_group_targets"]
