@@ -261,10 +261,13 @@ class GeneralistPredictor(Estimator):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:
+    def save(self, path: str | Path, card: Mapping[str, Any] | None = None, model_card: str | None = None) -> Path:
         """Write a checkpoint folder (``config.json``, ``weights.pt``, manifest), atomically.
 
-        ``card``: JSON-serialisable training facts stored under ``config.json``'s ``card``.
+        Args:
+            path: the folder (replaced if it is a cgpredict checkpoint; any other folder is refused).
+            card: JSON-serialisable training facts stored under ``config.json``'s ``card``.
+            model_card: markdown text written as ``MODEL_CARD.md`` (covered by the manifest).
         """
         check_is_fitted(self, "ranker_", "GeneralistPredictor")
         from cgpredict.predictor import checkpoint
@@ -280,6 +283,8 @@ class GeneralistPredictor(Estimator):
 
             folder.mkdir(parents=True, exist_ok=True)
             checkpoint.write_files(folder, doc, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+            if model_card is not None:
+                (folder / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
 
         return checkpoint.save_folder(path, write)
 

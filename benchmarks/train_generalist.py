@@ -1,0 +1,140 @@
+"""Train the shipped generalist checkpoints from the labelled tables (issue 23).
+
+Pipeline position: labelled tables → CGs → proxy bank (disk-cached, resumable) + CG descriptors →
+:class:`cgpredict.generalist.GeneralistPredictor` fitted on every table as a group → checkpoint folders
+with a model card:
+
+* ``cgpredict/checkpoints/generalist`` — every labelled family (the default of ``cgpredict rank``,
+  ``predict`` and ``search``);
+* ``cgpredict/checkpoints/generalist_demo`` — the same without the NB-201-cell families (NB-201,
+  NATS-Bench size space, TransNAS-Bench-101 micro), so ``make demo`` ranks labelled NB-201 nets
+  zero-shot, honestly.
+
+Tables and samples are those of ``benchmarks/generalist.py`` (``--sizes``, same sample seed), so the
+bank cache that benchmark filled answers; a net missing from the cache is scored and added (the
+build is resumable: rerun after an interruption and only the missing nets are computed). Each
+family carries total weight 1, split over its tables.
+
+Example::
+
+    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = {"generalist": None, "generalist_demo": ("NB-201", "TransNAS micro", "NATS sss")}
+
+
+def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seconds: float,  # noqa: ANN001
+          load_seconds: float, args: argparse.Namespace) -> str:
+    from cgpredict.provenance import code_line
+
+    used = [t for t in tables if not excluded or t.family not in excluded]
+    fams = list(dict.fromkeys(t.family for t in used))
+    coef = model.ranker_.coef_
+    names = list(model.ranker_columns) + [f"{c}:missing" for c in model.ranker_columns
+                                          if c in model.proxies or ":" in c]
+    top = sorted(zip(names, coef), key=lambda kv: -abs(kv[1]))[:12]
+    cmd = "CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py " + " ".join(
+        sys.argv[1:])
+    lines = [f"# Model card: `{name}`", "",
+             "`cgpredict.generalist.GeneralistPredictor` (kind `ridge`, alpha 0.1): a linear ranking model on "
+             "set-relative columns (each column replaced by its rank position within the set being ranked): "
+             "the proxy bank's training-free scores (SynFlow, NASWOT, SNIP, grad-norm, Fisher, Jacobian "
+             "covariance, ZiCo, MeCo, the four AZ-NAS scores), log FLOPs, log params, ten CG descriptors "
+             "(depth, shortest weighted path, number of paths, merges, pools, kernel area, width, …) and the "
+             "min/median over nodes of five per-node proxy statistics; plus a graph-only ranker "
+             "(FLOPs, params, descriptors) used with `--no-proxies`.", "",
+             "Reproduce with:", "", "```", cmd, "```", "", code_line(), "",
+             "## Training data", "",
+             f"Families: {', '.join(fams)}"
+             + (f" (excluded: {', '.join(excluded)}, which share the NB-201 cell — so NB-201 rankings by this "
+                "checkpoint are zero-shot)" if excluded else "") + ". Each table is one group: labels are "
+             "compared only within a group; each family carries total weight 1, split over its tables. Sample "
+             f"seed {args.sample_seed}; model seed 0 (ridge is deterministic).", "",
+             "| table | family | nets | weight |", "|---|---|---|---|"]
+    for g, info in model.groups_.items():
+        fam = next(t.family for t in used if t.name == g)
+        lines.append(f"| {g} | {fam} | {info['n']} | {info['weight']:.3f} |")
+    lines += ["", "Label sources: `../shared/data` (see its README): NAS-Bench-Suite-Zero tables (naslib) for "
+              "NB-101, NB-201 ×3, NB-301 and TransNAS-Bench-101 micro ×7; the 200-epoch NB-201 CIFAR-10 table; "
+              "NATS-Bench size space ×3. TransNAS nets are scored as their class_scene network at 64×64.", "",
+              "## Quality", "",
+              "Leave-one-family-out zero-shot Spearman (this model's recipe, each family held out in turn, "
+              "3 seeds), ablations and baselines: `benchmarks/results/generalist_lofo.md` "
+              "(`benchmarks/generalist.py`). A checkpoint trained on a family cannot be evaluated zero-shot on it: "
+              "use the LOFO table for that.", "",
+              "## Largest weights (rank-position columns; masks are 0/1)", "", "| column | weight |", "|---|---|"]
+    lines += [f"| {n} | {c:+.3f} |" for n, c in top]
+    lines += ["", "## Cost (2-core CPU)", "",
+              f"- Reading tables, converting CGs and proxy scores (cache first): {load_seconds:.0f} s this run "
+              "(cold: about 0.6 s per NB-201 net, 2 s per NB-101 net, 3 s per NB-301 net, one thread).",
+              f"- Fitting both rankers: {seconds:.2f} s.",
+              "- Inference: the proxy bank dominates (see `benchmarks/results/generalist_cost.md`).",
+              "", "## Limits", "",
+              "- Scores rank networks *within the set passed together*; their scale means nothing and they are "
+              "not accuracies. A single network is placed against the stored training group nearest in FLOPs.",
+              "- Families far from every training family (transformers, detection heads) have not been measured.",
+              "- Linear in rank features: it learns which signals to trust on average across families, not "
+              "family-specific interactions; `finetune` adapts it with a few labels.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and save the checkpoints; returns an exit code."""
+    from generalist import DEFAULT_SIZES, load_tables
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
+    parser.add_argument("--sizes", default=DEFAULT_SIZES)
+    parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "cgpredict" / "checkpoints"), help="folder of the checkpoints")
+    parser.add_argument("--only", default="", help="train only this checkpoint (generalist or generalist_demo)")
+    parser.add_argument("--force", action="store_true", help="replace existing checkpoint folders")
+    args = parser.parse_args(argv)
+    if not args.data_dir:
+        print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
+        return 2
+    from cgpredict.generalist import GeneralistPredictor
+
+    names = [args.only] if args.only else list(CHECKPOINTS)
+    for name in names:
+        target = Path(args.out) / name
+        if target.exists() and not args.force:
+            print(f"{target} exists; pass --force to replace it", file=sys.stderr)
+            return 2
+    t0 = time.perf_counter()
+    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, 64)
+    load_seconds = time.perf_counter() - t0
+    for name in names:
+        excluded = CHECKPOINTS[name]
+        used = [t for t in tables if not excluded or t.family not in excluded]
+        per_family = {f: sum(t.family == f for t in used) for f in {t.family for t in used}}
+        t1 = time.perf_counter()
+        model = GeneralistPredictor(progress=False)
+        groups = sum(([t.name] * len(t.labels) for t in used), [])
+        model.fit([None] * len(groups), np.concatenate([t.labels for t in used]), groups,
+                  {t.name: 1.0 / per_family[t.family] for t in used}, raw=np.concatenate([t.raw for t in used]))
+        seconds = time.perf_counter() - t1
+        card = _card(name, tables, excluded, model, seconds, load_seconds, args)
+        path = model.save(Path(args.out) / name, card={"families": sorted(per_family), "excluded": list(excluded or ()),
+                                                      "tables": {t.name: len(t.labels) for t in used}},
+                          model_card=card)
+        size = sum(f.stat().st_size for f in path.iterdir())
+        print(f"wrote {path} ({size / 1e3:.0f} kB; fit {seconds:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
