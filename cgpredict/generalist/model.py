@@ -69,6 +69,8 @@ class GeneralistPredictor(Estimator):
             ``consensus``).
         alpha: the ranker's L2 penalty (and :meth:`finetune`'s default pull towards the generalist).
         bank: :class:`~cgpredict.proxies.bank.BankConfig` fields (batch size, resolution, seed …).
+        executor: where the bank scores networks missing from its cache (an :mod:`cgpredict.executors`
+            spec such as ``"local:2"`` or ``"ray:auto"``; ``None``: in this process). Same numbers.
         seed: the ranker's seed (pairwise / mlp kinds).
         progress: progress bars while the bank runs.
 
@@ -80,7 +82,8 @@ class GeneralistPredictor(Estimator):
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 0.1,
-                 bank: Mapping[str, Any] | None = None, seed: int = 0, progress: bool = True) -> None:
+                 bank: Mapping[str, Any] | None = None, executor: str | None = None, seed: int = 0,
+                 progress: bool = True) -> None:
         self.proxies = tuple(proxies)
         self.descriptors = descriptors
         self.node_stats = node_stats
@@ -88,6 +91,7 @@ class GeneralistPredictor(Estimator):
         self.kind = kind
         self.alpha = alpha
         self.bank = dict(bank or {})
+        self.executor = executor
         self.seed = seed
         self.progress = progress
 
@@ -108,7 +112,8 @@ class GeneralistPredictor(Estimator):
         """The proxy bank's results for ``cgs`` (disk-cached; failures are NaN entries)."""
         from cgpredict.proxies.bank import BankConfig, bank_scores_many
 
-        return bank_scores_many(cgs, self.proxies, BankConfig(**self.bank), progress=self.progress)
+        return bank_scores_many(cgs, self.proxies, BankConfig(**self.bank), progress=self.progress,
+                                executor=self.executor)
 
     def columns(self, cgs: Sequence[CG], bank: Sequence[Any] | None = None,
                 use_proxies: bool | None = None) -> np.ndarray:
