@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="torchvision models for the conversion table")
-    parser.add_argument("--nb201-n", type=int, default=100, help="labelled NB-201 CIFAR-10 nets ranked when labels exist")
+    parser.add_argument("--nb201-n", type=int, default=100,
+                        help="labelled NB-201 CIFAR-10 nets ranked when labels exist")
     parser.add_argument("--n", type=int, default=100, help="sampled --family nets ranked when there are no labels")
     parser.add_argument("--family", default=DEFAULT_FAMILY, help="family sampled when there are no labels")
     parser.add_argument("--no-proxies", action="store_true",

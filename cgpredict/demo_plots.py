@@ -90,8 +90,8 @@ def plot_generalist(true: np.ndarray, score: np.ndarray, compare: Mapping[str, t
     hidden = int((true < lo).sum())
     left.set_xlim(lo, float(true.max()) + 0.5)
     if hidden:
-        left.annotate(f"{hidden} net{'s' if hidden > 1 else ''} below {lo:.0f}% not shown", xy=(0.99, 0.01), xycoords="axes fraction",
-                      ha="right", va="bottom", fontsize=8, color="0.4")
+        left.annotate(f"{hidden} net{'s' if hidden > 1 else ''} below {lo:.0f}% not shown", xy=(0.99, 0.01),
+                      xycoords="axes fraction", ha="right", va="bottom", fontsize=8, color="0.4")
     left.scatter(true, score, s=14, alpha=0.7, color=_COLOURS[0])
     left.set_xlabel("true accuracy (%)")
     left.set_ylabel("generalist score (ranks the set; not an accuracy)")

@@ -6,7 +6,8 @@ Pipeline position: model → CG → features → predictor → **ranking** (this
 and NDCG@10 when it is labelled); :func:`load_ranked_family` picks the labelled table when there is
 one, else samples nets; :func:`predict_rows` gives per-model results; :func:`format_table` prints
 rows as an aligned text table. The ``cgpredict rank`` and ``cgpredict predict`` commands and the
-demo print what these return.
+demo print what these return; :class:`GeneralistScorer` is ``cgpredict search``'s scorer for a
+generalist (scores against one fixed training group, comparable across batches).
 
 Both predictor kinds work, told apart by duck typing on :func:`predicts_accuracy` (a
 ``predicts_accuracy`` attribute, ``True`` when absent):
@@ -31,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.datasets import Family
     from cgpredict.predictor import Predictor
 
-__all__ = ["DEFAULT_N", "SCORE_NOTE", "format_table", "load_ranked_family", "ood_text", "predict_rows",
-           "predicts_accuracy", "rank_family"]
+__all__ = ["DEFAULT_N", "SCORE_NOTE", "GeneralistScorer", "format_table", "load_ranked_family", "ood_text",
+           "predict_rows", "predicts_accuracy", "rank_family"]
 
 #: Nets sampled by :func:`load_ranked_family` when a family has no labels and ``n`` is not given.
 DEFAULT_N = 100
@@ -177,6 +178,35 @@ def predict_rows(predictor: Any, cgs: Sequence[CG], names: Sequence[str],
     return [{"model": name, "predicted_acc": float(pred[i]), "mmacs": cg.flops / 1e6,
              "max_membership": float(ood["max_membership"][i]), "centroid_distance": float(ood["centroid_distance"][i]),
              "ood": bool(ood["flag"][i])} for i, (name, cg) in enumerate(zip(names, cgs))]
+
+
+class GeneralistScorer:
+    """A generalist as a batch scorer for :func:`~cgpredict.search.search_cg`, anchored on a start
+    (what ``cgpredict search`` uses).
+
+    Every batch is scored against one stored training group (:meth:`anchor` picks the one nearest
+    in FLOPs to the start network), so a score does not depend on which candidates share its batch.
+
+    Args:
+        model: a fitted :class:`~cgpredict.generalist.GeneralistPredictor`.
+        use_proxies: run the proxy bank (``False``: the graph-only ranker).
+    """
+
+    def __init__(self, model: Any, use_proxies: bool = True) -> None:
+        self.model = model
+        self.use_proxies = use_proxies
+        self.reference: str | None = None
+
+    def anchor(self, start: CG) -> str:
+        """Fix the reference group to the stored one nearest to ``start`` (a CG); returns its name."""
+        self.reference = self.model.nearest_group(self.model.columns([start], use_proxies=self.use_proxies))
+        return self.reference
+
+    def __call__(self, cgs: Sequence[CG]) -> np.ndarray:
+        """Scores of ``cgs`` against the anchored group (higher = predicted better)."""
+        if self.reference is None:
+            raise RuntimeError("GeneralistScorer.anchor(start) must be called before scoring")
+        return self.model.predict(list(cgs), use_proxies=self.use_proxies, reference=self.reference)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -419,7 +419,7 @@ def test_cli_search_with_the_generalist_scores_against_one_fixed_reference(tmp_p
     """The default scorer is the shipped generalist, anchored on the start's nearest training group:
     the search improves that score, and every reported score is the net's own (batch-independent)."""
     from cgpredict import cli
-    from cgpredict.commands.search import GeneralistScorer
+    from cgpredict.ranking import GeneralistScorer
     from cgpredict.generalist import GeneralistPredictor
     from cgpredict.search import resolve_start
 

@@ -11,7 +11,8 @@ Example::
     cgpredict rank --family nasbench201 --checkpoint my.ckpt
     # the GENNAPE predictor, with the Proxy member (GenNAS loss + SynFlow, re-weighted by a ridge on your labels)
     cgpredict finetune --labels my50.csv --family nasbench201 --pretrained nb101 --epochs 100 -o my.ckpt
-    cgpredict finetune --labels my50.csv --family nasbench201 --pretrained nb101 --proxy cpu --zero-cost synflow -o my.ckpt
+    cgpredict finetune --labels my50.csv --family nasbench201 --pretrained nb101 --proxy cpu \
+        --zero-cost synflow -o my.ckpt
 
 **The generalist** (default; a generalist ``--checkpoint``) is adapted with
 :meth:`~cgpredict.generalist.GeneralistPredictor.finetune`: a ridge fit of its ranker on your
@@ -20,12 +21,13 @@ coefficients by ``--strength`` (default: the checkpoint's ``alpha``). The proxy 
 net (disk-cached). The folder it writes is a generalist checkpoint.
 
 **A GENNAPE predictor** (``--pretrained nb101`` or a GENNAPE ``--checkpoint``): keeps the
-contrastive encoder and FCM clusters of the starting checkpoint, trains the heads and the k-GNN ``--epochs`` more epochs on the given
-nets and re-weights the ensemble members from how they rank nets they were not fine-tuned on
-(scores cross-fitted over ``--weight-folds`` folds): by a non-negative least-squares fit of the
-labels' ranks on the members' ranks (``--weighting stacked``, default) or by GENNAPE's softmax of
-each member's Kendall τ (``--weighting kendall``; ``--weight-folds 0`` = in-sample τ). The result
-is a checkpoint folder that ``cgpredict predict/rank --checkpoint`` and ``Predictor.load`` read.
+contrastive encoder and FCM clusters of the starting checkpoint, trains the heads and the k-GNN
+``--epochs`` more epochs on the given nets and re-weights the ensemble members from how they rank
+nets they were not fine-tuned on (scores cross-fitted over ``--weight-folds`` folds): by a
+non-negative least-squares fit of the labels' ranks on the members' ranks (``--weighting stacked``,
+default) or by GENNAPE's softmax of each member's Kendall τ (``--weighting kendall``;
+``--weight-folds 0`` = in-sample τ). The result is a checkpoint folder that ``cgpredict predict/rank
+--checkpoint`` and ``Predictor.load`` read.
 """
 
 from __future__ import annotations

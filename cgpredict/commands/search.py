@@ -31,47 +31,19 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cgpredict.commands import predictor_args
 
-__all__ = ["GeneralistScorer", "register"]
-
-
-class GeneralistScorer:
-    """A generalist as a batch scorer for :func:`~cgpredict.search.search_cg`, anchored on a start.
-
-    Every batch is scored against one stored training group (:meth:`anchor` picks the one nearest
-    in FLOPs to the start network), so a score does not depend on which candidates share its batch.
-
-    Args:
-        model: a fitted :class:`~cgpredict.generalist.GeneralistPredictor`.
-        use_proxies: run the proxy bank (``False``: the graph-only ranker).
-    """
-
-    def __init__(self, model: Any, use_proxies: bool = True) -> None:
-        self.model = model
-        self.use_proxies = use_proxies
-        self.reference: str | None = None
-
-    def anchor(self, start: Any) -> str:
-        """Fix the reference group to the stored one nearest to ``start`` (a CG); returns its name."""
-        self.reference = self.model.nearest_group(self.model.columns([start], use_proxies=self.use_proxies))
-        return self.reference
-
-    def __call__(self, cgs: list) -> np.ndarray:
-        if self.reference is None:
-            raise RuntimeError("GeneralistScorer.anchor(start) must be called before scoring")
-        return self.model.predict(list(cgs), use_proxies=self.use_proxies, reference=self.reference)
+__all__ = ["register"]
 
 
 def _scorer(args: argparse.Namespace) -> Callable[[list], np.ndarray]:
     """The batch scorer the options name: a :class:`GeneralistScorer` (anchor it on the start) or a
     GENNAPE predictor's ``predict``."""
     from cgpredict.commands.predict import load_predictor
-    from cgpredict.ranking import predicts_accuracy
+    from cgpredict.ranking import GeneralistScorer, predicts_accuracy
 
     predictor = load_predictor(args.predictor, progress=False, pretrained=args.pretrained)
     if predicts_accuracy(predictor):

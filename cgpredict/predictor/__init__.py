@@ -72,7 +72,8 @@ __all__ = ["Predictor", "PredictorBag", "load_predictor", "clone", "check_is_fit
            "BAG_SEED_STRIDE", "read_checkpoint_config", "check_saved_version"]
 
 
-def load_predictor(path: str | Path | None = None, progress: bool = True) -> Predictor | PredictorBag | GeneralistPredictor:
+def load_predictor(path: str | Path | None = None,
+                   progress: bool = True) -> Predictor | PredictorBag | GeneralistPredictor:
     """Load a checkpoint folder, dispatched on its ``config.json`` ``format``: a generalist
     (:class:`~cgpredict.generalist.GeneralistPredictor`, format ``cgpredict.generalist``), a bag
     (:meth:`PredictorBag.save`) or a GENNAPE predictor (:meth:`Predictor.save`). ``None``: the
