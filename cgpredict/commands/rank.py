@@ -91,6 +91,9 @@ def _run(args: argparse.Namespace) -> int:
                          f"{'/' + fam.task if fam.task else ''}; leave --data out to rank sampled, unlabelled nets")
     print(f"ranking {len(fam)} {'labelled' if labelled else 'sampled, unlabelled'} nets of "
           f"{fam.name}{'/' + fam.task if fam.task else ''}")
+    if generalist and not args.no_proxies:
+        print("the generalist runs the training-free proxy bank on each net (cached on disk by CG hash; "
+              "--no-proxies ranks from the graph alone)")
     executor = None
     if args.executor is not None:
         from cgpredict.executors import get_executor
@@ -99,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt,
                                     proxy_weights=args.proxy_weights, executor=executor,
-                                    use_proxies=(False if args.no_proxies else None) if generalist else None)
+                                    use_proxies=False if args.no_proxies else None)
     finally:
         if executor is not None:
             executor.close()
