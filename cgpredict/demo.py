@@ -127,6 +127,12 @@ def generalist_on_labels(cgs: list, labels: np.ndarray, arch_keys: list[str], ou
     from cgpredict.ranking import SCORE_NOTE, format_table
 
     model = GeneralistPredictor.pretrained("generalist_demo", progress=progress)
+    excluded = (getattr(model, "card_", None) or {}).get("excluded")
+    if excluded:
+        print(f"generalist_demo was trained without {', '.join(excluded)}: NB-201 cells are unseen (zero-shot)")
+    else:
+        print("note: this generalist_demo checkpoint's card names no excluded family, so NB-201 may have been "
+              "in its training data (not zero-shot)")
     start = time.perf_counter()
     bank = model.bank_results(cgs) if use_proxies else None
     bank_seconds = time.perf_counter() - start
@@ -154,8 +160,9 @@ def generalist_on_labels(cgs: list, labels: np.ndarray, arch_keys: list[str], ou
     print(format_table(top, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
                              ("mmacs", "MMACs", ".1f"), ("label", "true acc", ".2f")]))
     print(SCORE_NOTE)
+    trained = f"generalist_demo trained without {', '.join(excluded)}" if excluded else "generalist_demo"
     return plot_generalist(labels, score, compare, out / "generalist_nb201.png",
-                           title=f"NB-201 CIFAR-10, {len(cgs)} nets, generalist trained without NB-201 cells")
+                           title=f"NB-201 CIFAR-10, {len(cgs)} nets, {trained}")
 
 
 def generalist_on_sample(fam: Any, progress: bool, use_proxies: bool) -> list:
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             pick = np.sort(np.random.default_rng(args.seed).choice(len(nb201), args.nb201_n, replace=False))
             nb201 = nb201.subset(pick)
         print(f"\n== 2. The generalist: zero-shot ranking of {len(nb201)} labelled NB-201 CIFAR-10 nets "
-              "(generalist_demo, trained without NB-201 cells) ==")
+              "with generalist_demo ==")
         ranked_cgs = nb201.cgs(progress=progress)
         png = generalist_on_labels(ranked_cgs, np.asarray(nb201.labels, dtype=np.float64),
                                    [nb201.key(i) for i in range(len(nb201))], out, progress, use_proxies, gennape)

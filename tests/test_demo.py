@@ -66,7 +66,9 @@ def test_demo_with_labels(tmp_path: Path, shared_data: Path, capsys: pytest.Capt
     assert demo.main(["--models", "resnet18", "--n-train", "20", "--nb201-n", "30", "--seed", "3",
                       "--data", str(shared_data), "--out", str(tmp_path), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "zero-shot ranking of 30 labelled NB-201 CIFAR-10 nets (generalist_demo" in text
+    assert "zero-shot ranking of 30 labelled NB-201 CIFAR-10 nets with generalist_demo" in text
+    excluded = GeneralistPredictor.pretrained("generalist_demo", progress=False).card_.get("excluded")
+    assert (f"trained without {', '.join(excluded)}" if excluded else "names no excluded family") in text
     table = dict(re.findall(r"^(generalist \(zero-shot\)|FLOPs|best single proxy: \w+|generalist, graph only|"
                             r"GENNAPE nb101 \(zero-shot\))\s+(-?[0-9.]+\s+-?[0-9.]+)$", text, re.M))
     assert len(table) == 5, text

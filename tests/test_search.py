@@ -447,3 +447,23 @@ def test_cli_search_with_the_generalist_scores_against_one_fixed_reference(tmp_p
     np.testing.assert_allclose(together, [r["pred"] for r in top])
     with pytest.raises(RuntimeError, match="anchor"):
         GeneralistScorer(model)([start])
+
+
+def test_cli_search_keeps_the_gennape_predictor_on_request(tmp_path, capsys) -> None:
+    from cgpredict import cli
+    from cgpredict.predictor import Predictor
+    from cgpredict.search import resolve_start
+
+    spec, out = "nasbench201:(0, 2, 3, 2, 3, 1)", tmp_path / "out"
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--iterations", "1", "--topk", "2", "--mutants", "3",
+                     "--no-onnx", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"start {spec}: predicted " in text and "training group" not in text
+    summary = json.loads((out / "search.json").read_text())
+    shipped = Predictor.pretrained("nb101", progress=False)
+    assert summary["start"]["pred"] == pytest.approx(float(shipped.predict([resolve_start(spec)])[0]), abs=1e-4)
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--no-proxies", "-o", str(tmp_path / "x")]) == 2
+    assert "--no-proxies applies to the generalist only" in capsys.readouterr().err
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--predictor", str(tmp_path), "-o",
+                     str(tmp_path / "x")]) == 2
+    assert "not both" in capsys.readouterr().err
