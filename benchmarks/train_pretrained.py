@@ -137,7 +137,7 @@ def model_card(info: dict[str, Any]) -> str:
     return f"""# cgpredict pretrained predictor `nb101`
 
 GENNAPE ensemble (Mills et al., AAAI'23, reimplemented in cgpredict {info['cgpredict_version']})
-pre-trained on NAS-Bench-101. Load with `cgpredict.predictor.Predictor.pretrained()` (or
+pre-trained on NAS-Bench-101. Load with `cgpredict.predictor.Predictor.pretrained("nb101")` (or
 `Predictor.load(<this folder>)`); weights load with `torch.load(..., weights_only=True)`.
 
 Members: {members}. Zero-shot the members are averaged with equal weights;

@@ -1,27 +1,37 @@
-"""`make demo`: convert a few models, then rank an unseen family zero-shot with the shipped predictor.
+"""`make demo`: convert a few models, then rank networks zero-shot with the shipped generalist.
 
 Pipeline position: the whole pipeline — model → CG → features → predictor → **ranking**.
 
 1. Converts three torchvision models to CGs and prints nodes, edges, GMACs, parameters and the
    op histogram.
-2. Loads the shipped GENNAPE checkpoint (pre-trained on NAS-Bench-101, ``Predictor.pretrained()``),
-   samples ``--n`` OFA-MobileNetV3 networks (a family it never saw) and prints the predicted top 10
-   (architecture summary, predicted accuracy, MMACs, out-of-distribution flag).
-3. Plots a t-SNE of the CG embeddings in the FCM feature space — NB-101 CGs (the training family),
-   the OFA-MBv3 sample and, with labels, NB-201 — with the training FCM cluster centres marked, to
-   ``<out>/embeddings.png``.
-4. When ``$CGPREDICT_DATA`` (or ``--data``) holds the labelled tables, it also ranks NB-201 CIFAR-10
-   nets (``--nb201-n``, seeded subset; all 725 by default), prints SRCC / Kendall τ / NDCG@10
-   against the true accuracies and plots predicted vs true to ``<out>/pred_vs_true.png``.
+2. **The generalist** (the package's default predictor, :class:`~cgpredict.generalist.GeneralistPredictor`).
 
-Run: ``python -m cgpredict.demo [--n 100] [--nb201-n 725] [--out demo_output]``
-(a few minutes on 2 CPU cores the first time; converted CGs are cached in ``~/.cache/cgpredict``).
+   * When ``$CGPREDICT_DATA`` (or ``--data``) holds the labelled tables: ranks a seeded sample of
+     ``--nb201-n`` (default 100) labelled NB-201 CIFAR-10 nets zero-shot with the
+     ``generalist_demo`` checkpoint, which was trained without any NB-201-cell family (NB-201,
+     NATS size space, TransNAS micro), and prints its Spearman / Kendall τ beside FLOPs alone, the
+     best single proxy of the bank on the same nets (picked with the labels, so an upper bound
+     no zero-shot user could pick), the generalist's graph-only ranker and the GENNAPE predictor
+     pre-trained on NB-101; plots score vs true accuracy and the comparison to
+     ``<out>/generalist_nb201.png``. The proxy bank costs ~0.6 s per NB-201 net the first time
+     (disk-cached afterwards).
+   * Without labels: ranks ``--n`` sampled nets of ``--family`` (default NB-201) with the shipped
+     ``generalist`` and prints the predicted top 10 (scores rank the set; they are not accuracies).
+
+3. **The GENNAPE predictor** (``Predictor.pretrained("nb101")``): plots a t-SNE of its CG
+   embeddings in the FCM feature space — NB-101 CGs (its training family) and the nets of part 2
+   — with the training FCM cluster centres marked, to ``<out>/embeddings.png``.
+
+Run: ``python -m cgpredict.demo [--nb201-n 100] [--n 100] [--family nasbench201] [--no-proxies]
+[--out demo_output]`` (a few minutes on 2 CPU cores the first time; converted CGs and proxy scores
+are cached in ``~/.cache/cgpredict``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +40,8 @@ import numpy as np
 from cgpredict.quiet import hide_known_warnings
 
 DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0")
-TARGET_FAMILY = "ofa_mbv3"
+#: Family ranked (unlabelled sample) when no labelled tables are available.
+DEFAULT_FAMILY = "nasbench201"
 
 
 def _row(label: str, cg: Any, seconds: float) -> str:
@@ -80,96 +91,165 @@ def _fcm_space(predictor: Any) -> tuple[Any, np.ndarray | None]:
     return member.fcm_features, member.fcm.centers_
 
 
+def _finite(values: Sequence[float]) -> np.ndarray:
+    """``values`` with NaN / ±inf (a proxy that failed or degenerated) set below every finite value."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    low = float(v[ok].min()) - 1.0 if ok.any() else 0.0
+    return np.where(ok, v, low)
+
+
+def rank_metrics(labels: np.ndarray, score: Sequence[float]) -> tuple[float, float]:
+    """``(Spearman, Kendall τ)`` of ``score`` against ``labels`` (non-finite scores ranked last)."""
+    from cgpredict.metrics import kendall_tau, spearman
+
+    s = _finite(score)
+    return spearman(labels, s), kendall_tau(labels, s)
+
+
+def best_single_proxy(labels: np.ndarray, bank: Sequence[Any], proxies: Sequence[str]) -> tuple[str, float, float]:
+    """``(name, Spearman, Kendall τ)`` of the bank proxy whose scores rank ``labels`` best — picked
+    *with the labels*, so an upper bound for any one proxy, not something a zero-shot user could choose."""
+    best: tuple[str, float, float] | None = None
+    for name in proxies:
+        srcc, tau = rank_metrics(labels, [r.scores.get(name, float("nan")) for r in bank])
+        if np.isfinite(srcc) and (best is None or srcc > best[1]):
+            best = (name, srcc, tau)
+    return best if best is not None else ("none", float("nan"), float("nan"))
+
+
+def generalist_on_labels(cgs: list, labels: np.ndarray, arch_keys: list[str], out: Path, progress: bool,
+                         use_proxies: bool, gennape: Any = None) -> Path:
+    """Part 2 with labels: rank the labelled nets zero-shot with ``generalist_demo``; print and plot
+    its Spearman / Kendall τ beside FLOPs, the best single proxy, the graph-only ranker and GENNAPE."""
+    from cgpredict.demo_plots import plot_generalist
+    from cgpredict.generalist import GeneralistPredictor
+    from cgpredict.ranking import SCORE_NOTE, format_table
+
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=progress)
+    excluded = (getattr(model, "card_", None) or {}).get("excluded")
+    if excluded:
+        print(f"generalist_demo was trained without {', '.join(excluded)}: NB-201 cells are unseen (zero-shot)")
+    else:
+        print("note: this generalist_demo checkpoint's card names no excluded family, so NB-201 may have been "
+              "in its training data (not zero-shot)")
+    start = time.perf_counter()
+    bank = model.bank_results(cgs) if use_proxies else None
+    bank_seconds = time.perf_counter() - start
+    score = model.predict(cgs, bank=bank, use_proxies=use_proxies)
+    compare: dict[str, tuple[float, float]] = {}
+    compare["generalist (zero-shot)" if use_proxies else "generalist, graph only"] = rank_metrics(labels, score)
+    if use_proxies:
+        compare["generalist, graph only"] = rank_metrics(labels, model.predict(cgs, use_proxies=False))
+        name, srcc, tau = best_single_proxy(labels, bank, model.proxies)
+        compare[f"best single proxy: {name}"] = (srcc, tau)
+    compare["FLOPs"] = rank_metrics(labels, [c.flops for c in cgs])
+    if gennape is not None:
+        compare["GENNAPE nb101 (zero-shot)"] = rank_metrics(labels, gennape.score(cgs))
+    width = max(len(k) for k in compare)
+    print(f"{'ranker':<{width}}  Spearman  Kendall tau")
+    for key, (srcc, tau) in compare.items():
+        print(f"{key:<{width}}  {srcc:>8.3f}  {tau:>11.3f}")
+    if use_proxies:
+        print(f"(best single proxy: picked with the labels among the {len(model.proxies)} proxies of the bank, "
+              f"from the same bank results; the bank took {bank_seconds:.0f} s for {len(cgs)} nets: ~0.6 s per "
+              "NB-201 net the first time, read from the disk cache afterwards)")
+    order = np.argsort(-score, kind="stable")
+    top = [{"rank": place, "arch": arch_keys[i], "score": float(score[i]), "mmacs": cgs[i].flops / 1e6,
+            "label": float(labels[i])} for place, i in enumerate(order[:5], start=1)]
+    print(format_table(top, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
+                             ("mmacs", "MMACs", ".1f"), ("label", "true acc", ".2f")]))
+    print(SCORE_NOTE)
+    trained = f"generalist_demo trained without {', '.join(excluded)}" if excluded else "generalist_demo"
+    return plot_generalist(labels, score, compare, out / "generalist_nb201.png",
+                           title=f"NB-201 CIFAR-10, {len(cgs)} nets, {trained}")
+
+
+def generalist_on_sample(fam: Any, progress: bool, use_proxies: bool) -> list:
+    """Part 2 without labels: rank sampled nets of ``fam`` with the shipped generalist; returns their CGs."""
+    from cgpredict.generalist import GeneralistPredictor
+    from cgpredict.ranking import SCORE_NOTE, format_table, rank_family
+
+    model = GeneralistPredictor.pretrained("generalist", progress=progress)
+    rows, _ = rank_family(model, fam, progress=progress, use_proxies=use_proxies)
+    by_key = {fam.key(i): fam.archs[i] for i in range(len(fam))}
+    top = [{**r, "arch": arch_summary(by_key[r["arch"]])} for r in rows[:10]]
+    print(format_table(top, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
+                             ("mmacs", "MMACs", ".1f")]))
+    print(SCORE_NOTE + ("" if use_proxies else " (graph-only ranker: no network was run)"))
+    return fam.cgs(progress=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="torchvision models for the conversion table")
-    parser.add_argument("--n", type=int, default=100, help=f"sampled {TARGET_FAMILY} nets to rank")
+    parser.add_argument("--nb201-n", type=int, default=100,
+                        help="labelled NB-201 CIFAR-10 nets ranked when labels exist")
+    parser.add_argument("--n", type=int, default=100, help="sampled --family nets ranked when there are no labels")
+    parser.add_argument("--family", default=DEFAULT_FAMILY, help="family sampled when there are no labels")
+    parser.add_argument("--no-proxies", action="store_true",
+                        help="the generalist's graph-only ranker (no network is run; fast)")
     parser.add_argument("--n-train", type=int, default=300, help="NB-101 CGs shown in the embedding plot")
-    parser.add_argument("--nb201-n", type=int, default=725, help="NB-201 CIFAR-10 nets ranked when labels exist")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", default=None, help="predictor folder (default: the shipped NB-101 one)")
     parser.add_argument("--data", default=None, help="labelled-data folder (default $CGPREDICT_DATA)")
     parser.add_argument("--out", default="demo_output", help="folder for the PNGs")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.n < 2:
-        parser.error("--n must be at least 2")
+    if args.n < 2 or args.nb201_n < 2:
+        parser.error("--n and --nb201-n must be at least 2")
     from cgpredict.quiet import progress_wanted
 
     progress = progress_wanted(not args.no_progress)  # no bars in a log or pipe: they are escape junk there
+    use_proxies = not args.no_proxies
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hide_known_warnings()
 
-    from cgpredict.predictor import load_predictor
     from cgpredict.datasets import load_family
-    from cgpredict.predictor import Predictor
-    from cgpredict.ranking import format_table, ood_text, rank_family
     from cgpredict.datasets.registry import resolve_data_dir
-    from cgpredict.demo_plots import plot_embeddings, plot_pred_vs_true
+    from cgpredict.demo_plots import plot_embeddings
     from cgpredict.models.graph_data import flops_of
+    from cgpredict.predictor import Predictor
 
     print("== 1. Models -> computation graphs ==")
     conversion_table([m for m in args.models.split(",") if m])
 
-    print(f"\n== 2. Zero-shot ranking of {args.n} sampled {TARGET_FAMILY} nets (predictor trained on NB-101) ==")
-    predictor = (Predictor.pretrained(progress=progress) if args.checkpoint is None
-                 else load_predictor(args.checkpoint, progress=progress))
-    target = load_family(TARGET_FAMILY, n=args.n, seed=args.seed)
-    rows, _ = rank_family(predictor, target, progress=progress)
-    by_key = {target.key(i): target.archs[i] for i in range(len(target))}
-    top = [{**r, "arch": arch_summary(by_key[r["arch"]]), "ood_text": ood_text(r)} for r in rows[:10]]
-    print(format_table(top, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
-                             ("predicted_acc", "pred acc %", ".2f"), ("mmacs", "MMACs", ".1f"),
-                             ("ood_text", "OOD", "")]))
-    n_ood = sum(r["ood"] for r in rows)
-    print(f"{n_ood}/{len(rows)} {TARGET_FAMILY} nets lie outside the NB-101 clusters (OOD); predicted accuracies "
-          "are on NB-101's CIFAR-10 scale, so read the order, not the values.")
-
-    labelled = resolve_data_dir(args.data) is not None
     nb201 = None
-    if labelled:
+    if resolve_data_dir(args.data) is not None:
         try:
             nb201 = load_family("nasbench201", task="cifar10", data_dir=args.data)
         except (FileNotFoundError, ValueError) as exc:
             print(f"\n(no NB-201 labels: {exc})")
-            nb201 = None
-    if nb201 is not None and args.nb201_n < len(nb201):
-        pick = np.sort(np.random.default_rng(args.seed).choice(len(nb201), max(2, args.nb201_n), replace=False))
-        nb201 = nb201.subset(pick)
-
-    print("\n== 3. Embeddings ==")
-    fcm_features, centres = _fcm_space(predictor)
-    train_cgs = load_family("nasbench101", n=args.n_train, seed=1).cgs(progress=progress)
-    groups_cgs = {"NB-101 (training family)": train_cgs, f"{TARGET_FAMILY} (unseen)": target.cgs(progress=False)}
+    gennape = Predictor.pretrained("nb101", progress=progress)
     if nb201 is not None:
-        groups_cgs["NB-201 (unseen)"] = nb201.cgs(progress=progress)
+        if args.nb201_n < len(nb201):
+            pick = np.sort(np.random.default_rng(args.seed).choice(len(nb201), args.nb201_n, replace=False))
+            nb201 = nb201.subset(pick)
+        print(f"\n== 2. The generalist: zero-shot ranking of {len(nb201)} labelled NB-201 CIFAR-10 nets "
+              "with generalist_demo ==")
+        ranked_cgs = nb201.cgs(progress=progress)
+        png = generalist_on_labels(ranked_cgs, np.asarray(nb201.labels, dtype=np.float64),
+                                   [nb201.key(i) for i in range(len(nb201))], out, progress, use_proxies, gennape)
+        print(f"wrote {png}")
+        ranked_name = "NB-201 (ranked above)"
+    else:
+        fam = load_family(args.family, n=args.n, seed=args.seed)
+        print(f"\n== 2. The generalist: zero-shot ranking of {len(fam)} sampled {args.family} nets ==")
+        ranked_cgs = generalist_on_sample(fam, progress, use_proxies)
+        ranked_name = f"{args.family} (ranked above)"
+        print("\n(set CGPREDICT_DATA to the labelled-data folder to rank NB-201 against its true accuracies)")
+
+    print("\n== 3. The GENNAPE predictor (pre-trained on NB-101): CG embeddings ==")
+    fcm_features, centres = _fcm_space(gennape)
+    train_cgs = load_family("nasbench101", n=args.n_train, seed=1).cgs(progress=progress)
     groups = {}
-    for name, cgs in groups_cgs.items():
-        emb = predictor.embed(cgs)
+    for name, cgs in {"NB-101 (training family)": train_cgs, ranked_name: ranked_cgs}.items():
+        emb = gennape.embed(cgs)
         groups[name] = fcm_features.transform(emb, flops_of(cgs)) if fcm_features is not None else emb
     png = plot_embeddings(groups, centres, out / "embeddings.png", seed=args.seed,
-                          title="CG embeddings of the shipped predictor (t-SNE of the FCM feature space)")
+                          title="CG embeddings of the GENNAPE nb101 predictor (t-SNE of the FCM feature space)")
     print(f"wrote {png}")
-
-    if nb201 is not None:
-        print(f"\n== 4. Zero-shot ranking of {len(nb201)} labelled NB-201 CIFAR-10 nets ==")
-        rows201, metrics = rank_family(predictor, nb201, progress=progress)
-        print(f"SRCC {metrics['srcc']:.3f}   Kendall tau {metrics['kendall_tau']:.3f}   NDCG@10 {metrics['ndcg@10']:.3f}")
-        best = [{**r, "ood_text": ood_text(r)} for r in rows201[:5]]
-        print(format_table(best, [("rank", "#", "d"), ("arch", "architecture", ""), ("score", "score", ".3f"),
-                                  ("mmacs", "MMACs", ".1f"), ("label", "true acc", ".2f")]))
-        true = np.array([r["label"] for r in rows201])
-        png = plot_pred_vs_true(true, np.array([r["predicted_acc"] for r in rows201]),
-                                np.array([r["score"] for r in rows201]), out / "pred_vs_true.png",
-                                title=f"NB-201 CIFAR-10, {len(rows201)} nets, predictor trained on NB-101 only",
-                                metrics={"SRCC": metrics["srcc"], "KT": metrics["kendall_tau"],
-                                         "NDCG@10": metrics["ndcg@10"]},
-                                ood=np.array([r["ood"] for r in rows201]))
-        print(f"wrote {png}")
-    else:
-        print("\n(set CGPREDICT_DATA to the labelled-data folder to also rank NB-201 against its true accuracies)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Figures of ``make demo``: t-SNE of CG embeddings and predicted-vs-true scatter plots.
+"""Figures of ``make demo``: the generalist's ranking against true accuracy, and a t-SNE of CG embeddings.
 
 Pipeline position: model → CG → features → predictor → **ranking (reporting)**.
 
@@ -78,35 +78,45 @@ def plot_embeddings(groups: Mapping[str, np.ndarray], centres: np.ndarray | None
     return path
 
 
-def plot_pred_vs_true(true: np.ndarray, predicted: np.ndarray, score: np.ndarray, path: str | Path,
-                      title: str, metrics: Mapping[str, float] | None = None, ood: np.ndarray | None = None) -> Path:
-    """Two panels against the true accuracy: the ensemble's rank score (what ranking uses) and its
-    predicted accuracy; OOD-flagged nets drawn as hollow markers."""
+def plot_generalist(true: np.ndarray, score: np.ndarray, compare: Mapping[str, tuple[float, float]],
+                    path: str | Path, title: str) -> Path:
+    """Two panels: the generalist's ranking score against the true accuracy, and the Spearman /
+    Kendall τ of each ranker in ``compare`` (``{name: (srcc, tau)}``, the generalist first) as bars."""
     true = np.asarray(true, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=120)
-    flag = np.zeros(true.size, dtype=bool) if ood is None else np.asarray(ood, dtype=bool)
-    panels = ((axes[0], np.asarray(score, dtype=np.float64), "ensemble score (normalised rank, 1 = best)"),
-              (axes[1], np.asarray(predicted, dtype=np.float64), "predicted accuracy (%)"))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=120, gridspec_kw={"width_ratios": [1, 1.1]})
     lo = float(np.percentile(true, 2)) - 1.0 if true.size >= 20 else float(true.min()) - 1.0
     hidden = int((true < lo).sum())
-    for ax, values, label in panels:
-        ax.set_xlim(lo, float(true.max()) + 0.5)
-        if hidden:
-            ax.annotate(f"{hidden} nets below {lo:.0f}% not shown", xy=(0.99, 0.01), xycoords="axes fraction",
-                        ha="right", va="bottom", fontsize=8, color="0.4")
-        ax.scatter(true[~flag], values[~flag], s=14, alpha=0.7, color=_COLOURS[0], label="in distribution")
-        if flag.any():
-            ax.scatter(true[flag], values[flag], s=16, alpha=0.7, facecolors="none", edgecolors=_COLOURS[3],
-                       label="flagged OOD")
-        ax.set_xlabel("true accuracy (%)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.25)
-        ax.legend(loc="upper left", fontsize=9)
-    if metrics:
-        text = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
-        axes[0].set_title(f"ranking: {text}", fontsize=10)
-    axes[1].set_title("predicted accuracy (NB-101 scale, zero-shot)", fontsize=10)
+    left.set_xlim(lo, float(true.max()) + 0.5)
+    if hidden:
+        left.annotate(f"{hidden} net{'s' if hidden > 1 else ''} below {lo:.0f}% not shown", xy=(0.99, 0.01),
+                      xycoords="axes fraction", ha="right", va="bottom", fontsize=8, color="0.4")
+    left.scatter(true, score, s=14, alpha=0.7, color=_COLOURS[0])
+    left.set_xlabel("true accuracy (%)")
+    left.set_ylabel("generalist score (ranks the set; not an accuracy)")
+    left.grid(alpha=0.25)
+    first = next(iter(compare.items()), None)
+    if first is not None:
+        left.set_title(f"{first[0]}: Spearman {first[1][0]:.3f}, Kendall τ {first[1][1]:.3f}", fontsize=10)
+    names = list(compare)
+    y = np.arange(len(names))
+    srcc = [compare[n][0] for n in names]
+    tau = [compare[n][1] for n in names]
+    right.barh(y - 0.2, srcc, height=0.4, color=_COLOURS[0], label="Spearman")
+    right.barh(y + 0.2, tau, height=0.4, color=_COLOURS[1], label="Kendall τ")
+    for yi, (a, b) in enumerate(zip(srcc, tau)):
+        right.annotate(f"{a:.3f}", xy=(max(a, 0), yi - 0.2), xytext=(3, 0), textcoords="offset points",
+                       va="center", fontsize=8)
+        right.annotate(f"{b:.3f}", xy=(max(b, 0), yi + 0.2), xytext=(3, 0), textcoords="offset points",
+                       va="center", fontsize=8)
+    right.set_yticks(y, names, fontsize=9)
+    right.invert_yaxis()
+    right.set_xlim(min(0.0, *srcc, *tau) - 0.05, 1.0)
+    right.axvline(0, color="0.5", linewidth=0.8)
+    right.set_title("ranking quality on the same nets", fontsize=10)
+    right.legend(loc="lower right", fontsize=9)
+    right.grid(alpha=0.25, axis="x")
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

@@ -5,7 +5,7 @@ Pipeline position: model → CG → **canonical CG inside the predictor** → me
 The acceptance test exports each of the 20 hand-written networks of
 :mod:`tests.test_canonical_zoo` three ways (``from_torch``, ONNX dynamo, legacy ONNX with constant
 folding, i.e. batch norm folded into the convolutions) and hands the *raw* CGs to the shipped
-``Predictor.pretrained()``: the predictor canonicalizes them itself, so the three predictions of
+``Predictor.pretrained("nb101")``: the predictor canonicalizes them itself, so the three predictions of
 each network are identical. The other tests pin the option's wiring: per-object cache, proxies on
 the CG as given, ``canonical`` in checkpoints (absent key → ``False``), the CLI.
 """
@@ -47,7 +47,7 @@ def zoo_sources() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def shipped() -> Predictor:
-    return Predictor.pretrained(progress=False)
+    return Predictor.pretrained("nb101", progress=False)
 
 
 def _predict(predictor: Predictor, cgs: list) -> np.ndarray:
@@ -249,7 +249,7 @@ def test_cli_predict_torch_spec_and_its_legacy_onnx_export_agree(tmp_path: Path,
     monkeypatch.setattr(cli, "COMMAND_MODULES", tuple(dict.fromkeys(cli.COMMAND_MODULES + ("predict",))))
     printed = {}
     for label, spec in (("torch", f"{source}:BNNet"), ("onnx", str(onnx_path))):
-        assert cli.main(["predict", spec, "--input-shape", "1,3,32,32", "-q"]) == 0
+        assert cli.main(["predict", spec, "--input-shape", "1,3,32,32", "--pretrained", "nb101", "-q"]) == 0
         text = capsys.readouterr().out
         (row,) = [line.split() for line in text.splitlines() if line.startswith(spec)]
         printed[label] = row[1]  # the "pred acc %" column, as printed

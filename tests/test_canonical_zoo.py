@@ -441,7 +441,7 @@ def test_features_and_predictions_identical_across_sources() -> None:
             a, b = cg.to_pyg(), ref.to_pyg()
             for key in ("x", "edge_index", "op", "flops", "params"):
                 assert torch.equal(getattr(a, key), getattr(b, key)), (label, key)
-    predictor = Predictor.pretrained(progress=False)
+    predictor = Predictor.pretrained("nb101", progress=False)
     predictor.canonical = False  # read the CGs as given: this test canonicalizes them itself
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDistributionWarning)  # not NB-101 cells

@@ -364,7 +364,8 @@ def test_checkpoint_that_is_a_file(user: Path, capsys: pytest.CaptureFixture[str
 ])
 def test_proxy_option_is_validated_before_the_work(user: Path, capsys: pytest.CaptureFixture[str], proxy: str,
                                                    needle: str) -> None:
-    code, _, err = run(capsys, "rank", "--family", "nasbench201", "--n", 4, "-q", "--proxy", proxy)
+    code, _, err = run(capsys, "rank", "--family", "nasbench201", "--n", 4, "-q", "--pretrained", "nb101",
+                       "--proxy", proxy)  # --proxy is a GENNAPE option
     assert code == 2
     assert_one_error_line(err, "--proxy", needle)
 

@@ -1,4 +1,5 @@
-"""The shipped NB-101 checkpoint: safe loading, finite and deterministic predictions, its training script.
+"""The shipped checkpoints: the default (the generalist) and checkpoint folders dispatched on their format;
+the NB-101 GENNAPE checkpoint: safe loading, finite and deterministic predictions, its training script.
 
 Pipeline position: model → CG → features → **predictor (shipped checkpoint)** → ranking/search.
 """
@@ -41,14 +42,41 @@ def test_checkpoint_files_small_and_safe() -> None:
     assert "held-out" in card and "benchmarks/train_pretrained.py" in card
 
 
+def test_default_predictor_is_the_generalist_and_folders_dispatch_on_format(tmp_path: Path) -> None:
+    from cgpredict import GeneralistPredictor, load_predictor
+    from cgpredict.commands.predict import load_predictor as cli_load
+    from cgpredict.models.synthetic import toy_family
+
+    default = Predictor.pretrained(progress=False)
+    assert isinstance(default, GeneralistPredictor) and default.predicts_accuracy is False
+    assert isinstance(load_predictor(progress=False), GeneralistPredictor)
+    assert isinstance(cli_load(None), GeneralistPredictor)
+    assert isinstance(Predictor.pretrained("generalist_demo", progress=False), GeneralistPredictor)
+    gennape = Predictor.pretrained("nb101", progress=False)
+    assert type(gennape) is Predictor and getattr(gennape, "predicts_accuracy", True)
+    assert type(load_predictor(CKPT, progress=False)) is Predictor
+    assert type(cli_load(str(CKPT))) is Predictor
+    # a generalist saved anywhere is read back as one (graph columns only: no network is run)
+    cgs, acc = toy_family(40, seed=0)
+    model = GeneralistPredictor(progress=False)
+    model.fit(cgs, acc, [i % 2 for i in range(40)], raw=model.columns(cgs, use_proxies=False))
+    folder = model.save(tmp_path / "gen")
+    for loaded in (load_predictor(folder, progress=False), cli_load(str(folder))):
+        assert isinstance(loaded, GeneralistPredictor)
+        np.testing.assert_allclose(loaded.predict(cgs[:10], use_proxies=False),
+                                   model.predict(cgs[:10], use_proxies=False))
+    with pytest.raises(Exception, match="not a generalist checkpoint"):
+        GeneralistPredictor.load(CKPT)
+
+
 @pytest.fixture(scope="module")
 def nb101_cgs() -> list:
     return load_family("nasbench101", n=6, seed=11).cgs(progress=False)
 
 
 def test_pretrained_predicts_finite_and_deterministic(nb101_cgs: list) -> None:
-    a = Predictor.pretrained(progress=False)
-    b = Predictor.pretrained(progress=False)
+    a = Predictor.pretrained("nb101", progress=False)
+    b = Predictor.pretrained("nb101", progress=False)
     pa, pb = a.predict(nb101_cgs), b.predict(nb101_cgs)
     assert pa.shape == (6,) and np.all(np.isfinite(pa))
     assert np.all((pa > 50) & (pa < 100))  # NB-101 CIFAR-10 accuracies live in this range
@@ -62,7 +90,7 @@ def test_pretrained_predicts_finite_and_deterministic(nb101_cgs: list) -> None:
 
 
 def test_pretrained_flags_foreign_family_more(nb101_cgs: list) -> None:
-    p = Predictor.pretrained(progress=False)
+    p = Predictor.pretrained("nb101", progress=False)
     foreign = load_family("ofa_mbv3", n=4, seed=0).cgs(progress=False)
     with pytest.warns(OutOfDistributionWarning):
         far = p.ood(foreign)["centroid_distance"]
@@ -73,7 +101,7 @@ def test_pretrained_flags_foreign_family_more(nb101_cgs: list) -> None:
 def test_pretrained_ranks_nb101_labels(shared_data: Path) -> None:
     fam = load_family("nasbench101", task="cifar10", data_dir=shared_data)
     fam = fam.subset(np.random.default_rng(0).choice(len(fam), 60, replace=False))
-    p = Predictor.pretrained(progress=False)
+    p = Predictor.pretrained("nb101", progress=False)
     # in-sample (these nets trained the heads): a sanity check that the shipped weights are the trained ones
     assert spearman(fam.labels, p.score(fam.cgs(progress=False))) > 0.6
 

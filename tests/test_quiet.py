@@ -9,6 +9,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 from cgpredict.quiet import KNOWN_WARNINGS, hide_known_warnings
 
 
@@ -26,11 +28,13 @@ def test_only_the_known_warnings_are_hidden() -> None:
     assert len(KNOWN_WARNINGS) == 3
 
 
-def test_cli_predict_prints_no_third_party_warnings() -> None:
+@pytest.mark.parametrize("predictor", [[], ["--pretrained", "nb101"]], ids=["generalist", "nb101"])
+def test_cli_predict_prints_no_third_party_warnings(predictor: list[str]) -> None:
     """A fresh interpreter with every warning enabled (``-W default``): the torch-geometric import
-    and the sparse inference path warn, and the CLI shows none of it."""
-    done = subprocess.run([sys.executable, "-W", "default", "-m", "cgpredict.cli", "predict", "torchvision:resnet18"],
-                          capture_output=True, text=True, timeout=300)
+    and the sparse inference path (GENNAPE) and the proxy bank (the default generalist) warn, and
+    the CLI shows none of it."""
+    done = subprocess.run([sys.executable, "-W", "default", "-m", "cgpredict.cli", "predict", "torchvision:resnet18",
+                           *predictor], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "torchvision:resnet18" in done.stdout
     assert "Warning" not in done.stderr, done.stderr

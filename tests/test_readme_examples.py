@@ -43,6 +43,7 @@ EXACT_OUTPUT = {
     "print(cg_onnx.op_histogram() == cg_torch.op_histogram(), cg_onnx.flops == cg_torch.flops)": "True True",
     "print(cg.params, cg.macs(nb201.FLOPS_MODE))": "615386 88307392",
     "print(round(cg.flops / 1e6, 1), cg.params)": "322.3 6301240",
+    "print(type(load_predictor()).__name__)": "GeneralistPredictor",
 }
 
 

@@ -329,8 +329,8 @@ def test_pretrained_search_on_torchvision_models(tmp_path, model) -> None:
     if not (CHECKPOINT_DIR / "nb101" / "config.json").is_file():
         pytest.skip("no pretrained nb101 checkpoint shipped")
     start = resolve_start(model)
-    res = search_cg(start, Predictor.pretrained(progress=False).predict, flops_budget=0.8, iterations=6, topk=3,
-                    mutants=8, progress=False)
+    res = search_cg(start, Predictor.pretrained("nb101", progress=False).predict, flops_budget=0.8, iterations=6,
+                    topk=3, mutants=8, progress=False)
     rows = write_results(res, start, tmp_path, progress=False)
     assert rows
     for row in rows:
@@ -413,3 +413,57 @@ def test_search_warns_when_no_net_within_budget_predicts_the_start(nets) -> None
         warnings.simplefilter("error", UserWarning)  # no warning when the start is matched
         ok = search_cg(start, macs_only, flops_budget=1.0, iterations=1, topk=2, mutants=4, progress=False)
     assert ok.below_start() is None
+
+
+def test_cli_search_with_the_generalist_scores_against_one_fixed_reference(tmp_path, monkeypatch, capsys) -> None:
+    """The default scorer is the shipped generalist, anchored on the start's nearest training group:
+    the search improves that score, and every reported score is the net's own (batch-independent)."""
+    from cgpredict import cli
+    from cgpredict.ranking import GeneralistScorer
+    from cgpredict.generalist import GeneralistPredictor
+    from cgpredict.search import resolve_start
+
+    def refuse(self, cgs):  # noqa: ANN001, ANN202 - --no-proxies must never run the bank
+        raise AssertionError("the proxy bank ran")
+
+    monkeypatch.setattr(GeneralistPredictor, "bank_results", refuse)
+    spec, out = "nasbench201:(0, 2, 3, 2, 3, 1)", tmp_path / "out"
+    assert cli.main(["search", spec, "--no-proxies", "--iterations", "3", "--topk", "3", "--mutants", "6",
+                     "--no-onnx", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    model = GeneralistPredictor.pretrained(progress=False)
+    start = resolve_start(spec)
+    group = model.nearest_group(model.columns([start], use_proxies=False))
+    assert GeneralistScorer(model, use_proxies=False).anchor(start) == group
+    assert f"training group {group!r}" in text and "not accuracies" in text and "start " + spec + ": score" in text
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["start"]["pred"] == pytest.approx(model.predict([start], use_proxies=False, reference=group)[0])
+    top = summary["top"]
+    assert top and top[0]["pred"] > summary["start"]["pred"]  # the search found a higher-scored net
+    cgs = [CG.from_json(out / f"rank{r['rank']:02d}" / "model.cg.json") for r in top]
+    together = model.predict(cgs, use_proxies=False, reference=group)
+    alone = [model.predict([c], use_proxies=False, reference=group)[0] for c in cgs]
+    np.testing.assert_allclose(together, alone)
+    np.testing.assert_allclose(together, [r["pred"] for r in top])
+    with pytest.raises(RuntimeError, match="anchor"):
+        GeneralistScorer(model)([start])
+
+
+def test_cli_search_keeps_the_gennape_predictor_on_request(tmp_path, capsys) -> None:
+    from cgpredict import cli
+    from cgpredict.predictor import Predictor
+    from cgpredict.search import resolve_start
+
+    spec, out = "nasbench201:(0, 2, 3, 2, 3, 1)", tmp_path / "out"
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--iterations", "1", "--topk", "2", "--mutants", "3",
+                     "--no-onnx", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"start {spec}: predicted " in text and "training group" not in text
+    summary = json.loads((out / "search.json").read_text())
+    shipped = Predictor.pretrained("nb101", progress=False)
+    assert summary["start"]["pred"] == pytest.approx(float(shipped.predict([resolve_start(spec)])[0]), abs=1e-4)
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--no-proxies", "-o", str(tmp_path / "x")]) == 2
+    assert "--no-proxies applies to the generalist only" in capsys.readouterr().err
+    assert cli.main(["search", spec, "--pretrained", "nb101", "--predictor", str(tmp_path), "-o",
+                     str(tmp_path / "x")]) == 2
+    assert "not both" in capsys.readouterr().err

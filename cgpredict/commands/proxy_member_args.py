@@ -3,7 +3,7 @@
 Pipeline position: CLI → **optional Proxy ensemble member** → predictor → ranking.
 
 ``--proxy gennas`` (or ``eproxy``, or a JSON dict of :class:`cgpredict.proxies.ProxyConfig`
-fields) and ``--zero-cost synflow [naswot]`` add the ``Proxy`` member
+fields) and ``--zero-cost synflow [naswot]`` add the ``Proxy`` member to a GENNAPE predictor
 (:meth:`cgpredict.Predictor.add_proxy_member`) to the loaded predictor: training-free scores of
 each net, ridge-re-weighted at fine-tuning. ``--proxy cpu`` is the CPU-sized GenNAS-combo
 (20 steps, batch 4) that the benchmarks in ``benchmarks/results`` use.
@@ -22,10 +22,10 @@ CPU_GENNAS: dict[str, Any] = {"method": "gennas", "preset": "combo", "iterations
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--proxy`` and ``--zero-cost``."""
     parser.add_argument("--proxy", default=None, metavar="NAME|JSON",
-                        help="add the Proxy ensemble member with this regression proxy: gennas, eproxy, cpu "
+                        help="GENNAPE only: add the Proxy ensemble member with this regression proxy: gennas, eproxy, cpu "
                              "(GenNAS-combo, 20 steps, batch 4) or a JSON dict of ProxyConfig fields")
     parser.add_argument("--zero-cost", nargs="+", default=None, choices=["synflow", "naswot"],
-                        help="zero-cost proxies of the Proxy member (default with --proxy: synflow)")
+                        help="GENNAPE only: zero-cost proxies of the Proxy member (default with --proxy: synflow)")
 
 
 def proxy_option(text: str | None) -> str | dict[str, Any] | None:

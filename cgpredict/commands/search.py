@@ -4,11 +4,19 @@ Pipeline position: model → CG → features → predictor → ranking/**search*
 
 Example::
 
-    cgpredict search torchvision:resnet18 --flops-budget 0.8 --iterations 6 --topk 10 -o out/
+    cgpredict search "nasbench201:(0, 2, 3, 2, 3, 1)" --flops-budget 0.8 -o out/
+    cgpredict search torchvision:resnet18 --flops-budget 0.8 --iterations 6 --topk 10 --no-proxies -o out/
+    cgpredict search torchvision:resnet18 --pretrained nb101 -o out/        # the GENNAPE predictor
     cgpredict search "nasbench201:(0, 2, 3, 2, 3, 1)" --predictor my_predictor/ --method evolution -o out/
 
-The scorer is a saved :class:`~cgpredict.predictor.Predictor` (``--predictor DIR``), by default the
-shipped ``Predictor.pretrained("nb101")``. Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
+The scorer is by default the shipped generalist (``GeneralistPredictor.pretrained("generalist")``),
+else a saved predictor folder (``--predictor DIR``: a generalist, a GENNAPE ``Predictor`` or a
+``PredictorBag``) or another shipped one (``--pretrained nb101``: the GENNAPE predictor, which
+predicts accuracies). A generalist scores every candidate against **one fixed reference group**,
+the stored training group nearest in FLOPs to the start network, so scores of different batches
+(and runs) are comparable; they are ranking scores, not accuracies. It runs the proxy bank on
+every candidate (disk-cached; seconds per ImageNet-size network) unless ``--no-proxies``
+(graph-only ranker, fast). Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
 ``model.onnx``, ``diff.txt``), ``results.csv``, ``pareto.csv``, ``search.json`` and ``search.png``
 (trajectory and Pareto front) to the output folder, plus a manifest of those entries. The folder
 is checked before the search: an existing one is replaced only with ``--force``, and only if it
@@ -21,30 +29,38 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+
+from cgpredict.commands import predictor_args
 
 __all__ = ["register"]
 
 
-def _scorer(args: argparse.Namespace):  # noqa: ANN202 - returns Predictor.predict
+def _scorer(args: argparse.Namespace) -> Callable[[list], np.ndarray]:
+    """The batch scorer the options name: a :class:`GeneralistScorer` (anchor it on the start) or a
+    GENNAPE predictor's ``predict``."""
     from cgpredict.commands.predict import load_predictor
-    from cgpredict.predictor import Predictor
-    from cgpredict.quiet import set_progress
+    from cgpredict.ranking import GeneralistScorer, predicts_accuracy
 
-    if args.predictor:
-        return load_predictor(args.predictor, progress=False).predict
-    return set_progress(Predictor.pretrained(args.pretrained, progress=False), False).predict
+    predictor = load_predictor(args.predictor, progress=False, pretrained=args.pretrained)
+    if predicts_accuracy(predictor):
+        return predictor.predict
+    return GeneralistScorer(predictor, use_proxies=not args.no_proxies)
 
 
 def _check_args(args: argparse.Namespace) -> Path:
     """Validate the options before any work; returns the output folder."""
     from cgpredict.commands.checks import check_folder_output, check_model_arg
-    from cgpredict.commands.predict import check_checkpoint_arg
+    from cgpredict.commands.predictor_args import check_kind_options, is_generalist, predictor_folder
     from cgpredict.errors import UsageError
     from cgpredict.search.export import check_search_folder
 
     spec = check_model_arg(args.model)
-    check_checkpoint_arg(args.predictor)
+    generalist = is_generalist(predictor_folder(args.predictor, args.pretrained, flag="--predictor"))
+    check_kind_options(args, generalist, generalist_only={"no_proxies": "--no-proxies"})
     for name in ("iterations", "topk", "mutants"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
@@ -64,6 +80,13 @@ def _run(args: argparse.Namespace) -> int:
     progress = progress_wanted(not args.quiet)
     start = resolve_start(args.model, args.input_shape)  # a bad start fails before the predictor loads
     scorer = _scorer(args)
+    what = "predicted"
+    if hasattr(scorer, "anchor"):
+        group = scorer.anchor(start)
+        what = "score"
+        if not args.quiet:
+            print(f"generalist scores against the training group {group!r} (nearest in FLOPs to the start); "
+                  "scores rank networks, they are not accuracies")
     mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
     with warnings.catch_warnings():  # said once below, in the CLI's own words
         warnings.simplefilter("ignore", UserWarning)
@@ -78,10 +101,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         s = result.start
-        print(f"start {start.name}: predicted {s.pred:.3f}, {start.flops / 1e6:.1f} MMACs, {start.params / 1e6:.3f} M params")
+        print(f"start {start.name}: {what} {s.pred:.3f}, {start.flops / 1e6:.1f} MMACs, {start.params / 1e6:.3f} M params")
         for r in rows:
             note = "" if r.get("runs", True) else " (does not run)"
-            print(f"#{r['rank']:>2}: predicted {r['pred']:.3f}, {r['macs'] / 1e6:.1f} MMACs, "
+            print(f"#{r['rank']:>2}: {what} {r['pred']:.3f}, {r['macs'] / 1e6:.1f} MMACs, "
                   f"{r['params'] / 1e6:.3f} M params{note}")
         skipped = {r["skipped"] for r in rows if r.get("skipped")}
         for msg in skipped:
@@ -97,14 +120,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``search`` sub-command to ``subparsers``."""
     parser = subparsers.add_parser(
         "search",
-        help="mutate a network's CG towards higher predicted accuracy within a FLOPs budget",
-        description="Predictor-guided local search on computation graphs (GENNAPE); exports the top-k.",
+        help="mutate a network's CG towards a higher predicted score within a FLOPs budget",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL",
                         help="torchvision:NAME, path.py:Class, model.onnx, cg.json or FAMILY:ARCH")
     parser.add_argument("--input-shape", default=None, help="e.g. 1,3,224,224 (default: the model's own)")
-    parser.add_argument("--predictor", default=None, help="saved Predictor directory (default: pretrained)")
-    parser.add_argument("--pretrained", default="nb101", help="name of the shipped checkpoint (default nb101)")
+    predictor_args.add_arguments(parser, folder_flag="--predictor")
     parser.add_argument("--flops-budget", type=float, default=None,
                         help="MACs budget as a fraction of the start's (e.g. 0.8); default: none")
     parser.add_argument("--penalty", type=float, default=0.0, help="0 = hard budget, >0 = soft penalty weight")

@@ -80,6 +80,9 @@ class GeneralistPredictor(Estimator):
         >>> scores = model.predict(cgs)                       # doctest: +SKIP
     """
 
+    #: Duck-typing flag read by :mod:`cgpredict.ranking` and the CLI: scores rank a set, they are not accuracies.
+    predicts_accuracy = False
+
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 0.1,
                  bank: Mapping[str, Any] | None = None, executor: str | None = None, seed: int = 0,

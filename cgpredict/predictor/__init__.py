@@ -26,8 +26,9 @@ member                    what it is
   regress accuracy (``CL+FCM+T``, ``CL+T``, ``k-GNN``, a fine-tuned ``Proxy``).
 * ``proxy="gennas"`` / ``"eproxy"`` adds regression-proxy features to the CL heads and the k-GNN;
   the optional ``Proxy`` member uses training-free scores (:meth:`Predictor.add_proxy_member`).
-* :meth:`Predictor.save` writes a checkpoint folder; :func:`load_predictor` reads a predictor's
-  or a bag's.
+* :meth:`Predictor.save` writes a checkpoint folder; :func:`load_predictor` reads a predictor's,
+  a bag's or a generalist's (:class:`~cgpredict.generalist.GeneralistPredictor`, the package's
+  default predictor: ``load_predictor()`` returns the shipped ``generalist``).
 
 Where each part lives:
 
@@ -48,6 +49,7 @@ module                                 job
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgpredict.predictor.bag import BAG_SEED_STRIDE, PredictorBag
 from cgpredict.predictor.base import NotFittedError, check_is_fitted, clone
@@ -60,6 +62,9 @@ from cgpredict.predictor.members import (ALL_MEMBERS, CL_MEMBERS, MEMBER_KINDS, 
                                          REGRESSION_MEMBERS)
 from cgpredict.predictor.weighting import WEIGHTINGS, WeightingWarning, accuracy_mean
 
+if TYPE_CHECKING:  # pragma: no cover
+    from cgpredict.generalist.model import GeneralistPredictor
+
 __all__ = ["Predictor", "PredictorBag", "load_predictor", "clone", "check_is_fitted", "NotFittedError",
            "CheckpointError", "FewLabelsWarning", "WeightingWarning", "accuracy_mean", "MEMBERS", "ALL_MEMBERS",
            "OPTIONAL_MEMBERS", "REGRESSION_MEMBERS", "CL_MEMBERS", "MEMBER_KINDS", "WEIGHTINGS",
@@ -67,21 +72,28 @@ __all__ = ["Predictor", "PredictorBag", "load_predictor", "clone", "check_is_fit
            "BAG_SEED_STRIDE", "read_checkpoint_config", "check_saved_version"]
 
 
-def load_predictor(path: str | Path | None = None, progress: bool = True) -> Predictor | PredictorBag:
-    """Load a checkpoint folder written by :meth:`Predictor.save` or :meth:`PredictorBag.save`
-    (``None``: the shipped ``nb101`` predictor).
+def load_predictor(path: str | Path | None = None,
+                   progress: bool = True) -> Predictor | PredictorBag | GeneralistPredictor:
+    """Load a checkpoint folder, dispatched on its ``config.json`` ``format``: a generalist
+    (:class:`~cgpredict.generalist.GeneralistPredictor`, format ``cgpredict.generalist``), a bag
+    (:meth:`PredictorBag.save`) or a GENNAPE predictor (:meth:`Predictor.save`). ``None``: the
+    shipped default, ``GeneralistPredictor.pretrained("generalist")``.
 
     Raises:
         FileNotFoundError: the folder does not exist (or no checkpoint ships with this install).
         CheckpointError: the folder is not a loadable checkpoint.
     """
+    from cgpredict.generalist.model import GENERALIST_FORMAT, GeneralistPredictor
+
     if path is None:
-        return Predictor.pretrained(progress=progress)
+        return GeneralistPredictor.pretrained("generalist", progress=progress)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint folder {path} does not exist (write one with `cgpredict finetune -o {path}`)")
     try:
-        is_bag = read_checkpoint_config(path).get("format") == BAG_CHECKPOINT_FORMAT
+        fmt = read_checkpoint_config(path).get("format")
     except CheckpointError:
-        is_bag = False  # Predictor.load reports what is wrong with the folder
-    return (PredictorBag if is_bag else Predictor).load(path, progress=progress)
+        fmt = None  # Predictor.load reports what is wrong with the folder
+    if fmt == GENERALIST_FORMAT:
+        return GeneralistPredictor.load(path, progress=progress)
+    return (PredictorBag if fmt == BAG_CHECKPOINT_FORMAT else Predictor).load(path, progress=progress)

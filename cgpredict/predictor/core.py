@@ -30,6 +30,7 @@ from cgpredict.predictor.members import ALL_MEMBERS, CL_MEMBERS, MEMBER_KINDS, M
 from cgpredict.predictor.proxy import ProxyWiring
 
 if TYPE_CHECKING:
+    from cgpredict.generalist.model import GeneralistPredictor
     from cgpredict.proxies.features import ProxyConfig
 
 
@@ -302,9 +303,20 @@ class Predictor(ProxyWiring, Ensemble):
         return checkpoint.load_predictor_folder(cls, path, progress)
 
     @classmethod
-    def pretrained(cls, name: str = "nb101", progress: bool = True) -> Predictor:
-        """Load the checkpoint shipped in ``cgpredict/checkpoints/<name>/``."""
-        return cls.load(checkpoint.pretrained_path(name), progress=progress)
+    def pretrained(cls, name: str = "generalist", progress: bool = True) -> Predictor | GeneralistPredictor:
+        """Load the checkpoint shipped in ``cgpredict/checkpoints/<name>/``.
+
+        The default, ``generalist``, is the package's default predictor: a
+        :class:`~cgpredict.generalist.GeneralistPredictor` (ranking scores, not accuracies), returned
+        for any shipped folder of the generalist format (``generalist``, ``generalist_demo``).
+        ``Predictor.pretrained("nb101")`` is the GENNAPE predictor pre-trained on NAS-Bench-101.
+        """
+        from cgpredict.generalist.model import GENERALIST_FORMAT, GeneralistPredictor
+
+        path = checkpoint.pretrained_path(name)
+        if checkpoint.read_checkpoint_config(path).get("format") == GENERALIST_FORMAT:
+            return GeneralistPredictor.load(path, progress=progress)
+        return cls.load(path, progress=progress)
 
 
 def validate_options(pred: Predictor) -> None:

@@ -7,7 +7,7 @@ Example:
     >>> from cgpredict.predictor import Predictor
     >>> from cgpredict.search import resolve_start, search_cg, write_results
     >>> start = resolve_start("torchvision:resnet18")
-    >>> result = search_cg(start, Predictor.pretrained().predict, flops_budget=0.8)
+    >>> result = search_cg(start, Predictor.pretrained("nb101").predict, flops_budget=0.8)
     >>> rows = write_results(result, start, "out/")      # top-k: CG JSON, model.py, ONNX, diff
 """
 
