@@ -167,25 +167,37 @@ ARMS: dict[str, tuple[dict, bool]] = {
 PRIMARY = "cg+proxies"
 
 
-def _train(tables: list[TableData], fams: list[str], opts: dict, kind: str, seed: int, fraction: float):  # noqa: ANN202
+#: ``--balance`` rules: the unit that carries total weight 1 (split evenly over its tables).
+BALANCES = ("family", "vocabulary")
+
+
+def _unit(family: str, balance: str) -> str:
+    """The weighting unit of a family: itself, or with ``vocabulary`` the NB-201 cell for every
+    family built from it (so three NB-201-cell families do not outvote NB-101 and NB-301)."""
+    return "NB-201 cell" if balance == "vocabulary" and family in CELL_FAMILIES else family
+
+
+def _train(tables: list[TableData], fams: list[str], opts: dict, kind: str, seed: int, fraction: float,  # noqa: ANN202
+           balance: str = "family", alpha: float = 0.1):
     from cgpredict.generalist import GeneralistPredictor
 
     rng = np.random.default_rng(seed)
     train = [t for t in tables if t.family in fams]
-    per_family = {f: sum(t.family == f for t in train) for f in fams}
+    units = [_unit(t.family, balance) for t in train]
+    per_unit = {u: units.count(u) for u in units}
     raws, ys, groups, weights = [], [], [], {}
     for t in train:
         keep = np.sort(rng.choice(len(t.labels), max(2, int(round(fraction * len(t.labels)))), replace=False))
         raws.append(t.raw[keep])
         ys.append(t.labels[keep])
         groups += [t.name] * len(keep)
-        weights[t.name] = 1.0 / per_family[t.family]
-    model = GeneralistPredictor(kind=kind, seed=seed, progress=False, **opts)
+        weights[t.name] = 1.0 / per_unit[_unit(t.family, balance)]
+    model = GeneralistPredictor(kind=kind, alpha=alpha, seed=seed, progress=False, **opts)
     return model.fit([None] * len(groups), np.concatenate(ys), groups, weights, raw=np.concatenate(raws))
 
 
 def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fraction: float,
-             shots: int, shot_seeds: int) -> dict:
+             shots: int, shot_seeds: int, balance: str = "family", alpha: float = 0.1) -> dict:
     """Every (held-out table, variant, arm, seed): metrics on the held-out table; plus ``shots``-shot
     fine-tuning rows ``(table, "50-shot", arm)`` from the seed-0 generalist of the ``all`` variant."""
     families = list(dict.fromkeys(t.family for t in tables))
@@ -200,7 +212,7 @@ def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fr
             for arm in arms:
                 opts, graph_only = ARMS[arm]
                 for seed in range(seeds):
-                    model = _train(tables, train_fams, opts, kind, seed, fraction)
+                    model = _train(tables, train_fams, opts, kind, seed, fraction, balance, alpha)
                     for t in tables:
                         if t.family != held:
                             continue
@@ -232,12 +244,13 @@ def _few_shot(model, t: TableData, arm: str, shots: int, shot_seeds: int, result
             results.setdefault((t.name, f"{shots}-shot {label}", arm), []).append(metrics(t.labels[rest], pred))
 
 
-def weights_on_all(tables: list[TableData], kind: str) -> tuple[tuple[str, ...], np.ndarray] | None:
+def weights_on_all(tables: list[TableData], kind: str, balance: str = "family",
+                   alpha: float = 0.1) -> tuple[tuple[str, ...], np.ndarray] | None:
     """Coefficients of the primary arm trained on every table (seed 0): which columns it trusts."""
     if kind not in ("ridge", "pairwise"):
         return None
     families = list(dict.fromkeys(t.family for t in tables))
-    model = _train(tables, families, ARMS[PRIMARY][0], kind, 0, 1.0)
+    model = _train(tables, families, ARMS[PRIMARY][0], kind, 0, 1.0, balance, alpha)
     names = model.ranker_columns
     names = (*names, *(f"{c}:missing" for c in names if c in model.proxies or ":" in c))
     return names, model.ranker_.coef_
@@ -255,6 +268,17 @@ def _mean(values: list[tuple[float, float, float]], i: int = 0) -> float:
     return float(np.mean([v[i] for v in values]))
 
 
+def _family_mean(tables: list[TableData], results: dict, arm: str, variant: str = "all") -> float:
+    """Mean Spearman over held-out families, each family the mean of its tables (NaN if one is missing)."""
+    fams = list(dict.fromkeys(t.family for t in tables))
+    per = []
+    for f in fams:
+        vals = [_mean(results[(t.name, variant, arm)]) for t in tables
+                if t.family == f and (t.name, variant, arm) in results]
+        per.append(np.mean(vals) if vals else math.nan)
+    return float(np.mean(per))
+
+
 def report(tables: list[TableData], results: dict, base: dict, weights, args: argparse.Namespace,  # noqa: ANN001
            seconds: float) -> str:
     """The markdown report (command, code, sizes, summary, per-table detail, targets)."""
@@ -266,7 +290,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
            + " ".join(sys.argv[1:]))
     lines = ["# Generalist predictor, leave-one-family-out zero-shot (issue 23)", "",
              "Reproduce with:", "", "```", cmd, "```", "", args.code_line, "",
-             f"Model: `cgpredict.generalist.GeneralistPredictor(kind={args.kind!r})`. Columns: bank proxies "
+             f"Model: `cgpredict.generalist.GeneralistPredictor(kind={args.kind!r}, alpha={args.alpha})`, "
+             f"groups balanced by {args.balance}. Columns: bank proxies "
              f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, natural crops, seed 0); "
              f"log FLOPs, log params; CG descriptors {', '.join(CG_COLUMNS)}; min and median over nodes of the "
              f"per-node statistics {', '.join(POOLED_STATS)}; all rank-normalised within each set. Arms: "
@@ -309,6 +334,10 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
         cells += [f"{b['FLOPs'][0]:+.3f}", f"{b['params'][0]:+.3f}", f"{b['mean rank (all proxies)'][0]:+.3f}",
                   f"{b['AZ-NAS aggregate'][0]:+.3f}", f"{name} {val:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean over held-out families (tables averaged within their family first), `all` variant: "
+              + "; ".join(f"`{a}` {_family_mean(tables, results, a):+.3f}" for a in arms)
+              + f"; FLOPs {np.mean([np.mean([base[t.name]['FLOPs'][0] for t in tables if t.family == f]) for f in families]):+.3f}"
+              + "."]
     lines += ["", f"## Against issue 23's targets (`{PRIMARY}`, declared primary before the run: mean over seeds, "
               "training on all other families)", ""]
     shortfalls = 0
@@ -379,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transnas-resolution", type=int, default=64)
     parser.add_argument("--arms", default=",".join(ARMS), help="ablation arms (the first is reported first)")
     parser.add_argument("--kind", default="ridge", help="ProxyRanker kind of every arm")
+    parser.add_argument("--alpha", type=float, default=1.0, help="the ranker's L2 penalty")
+    parser.add_argument("--balance", default="vocabulary", choices=BALANCES,
+                        help="unit of total weight 1: each family, or each cell vocabulary (the NB-201-cell "
+                             "families share one unit)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.8, help="share of each training table per seed")
     parser.add_argument("--shots", type=int, default=50, help="few-shot size (0: skip)")
@@ -398,9 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     only = set(args.tables.split(",")) if args.tables else None
     tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution, only)
-    results = run_lofo(tables, args.arms.split(","), args.kind, args.seeds, args.fraction, args.shots, args.shot_seeds)
+    results = run_lofo(tables, args.arms.split(","), args.kind, args.seeds, args.fraction, args.shots, args.shot_seeds,
+                       args.balance, args.alpha)
     base = {t.name: baselines(t) for t in tables}
-    weights = weights_on_all(tables, args.kind)
+    weights = weights_on_all(tables, args.kind, args.balance, args.alpha)
     text = report(tables, results, base, weights, args, time.perf_counter() - start)
     print(text)
     if args.report:

@@ -12,8 +12,9 @@ with a model card:
 
 Tables and samples are those of ``benchmarks/generalist.py`` (``--sizes``, same sample seed), so the
 bank cache that benchmark filled answers; a net missing from the cache is scored and added (the
-build is resumable: rerun after an interruption and only the missing nets are computed). Each
-family carries total weight 1, split over its tables.
+build is resumable: rerun after an interruption and only the missing nets are computed). Each cell
+vocabulary carries total weight 1, split over its tables (``benchmarks/generalist.py --balance
+vocabulary``, the setting its leave-one-family-out runs chose).
 
 Example::
 
@@ -49,7 +50,8 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
     cmd = "CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py " + " ".join(
         sys.argv[1:])
     lines = [f"# Model card: `{name}`", "",
-             "`cgpredict.generalist.GeneralistPredictor` (kind `ridge`, alpha 0.1): a linear ranking model on "
+             f"`cgpredict.generalist.GeneralistPredictor` (kind `{model.kind}`, alpha {model.alpha}): a linear ranking "
+             "model on "
              "set-relative columns (each column replaced by its rank position within the set being ranked): "
              "the proxy bank's training-free scores (SynFlow, NASWOT, SNIP, grad-norm, Fisher, Jacobian "
              "covariance, ZiCo, MeCo, the four AZ-NAS scores), log FLOPs, log params, ten CG descriptors "
@@ -61,7 +63,9 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
              f"Families: {', '.join(fams)}"
              + (f" (excluded: {', '.join(excluded)}, which share the NB-201 cell — so NB-201 rankings by this "
                 "checkpoint are zero-shot)" if excluded else "") + ". Each table is one group: labels are "
-             "compared only within a group; each family carries total weight 1, split over its tables. Sample "
+             "compared only within a group; each cell vocabulary carries total weight 1, split evenly over its "
+             "tables (NB-201, NATS size space and TransNAS micro share the NB-201 cell, so together they weigh as "
+             "much as NB-101 or NB-301; the leave-one-family-out protocol chose this over one unit per family). Sample "
              f"seed {args.sample_seed}; model seed 0 (ridge is deterministic).", "",
              "| table | family | nets | weight |", "|---|---|---|---|"]
     for g, info in model.groups_.items():
@@ -93,7 +97,7 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
 
 def main(argv: list[str] | None = None) -> int:
     """Train and save the checkpoints; returns an exit code."""
-    from generalist import DEFAULT_SIZES, load_tables
+    from generalist import DEFAULT_SIZES, _unit, load_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
@@ -121,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         excluded = CHECKPOINTS[name]
         used = [t for t in tables if not excluded or t.family not in excluded]
         per_family = {f: sum(t.family == f for t in used) for f in {t.family for t in used}}
+        units = [_unit(t.family, "vocabulary") for t in used]
         t1 = time.perf_counter()
         model = GeneralistPredictor(progress=False)
         groups = sum(([t.name] * len(t.labels) for t in used), [])
         model.fit([None] * len(groups), np.concatenate([t.labels for t in used]), groups,
-                  {t.name: 1.0 / per_family[t.family] for t in used}, raw=np.concatenate([t.raw for t in used]))
+                  {t.name: 1.0 / units.count(u) for t, u in zip(used, units)}, raw=np.concatenate([t.raw for t in used]))
         seconds = time.perf_counter() - t1
         card = _card(name, tables, excluded, model, seconds, load_seconds, args)
         path = model.save(Path(args.out) / name, card={"families": sorted(per_family), "excluded": list(excluded or ()),

@@ -46,12 +46,14 @@ from cgpredict.generalist.features import FEATURE_PROXIES, SetReference, raw_col
 from cgpredict.generalist.ranker import ProxyRanker, within_group_targets
 from cgpredict.predictor.base import Estimator, check_is_fitted
 
-__all__ = ["GENERALIST_FORMAT", "GeneralistPredictor", "GRAPH_COLUMNS"]
+__all__ = ["FINETUNE_STRENGTH", "GENERALIST_FORMAT", "GRAPH_COLUMNS", "GeneralistPredictor"]
 
 #: ``config.json`` format tag of a saved generalist.
 GENERALIST_FORMAT = "cgpredict.generalist"
 #: Columns that need no network run (the ``use_proxies=False`` ranker reads these).
 GRAPH_COLUMNS: tuple[str, ...] = ("log_flops", "log_params", *CG_COLUMNS)
+#: Default pull of :meth:`GeneralistPredictor.finetune` towards the generalist's coefficients.
+FINETUNE_STRENGTH = 0.1
 #: Reference values kept per training group and column (quantiles; keeps checkpoints small).
 _REFERENCE_POINTS = 101
 
@@ -67,7 +69,7 @@ class GeneralistPredictor(Estimator):
         use_proxies: run the proxy bank at prediction time (``False``: the graph-only ranker).
         kind: :class:`~cgpredict.generalist.ProxyRanker` kind (``ridge``, ``pairwise``, ``mlp``,
             ``consensus``).
-        alpha: the ranker's L2 penalty (and :meth:`finetune`'s default pull towards the generalist).
+        alpha: the ranker's L2 penalty (towards zero; :meth:`finetune` pulls towards the generalist instead).
         bank: :class:`~cgpredict.proxies.bank.BankConfig` fields (batch size, resolution, seed …).
         executor: where the bank scores networks missing from its cache (an :mod:`cgpredict.executors`
             spec such as ``"local:2"`` or ``"ray:auto"``; ``None``: in this process). Same numbers.
@@ -84,7 +86,7 @@ class GeneralistPredictor(Estimator):
     predicts_accuracy = False
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
-                 use_proxies: bool = True, kind: str = "ridge", alpha: float = 0.1,
+                 use_proxies: bool = True, kind: str = "ridge", alpha: float = 1.0,
                  bank: Mapping[str, Any] | None = None, executor: str | None = None, seed: int = 0,
                  progress: bool = True) -> None:
         self.proxies = tuple(proxies)
@@ -206,7 +208,8 @@ class GeneralistPredictor(Estimator):
         Args:
             cgs: the labelled networks (≥ 3, not all with the same label).
             y: their labels.
-            strength: pull towards the generalist (default: ``alpha``).
+            strength: pull towards the generalist (default :data:`FINETUNE_STRENGTH`; → 0: least
+                squares on these networks alone, → ∞: the generalist unchanged).
             bank, raw: as in :meth:`fit`.
 
         Raises:
@@ -220,7 +223,9 @@ class GeneralistPredictor(Estimator):
             raise ValueError("finetune needs at least 3 labelled networks with different labels")
         cgs = list(cgs)
         raw = self.columns(cgs, bank, use_proxies=self.use_proxies) if raw is None else np.asarray(raw, dtype=float)
-        lam = self.alpha if strength is None else float(strength)
+        lam = FINETUNE_STRENGTH if strength is None else float(strength)
+        if lam < 0:
+            raise ValueError(f"strength must be >= 0, got {lam}")
         t = within_group_targets(y)
         for attr, graph_only in (("ranker_", False), ("cg_ranker_", True)):
             ranker = getattr(self, attr)
@@ -228,7 +233,8 @@ class GeneralistPredictor(Estimator):
             x = x - x.mean(axis=0)
             prior = getattr(ranker, "prior_coef_", ranker.coef_)
             ranker.prior_coef_ = prior
-            ranker.coef_ = np.linalg.solve(x.T @ x / len(y) + lam * np.eye(x.shape[1]), x.T @ t / len(y) + lam * prior)
+            ridge = max(lam, 1e-9) * np.eye(x.shape[1])  # a tiny floor keeps strength 0 solvable
+            ranker.coef_ = np.linalg.solve(x.T @ x / len(y) + ridge, x.T @ t / len(y) + ridge @ prior)
         return self
 
     # ------------------------------------------------------------------ using
