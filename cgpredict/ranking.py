@@ -115,7 +115,8 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     the family's CGs (label-free, transductive zero-shot); ``proxy_weights`` weights the members
     by agreement with the ``Proxy`` member on them (``predictor.reweight_by_proxy``, also
     label-free). ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as
-    ``"ray:auto"``) converts the nets not yet in the CG cache there.
+    ``"ray:auto"``) converts the nets not yet in the CG cache there (and, for a generalist, runs the
+    proxy bank on the nets not yet in its cache).
 
     Raises:
         ValueError: an option the predictor kind does not have (``use_proxies`` with GENNAPE,
@@ -127,7 +128,14 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     cgs = fam.cgs(progress=progress, executor=executor)
     accuracy = predicts_accuracy(predictor)
     if not accuracy:
-        score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies), dtype=float)
+        before = getattr(predictor, "executor", None)
+        if executor is not None:
+            predictor.executor = executor  # the proxy bank scores the uncached nets there too
+        try:
+            score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies), dtype=float)
+        finally:
+            if executor is not None:
+                predictor.executor = before
     else:
         if adapt:
             predictor.adapt(cgs)

@@ -163,7 +163,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="GENNAPE only: weight the members by their agreement with the Proxy member on these nets "
                              "(label-free zero-shot weights; Predictor.reweight_by_proxy)")
     parser.add_argument("--executor", default=None, metavar="SPEC",
-                        help="convert the nets on this executor: 'local:N' (N processes), 'ray' (a local Ray "
+                        help="convert the nets (and run the generalist's proxy bank) on this executor: 'local:N' (N processes), 'ray' (a local Ray "
                              "session), 'ray:auto' (the cluster of `ray start --head`) or 'ray:HOST:PORT'")
     parser.add_argument("--ray", dest="executor", metavar="ADDRESS", type=lambda a: f"ray:{a}",
                         help="shorthand for --executor ray:ADDRESS (e.g. --ray auto)")

@@ -72,7 +72,8 @@ class GeneralistPredictor(Estimator):
         alpha: the ranker's L2 penalty (towards zero; :meth:`finetune` pulls towards the generalist instead).
         bank: :class:`~cgpredict.proxies.bank.BankConfig` fields (batch size, resolution, seed …).
         executor: where the bank scores networks missing from its cache (an :mod:`cgpredict.executors`
-            spec such as ``"local:2"`` or ``"ray:auto"``; ``None``: in this process). Same numbers.
+            executor, or a spec such as ``"local:2"`` or ``"ray:auto"``; ``None``: in this process).
+            Same numbers. Not saved with the checkpoint (a loaded model runs in-process).
         seed: the ranker's seed (pairwise / mlp kinds).
         progress: progress bars while the bank runs.
 
@@ -87,7 +88,7 @@ class GeneralistPredictor(Estimator):
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 1.0,
-                 bank: Mapping[str, Any] | None = None, executor: str | None = None, seed: int = 0,
+                 bank: Mapping[str, Any] | None = None, executor: Any = None, seed: int = 0,
                  progress: bool = True) -> None:
         self.proxies = tuple(proxies)
         self.descriptors = descriptors
@@ -286,7 +287,8 @@ class GeneralistPredictor(Estimator):
         check_is_fitted(self, "ranker_", "GeneralistPredictor")
         from cgpredict.predictor import checkpoint
 
-        doc = {**checkpoint.header(GENERALIST_FORMAT), "params": _jsonable(self.get_params(deep=False)),
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("executor", "progress")}
+        doc = {**checkpoint.header(GENERALIST_FORMAT), "params": _jsonable(params),
                "columns": list(self.column_names), "groups": self.groups_,
                "reference_groups": list(self.references_), "card": dict(card or {})}
         tensors = {**_ranker_tensors("ranker", self.ranker_), **_ranker_tensors("cg_ranker", self.cg_ranker_),
