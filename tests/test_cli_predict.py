@@ -137,14 +137,22 @@ def _nb201_label(arch: tuple[int, ...]) -> float:
     return 70.0 + 3.0 * arch.count(2) + 1.0 * arch.count(3) - 4.0 * arch.count(1)
 
 
+def _labels_csv(folder: Path, n: int) -> tuple[list, Path]:
+    """``n`` sampled NB-201 archs (seed 5) and a CSV ``arch,label`` of their made-up labels."""
+    from cgpredict.datasets import sample
+
+    archs = sample("nasbench201", n, seed=5)
+    path = folder / f"my{n}.csv"
+    path.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
+    return archs, path
+
+
 def test_finetune_family_csv_writes_loadable_checkpoint(run_cli, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from cgpredict.datasets import load_family, sample
+    from cgpredict.datasets import load_family
     from cgpredict.predictor import Predictor
 
-    archs = sample("nasbench201", 10, seed=5)
-    labels = tmp_path / "my10.csv"
-    labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
+    archs, labels = _labels_csv(tmp_path, 10)
     out = tmp_path / "my.ckpt"
     assert run_cli("finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "--epochs", 5, "-q",
                    "--pretrained", "nb101") == 0
@@ -337,13 +345,11 @@ def test_options_of_the_other_predictor_kind_are_refused_before_any_work(
 
 def test_finetune_the_generalist_writes_a_generalist_checkpoint(run_cli, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from cgpredict.datasets import load_family, sample
+    from cgpredict.datasets import load_family
     from cgpredict.generalist import GENERALIST_FORMAT, GeneralistPredictor
     from cgpredict.predictor import load_predictor
 
-    archs = sample("nasbench201", 12, seed=5)
-    labels = tmp_path / "my12.csv"
-    labels.write_text("arch,label\n" + "".join(f'"{a}",{_nb201_label(a)}\n' for a in archs))
+    archs, labels = _labels_csv(tmp_path, 12)
     out = tmp_path / "gen.ckpt"
     argv = ["finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "-q"]
     assert run_cli(*argv) == 0
