@@ -29,7 +29,6 @@ Example (CPU, a few minutes with a warm bank cache)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import sys
