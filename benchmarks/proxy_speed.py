@@ -22,6 +22,12 @@ cannot share one batch, and with one core per process threads add nothing, so th
 "batched" column for the bank::
 
     OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py --bank --n 5
+
+The whole-bank line also gives the system share of those CPU seconds: mostly page faults, as glibc
+hands the pass's freed activations back to the kernel and faults them in again on the next pass.
+The allocator's own settings (not the code) remove it, e.g.
+``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4000000000`` in the environment, which the
+report's command line then shows.
 """
 
 from __future__ import annotations
@@ -108,6 +114,16 @@ _ALONE = {"naswot": (1, 0, 0, 0), "meco": (1, 0, 0, 0), "snip": (0, 1, 0, 0), "g
           "progressivity": (0, 0, 0, 1), "trainability": (0, 0, 0, 1)}
 
 
+def _thread_sys() -> float:
+    """System CPU seconds of this thread so far (0 where the platform cannot tell)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+    except (ImportError, AttributeError, OSError):
+        return 0.0
+
+
 def _bank_speed(args: argparse.Namespace) -> int:
     """CPU seconds per network of the whole bank and of each proxy alone, per family."""
     import statistics
@@ -129,9 +145,10 @@ def _bank_speed(args: argparse.Namespace) -> int:
         cost: dict[str, list[float]] = {}
 
         def clock(name: str, fn, cost=cost) -> None:  # noqa: ANN001
-            start = time.thread_time()
+            start, sys_start = time.thread_time(), _thread_sys()
             fn()
             cost.setdefault(name, []).append(time.thread_time() - start)
+            cost.setdefault(f"{name}:sys", []).append(_thread_sys() - sys_start)
 
         bank.bank_scores(cgs[0], bank.DEFAULT_METHODS, config, cache=False)  # warm-up: input batch, first-call costs
         for cg in cgs:
@@ -147,13 +164,22 @@ def _bank_speed(args: argparse.Namespace) -> int:
         out.append(f"{family} ({len(cgs)} nets, {statistics.mean(c.num_nodes for c in cgs):.0f} nodes on average):")
         print(out[-1])
         for name, values in cost.items():
+            if name.endswith(":sys"):
+                continue
             mean = statistics.mean(values)
-            out.append(f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}")
+            line = f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}"
+            if name == "whole bank":
+                line += f"  (system {statistics.mean(cost[name + ':sys']):.3f} s/net)"
+            out.append(line)
             print(out[-1], flush=True)
     if args.report:
+        import os
+
         from cgpredict.fileio import atomic_write
 
-        command = "OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py " + " ".join(sys.argv[1:])
+        malloc = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
+        command = (f"OMP_NUM_THREADS=1 {malloc + ' ' if malloc else ''}python benchmarks/proxy_speed.py "
+                   + " ".join(sys.argv[1:]))
         atomic_write(args.report, "\n".join(["# Proxy bank cost per network (CPU)", "", "Reproduce with:", "", "```", command,
                                                "```", "", code, "", "```", *out, "```", ""]))
     return 0
