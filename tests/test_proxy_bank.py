@@ -437,3 +437,34 @@ def test_meco_of_a_map_shared_by_two_nodes_equals_meco_of_copies() -> None:
     s_score, s_node = meco(shared, 6)
     c_score, c_node = meco(copies, 6)
     assert s_score == c_score and np.array_equal(s_node, c_node, equal_nan=True) and s_node[1] == s_node[3]
+
+
+def test_activation_gradient_reductions_equal_those_of_the_full_gradient_list() -> None:
+    """Gradients reduced by hooks during the backward (and the explicitly asked ones of activations no weight
+    feeds: the ReLU on the image) give the statistics and Fisher terms of autograd.grad over every activation."""
+    from cgpredict.proxies.zc_pass import PassNeeds, run_pass
+
+    cg = from_torch(nn.Sequential(nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                  nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 4, 5)),
+                    input_shape=(1, 3, 8, 8), name="relu_first")
+    images = bank_mod._images(cg, SMALL)
+    data = run_pass(cg, build_net(cg, 0), images, 0, PassNeeds(), find_blocks(cg))
+    net = build_net(cg, 0).train()
+    fisher: dict[int, float] = {}
+    for h in range(2):
+        x = images[h * 4:(h + 1) * 4].clone().requires_grad_(h == 0)
+        values = net.forward_nodes(x)
+        logits = values[cg.output_node.inputs[0]]
+        acts = [(nid, t) for nid, t in values.items() if t.requires_grad and cg.nodes[nid].op not in ("input", "output")]
+        grads = torch.autograd.grad(F.cross_entropy(logits, _labels(logits, 0, h)), [t for _, t in acts])
+        for (nid, act), g in zip(acts, grads):
+            if h == 0:
+                assert data.act_grad_mean[nid] == pytest.approx(float(g.abs().mean()), rel=1e-6)
+                assert data.act_grad_std[nid] == pytest.approx(float(g.std()), rel=1e-6)
+            if cg.nodes[nid].op in ("conv", "linear"):
+                per = (act.detach() * g).sum(dim=tuple(range(2, g.dim()))) if g.dim() > 2 else act.detach() * g
+                fan_in = math.prod(cg.nodes[nid].weight_shape[1:])
+                fisher[nid] = fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
+        if h == 0:
+            assert set(data.act_grad_mean) == {nid for nid, _ in acts} and cg.nodes[acts[0][0]].op == "relu"
+    assert data.fisher.keys() == fisher.keys() and all(data.fisher[k] == pytest.approx(v, rel=1e-6) for k, v in fisher.items())

@@ -181,19 +181,9 @@ def _top_singular_value(mat: torch.Tensor) -> float:
     return float(torch.linalg.svdvals(mat).max())
 
 
-def _same_data_key(t: torch.Tensor) -> tuple:
-    """Equal keys ⇒ the same elements: one storage, offset, shape, strides and dtype (tensors alive together)."""
-    return t.data_ptr(), tuple(t.shape), t.stride(), t.dtype
-
-
-def _grad_stats(g: torch.Tensor, seen: dict[tuple, tuple[float, float]]) -> tuple[float, float]:
-    """``(mean |g|, std g)`` of one activation gradient; a gradient that is the very tensor of another
-    node's (autograd hands one tensor to every input of an ``add``, an identity passes it through) is
-    reduced once (``seen``)."""
-    key = _same_data_key(g)
-    if key not in seen:
-        seen[key] = (float(g.abs().mean()), _std(g))
-    return seen[key]
+def _grad_stats(g: torch.Tensor) -> tuple[float, float]:
+    """``(mean |g|, std g)`` of one activation gradient."""
+    return float(g.abs().mean()), _std(g)
 
 
 def _std(g: torch.Tensor) -> float:
@@ -208,6 +198,63 @@ def _std(g: torch.Tensor) -> float:
         return 0.0
     d = (g - g.mean()).reshape(g.shape[0] if g.dim() > 1 else 1, -1)
     return math.sqrt(float(d.mul_(d).sum(1).double().sum()) / (n - 1))
+
+
+def _fed_by_weights(cg: CG, weighted: dict[int, nn.Module]) -> set[int]:
+    """Node ids whose output depends on a conv/linear weight of ``weighted`` (the node itself included)."""
+    fed: set[int] = set()
+    for node in cg.nodes:
+        if node.id in weighted or any(i in fed for i in node.inputs):
+            fed.add(node.id)
+    return fed
+
+
+def _loss_backward(cg: CG, data: PassData, loss: torch.Tensor, acts: list[tuple[int, torch.Tensor]],
+                   weighted: dict[int, nn.Module], first: bool, keep_graph: bool) -> None:
+    """One half's backward of the loss: the weight gradients, and each activation's gradient reduced
+    (mean |g|, std g on the first half; the Fisher term of conv/linear outputs) as autograd produces it.
+
+    An activation that depends on a weight has its gradient computed on the way to that weight anyway:
+    a hook reduces it there and lets it go, so the gradients of all activations never live at once
+    (far fewer pages to fault in). Any other activation's gradient is asked for explicitly. Either
+    way each reduction sees the same accumulated gradient ``torch.autograd.grad`` returns for it.
+    """
+    params = [m.weight for m in weighted.values()]
+    fed = _fed_by_weights(cg, weighted)
+    fisher: dict[int, float] = {}
+
+    def reduce(ids: list[int], act: torch.Tensor, g: torch.Tensor) -> None:
+        stats = _grad_stats(g) if first else None
+        for nid in ids:  # several nodes can hold the very same tensor (an identity passes its input on)
+            if stats is not None:
+                data.act_grad_mean[nid], data.act_grad_std[nid] = stats
+            if nid in weighted:
+                prod = (act.detach() * g)
+                per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+                fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
+                fisher[nid] = fan_in * float(0.5 * per.pow(2).mean(0).sum())
+
+    hooked: dict[int, tuple[torch.Tensor, list[int]]] = {}
+    asked: list[tuple[int, torch.Tensor]] = []
+    for nid, t in acts:
+        if nid in fed:
+            hooked.setdefault(id(t), (t, []))[1].append(nid)
+        else:
+            asked.append((nid, t))
+    handles = [t.register_hook(lambda g, t=t, ids=ids: reduce(ids, t, g)) for t, ids in hooked.values()]
+    try:
+        grads = torch.autograd.grad(loss, params + [t for _, t in asked], retain_graph=keep_graph, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    data.weight_grads.append({nid: (g.detach() if g is not None else torch.zeros_like(p))
+                              for nid, p, g in zip(weighted, params, grads[: len(params)])})
+    for (nid, t), g in zip(asked, grads[len(params):]):
+        if g is not None:
+            reduce([nid], t, g)
+    for nid, _ in acts:  # accumulated over the halves in node order, as the definition sums them
+        if nid in fisher:
+            data.fisher[nid] = data.fisher.get(nid, 0.0) + fisher[nid]
 
 
 def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: PassNeeds,
@@ -282,22 +329,8 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             acts = [(nid, t) for nid, t in values.items()
                     if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
                     and cg.nodes[nid].op not in ("input", "output")]
-            params = [m.weight for m in weighted.values()]
             keep_graph = first and (needs.jacobian or needs.blocks)  # the second half's graph is done after this
-            grads = torch.autograd.grad(loss, params + [t for _, t in acts], retain_graph=keep_graph, allow_unused=True)
-            data.weight_grads.append({nid: (g.detach() if g is not None else torch.zeros_like(p))
-                                      for nid, p, g in zip(weighted, params, grads[: len(params)])})
-            seen: dict[tuple, tuple[float, float]] = {}
-            for (nid, act), g in zip(acts, grads[len(params):]):
-                if g is None:
-                    continue
-                if first:
-                    data.act_grad_mean[nid], data.act_grad_std[nid] = _grad_stats(g, seen)
-                if nid in weighted:
-                    prod = (act.detach() * g)
-                    per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-                    fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
-                    data.fisher[nid] = data.fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
+            _loss_backward(cg, data, loss, acts, weighted, first, keep_graph)
         if first and needs.jacobian:
             (jac,) = torch.autograd.grad(logits, x, torch.ones_like(logits), retain_graph=True)
             data.jacobian = jac.detach().reshape(half, -1)
