@@ -36,7 +36,7 @@ def naswot_kernel(codes: torch.Tensor) -> torch.Tensor:
     """
     n = codes.shape[1]
     c = codes.to(torch.float32 if n < 2**24 else torch.float64)
-    rows = c.sum(1, dtype=torch.float64)
+    rows = c.sum(1).double()  # integer counts below 2**24: exact in float32, whatever the order
     return 2.0 * (c @ c.t()).double() - rows[:, None] - rows[None, :] + float(n)
 
 

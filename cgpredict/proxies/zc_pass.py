@@ -17,7 +17,12 @@ so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
 * on the first half only: the input Jacobian of the summed logits (one extra input-only backward)
   and the block vector–Jacobian products of AZ-NAS (input-only backwards through one block each);
 * what each proxy needs is reduced right away (per-node sums, codes, sample-0 feature maps), so the
-  pass keeps no graph between halves.
+  pass keeps no graph between halves; activation gradients are reduced by hooks while the backward
+  produces them, so they never all live at once.
+
+Speed without new numbers: the rebuilt net pools through channels-last copies
+(:attr:`~cgpredict.rebuild.RebuiltModule.fast_pooling`, the same values and gradients), and
+reductions shared by several proxies are computed once (:attr:`PassData.memo`).
 
 Nothing here decides a score; :mod:`~cgpredict.proxies.zc_activation`,
 :mod:`~cgpredict.proxies.zc_gradient` and :mod:`~cgpredict.proxies.zc_aznas` turn a
@@ -99,6 +104,8 @@ def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32, init: str =
 
     ``init``: ``default`` (PyTorch's) or ``kaiming_fan_in`` (AZ-NAS's: conv/linear weights
     Kaiming-normal with fan-in and ReLU gain, biases 0; norm layers weight 1, bias 0).
+    The net's 2-D pooling runs through channels-last copies (``fast_pooling``: the same values and
+    first-order gradients, several times faster on CPU).
     """
     if not isinstance(cg, CG):
         raise TypeError(f"expected a cgpredict CG, got {type(cg).__name__}")
