@@ -22,6 +22,12 @@ cannot share one batch, and with one core per process threads add nothing, so th
 "batched" column for the bank::
 
     OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py --bank --n 5
+
+The whole-bank line also gives the system share of those CPU seconds: mostly page faults, as glibc
+hands the pass's freed activations back to the kernel and faults them in again on the next pass.
+The allocator's own settings (not the code) remove it, e.g.
+``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4000000000`` in the environment, which the
+report's command line then shows.
 """
 
 from __future__ import annotations
@@ -72,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="+", default=["nasbench201", "nasbench301", "nasbench101"])
     parser.add_argument("--batch-size", type=int, default=None, help="--bank: shared-pass batch (default: the bank's)")
     parser.add_argument("--report", default=None, help="--bank: also write the figures as markdown here")
+    parser.add_argument("--dump", default=None, help="--bank: instead of timing, write every net's scores and node "
+                        "statistics to this .npz (run it with another checkout's Python for a reference)")
+    parser.add_argument("--compare", default=None, help="--bank: instead of timing, check this code's scores and node "
+                        "statistics against a --dump .npz (relative 1e-5, NaN where NaN); exit 1 on a difference")
     args = parser.parse_args(argv)
+    if args.bank and (args.dump or args.compare):
+        return _bank_values(args)
     if args.bank:
         return _bank_speed(args)
 
@@ -108,6 +120,75 @@ _ALONE = {"naswot": (1, 0, 0, 0), "meco": (1, 0, 0, 0), "snip": (0, 1, 0, 0), "g
           "progressivity": (0, 0, 0, 1), "trainability": (0, 0, 0, 1)}
 
 
+def _bank_values(args: argparse.Namespace) -> int:
+    """``--dump``/``--compare``: the bank's numbers on ``--n`` nets of each family, written or checked.
+
+    Checks that a faster bank keeps the numbers the disk cache holds: dump with the old code's
+    Python, compare with the new (``/old/.venv/bin/python benchmarks/proxy_speed.py --bank --dump ref.npz``).
+    """
+    import json
+    import math
+
+    import numpy as np
+
+    from cgpredict.datasets import load_family
+    from cgpredict.proxies import bank
+
+    config = bank.BankConfig(seed=args.seed, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    arrays: dict[str, np.ndarray] = {}
+    for family in args.families:
+        for i, cg in enumerate(load_family(family, n=args.n, seed=args.seed).cgs(progress=False)):
+            res = bank.bank_scores(cg, bank.DEFAULT_METHODS, config, cache=False)
+            key = f"{family}/{i}/{cg.hash()}"
+            names = sorted(res.scores)
+            arrays[f"{key}/scores"] = np.array([res.scores[m] for m in names], dtype=np.float64)
+            arrays[f"{key}/names"] = np.array(json.dumps(names))
+            for stat, values in res.node.items():
+                arrays[f"{key}/node/{stat}"] = np.asarray(values, dtype=np.float32)
+            print(key, res.errors or "", flush=True)
+    if args.dump:
+        from cgpredict.fileio import atomic_writer
+
+        with atomic_writer(args.dump) as handle:
+            np.savez(handle, **arrays)
+        print(f"wrote {len(arrays)} arrays to {args.dump}")
+        return 0
+    with np.load(args.compare) as ref:
+        stored = {k: ref[k] for k in ref.files}
+    problems, worst = [], 0.0
+    if stored.keys() != arrays.keys():
+        problems.append(f"different nets or statistics: {sorted(stored.keys() ^ arrays.keys())[:5]}")
+    for k in sorted(stored.keys() & arrays.keys()):
+        if k.endswith("/names"):
+            if str(stored[k]) != str(arrays[k]):
+                problems.append(f"{k}: {stored[k]} != {arrays[k]}")
+            continue
+        a, b = stored[k].astype(np.float64), arrays[k].astype(np.float64)
+        if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+            problems.append(f"{k}: shapes or NaN positions differ")
+            continue
+        both = ~np.isnan(a) & (a != b)
+        rel = np.abs(a[both] - b[both]) / np.maximum(np.maximum(np.abs(a[both]), np.abs(b[both])), 1e-300)
+        if rel.size:
+            worst = max(worst, float(np.nan_to_num(rel.max(), nan=math.inf)))
+            if rel.max() > 1e-5 or not np.isfinite(rel).all():
+                problems.append(f"{k}: relative difference {rel.max():.3g} at {int((rel > 1e-5).sum())} value(s)")
+    print(f"{len(stored)} arrays compared; worst relative difference {worst:.3g}; {len(problems)} problem(s)")
+    for line in problems[:20]:
+        print("  " + line)
+    return 1 if problems else 0
+
+
+def _thread_sys() -> float:
+    """System CPU seconds of this thread so far (0 where the platform cannot tell)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+    except (ImportError, AttributeError, OSError):
+        return 0.0
+
+
 def _bank_speed(args: argparse.Namespace) -> int:
     """CPU seconds per network of the whole bank and of each proxy alone, per family."""
     import statistics
@@ -129,9 +210,10 @@ def _bank_speed(args: argparse.Namespace) -> int:
         cost: dict[str, list[float]] = {}
 
         def clock(name: str, fn, cost=cost) -> None:  # noqa: ANN001
-            start = time.thread_time()
+            start, sys_start = time.thread_time(), _thread_sys()
             fn()
             cost.setdefault(name, []).append(time.thread_time() - start)
+            cost.setdefault(f"{name}:sys", []).append(_thread_sys() - sys_start)
 
         bank.bank_scores(cgs[0], bank.DEFAULT_METHODS, config, cache=False)  # warm-up: input batch, first-call costs
         for cg in cgs:
@@ -147,13 +229,22 @@ def _bank_speed(args: argparse.Namespace) -> int:
         out.append(f"{family} ({len(cgs)} nets, {statistics.mean(c.num_nodes for c in cgs):.0f} nodes on average):")
         print(out[-1])
         for name, values in cost.items():
+            if name.endswith(":sys"):
+                continue
             mean = statistics.mean(values)
-            out.append(f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}")
+            line = f"  {name:<14} {mean:7.3f} s/net  ({1 / mean:6.2f} nets/s)  max {max(values):.3f}"
+            if name == "whole bank":
+                line += f"  (system {statistics.mean(cost[name + ':sys']):.3f} s/net)"
+            out.append(line)
             print(out[-1], flush=True)
     if args.report:
+        import os
+
         from cgpredict.fileio import atomic_write
 
-        command = "OMP_NUM_THREADS=1 python benchmarks/proxy_speed.py " + " ".join(sys.argv[1:])
+        malloc = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
+        command = (f"OMP_NUM_THREADS=1 {malloc + ' ' if malloc else ''}python benchmarks/proxy_speed.py "
+                   + " ".join(sys.argv[1:]))
         atomic_write(args.report, "\n".join(["# Proxy bank cost per network (CPU)", "", "Reproduce with:", "", "```", command,
                                                "```", "", code, "", "```", *out, "```", ""]))
     return 0

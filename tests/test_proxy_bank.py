@@ -362,3 +362,109 @@ def test_bank_on_an_executor_keeps_what_the_cache_held_for_other_groups(tmp_path
     assert remote.scores["complexity"] == first.scores["complexity"] and not math.isnan(remote.scores["synflow"])
     both = bank_scores(cg, ["complexity", "synflow"], SMALL, cache_dir=tmp_path)
     assert both.cached and both.scores["synflow"] == remote.scores["synflow"]
+
+
+# ------------------------------------------------------------------ fast paths give the definitions' numbers
+def _pool_cg():  # noqa: ANN202
+    """Max/avg pools of every kind the rebuild runs fast: stride 1 and 2, padding, ceil mode, dilation (8 channels)."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1), nn.AvgPool2d(3, 1, 1),
+                        nn.Conv2d(8, 8, 1), nn.ReLU(), nn.MaxPool2d(2, 2, ceil_mode=True), nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+                        nn.MaxPool2d(3, 1, 1, dilation=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    return from_torch(net, input_shape=(1, 3, 11, 11), name="pools")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_pooling_gives_pytorchs_values_and_gradients_bit_for_bit(dtype) -> None:
+    """The channels-last pooling of the bank's rebuilt nets: same outputs (ties after a ReLU included) and grads."""
+    cg = _pool_cg()
+    assert {n.op for n in cg.nodes} >= {"max_pool", "avg_pool"}
+    runs = []
+    for fast in (False, True):
+        net = build_net(cg, 3, dtype).train()
+        net.fast_pooling = fast
+        x = torch.randn(5, 3, 11, 11, generator=torch.Generator().manual_seed(1), dtype=dtype).requires_grad_(True)
+        values = net.forward_nodes(x)
+        out = values[cg.output_node.inputs[0]]
+        seed = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
+        grads = torch.autograd.grad(out, [x, *net.parameters()], seed)
+        runs.append((values, grads))
+    (slow_v, slow_g), (fast_v, fast_g) = runs
+    pools = [n.id for n in cg.nodes if n.op in ("max_pool", "avg_pool") and not n.attrs.get("adaptive")]
+    assert len(pools) == 5 and all("CLBackward" in type(fast_v[k].grad_fn).__name__ for k in pools)  # the fast path ran
+    assert not any("CLBackward" in type(slow_v[k].grad_fn).__name__ for k in pools)
+    assert slow_v.keys() == fast_v.keys()
+    assert all(torch.equal(slow_v[k], fast_v[k]) and fast_v[k].is_contiguous() for k in slow_v)
+    assert all(torch.equal(a, b) for a, b in zip(slow_g, fast_g))
+    assert any((v == 0).any() for k, v in slow_v.items() if cg.nodes[k].op == "relu")  # ties were there to break
+
+
+def test_zico_over_all_layers_equals_the_layer_by_layer_definition(cnn) -> None:
+    from cgpredict.proxies.zc_gradient import _zico_ratios, zico_layer_ratio
+    from cgpredict.proxies.zc_pass import PassNeeds, run_pass
+
+    data = run_pass(cnn, build_net(cnn, 0), bank_mod._images(cnn, SMALL), 0, PassNeeds(), find_blocks(cnn))
+    assert len(data.weight_grads) == 2 and len(data.weight_grads[0]) >= 3
+    fast = _zico_ratios(data.weight_grads)
+    for nid in data.weight_grads[0]:
+        assert fast[nid] == pytest.approx(zico_layer_ratio([g[nid] for g in data.weight_grads]), rel=1e-12)
+    odd = [{1: torch.tensor([1.0, math.inf, 2.0, math.nan, 3.0, 0.0])}, {1: torch.tensor([1.0, 1.0, math.inf, 1.0, 5.0, 0.0])}]
+    assert _zico_ratios(odd)[1] == pytest.approx(zico_layer_ratio([g[1] for g in odd]), rel=1e-12)  # non-finite: dropped
+
+
+def test_activation_gradient_std_and_top_singular_value_match_torch(cnn) -> None:
+    from cgpredict.proxies.zc_pass import _std, _top_singular_value
+
+    net = build_net(cnn, 0).train()
+    values = net.forward_nodes(bank_mod._images(cnn, SMALL)[:4])
+    acts = [v for v in values.values() if v.requires_grad]
+    grads = torch.autograd.grad(F.cross_entropy(values[cnn.output_node.inputs[0]], torch.arange(4)), acts)
+    for g in [*grads, grads[1].transpose(1, 2), torch.randn(7) * 1e-3 + 5.0]:
+        assert _std(g) == pytest.approx(float(g.std()), rel=1e-6)
+    assert _std(torch.ones(1)) == 0.0
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(6, 1, generator=gen, dtype=torch.float64)
+    for mat in (torch.randn(5, 9, generator=gen, dtype=torch.float64), torch.randn(9, 5, generator=gen, dtype=torch.float64),
+                u @ u.t(), torch.zeros(3, 4, dtype=torch.float64)):
+        assert _top_singular_value(mat) == pytest.approx(float(torch.linalg.svdvals(mat).max()), rel=1e-12, abs=1e-300)
+
+
+def test_meco_of_a_map_shared_by_two_nodes_equals_meco_of_copies() -> None:
+    """An identity node's map is its input's very tensor: reduced once, the same numbers as two copies."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 9, generator=gen), torch.randn(4, 9, generator=gen)
+    shared = PassData(batch=4, sample0={1: a, 2: b, 3: a, 5: torch.randn(3, 9, generator=gen)})
+    copies = PassData(batch=4, sample0={k: v.clone() for k, v in shared.sample0.items()})
+    s_score, s_node = meco(shared, 6)
+    c_score, c_node = meco(copies, 6)
+    assert s_score == c_score and np.array_equal(s_node, c_node, equal_nan=True) and s_node[1] == s_node[3]
+
+
+def test_activation_gradient_reductions_equal_those_of_the_full_gradient_list() -> None:
+    """Gradients reduced by hooks during the backward (and the explicitly asked ones of activations no weight
+    feeds: the ReLU on the image) give the statistics and Fisher terms of autograd.grad over every activation."""
+    from cgpredict.proxies.zc_pass import PassNeeds, run_pass
+
+    cg = from_torch(nn.Sequential(nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                  nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 4, 5)),
+                    input_shape=(1, 3, 8, 8), name="relu_first")
+    images = bank_mod._images(cg, SMALL)
+    data = run_pass(cg, build_net(cg, 0), images, 0, PassNeeds(), find_blocks(cg))
+    net = build_net(cg, 0).train()
+    fisher: dict[int, float] = {}
+    for h in range(2):
+        x = images[h * 4:(h + 1) * 4].clone().requires_grad_(h == 0)
+        values = net.forward_nodes(x)
+        logits = values[cg.output_node.inputs[0]]
+        acts = [(nid, t) for nid, t in values.items() if t.requires_grad and cg.nodes[nid].op not in ("input", "output")]
+        grads = torch.autograd.grad(F.cross_entropy(logits, _labels(logits, 0, h)), [t for _, t in acts])
+        for (nid, act), g in zip(acts, grads):
+            if h == 0:
+                assert data.act_grad_mean[nid] == pytest.approx(float(g.abs().mean()), rel=1e-6)
+                assert data.act_grad_std[nid] == pytest.approx(float(g.std()), rel=1e-6)
+            if cg.nodes[nid].op in ("conv", "linear"):
+                per = (act.detach() * g).sum(dim=tuple(range(2, g.dim()))) if g.dim() > 2 else act.detach() * g
+                fan_in = math.prod(cg.nodes[nid].weight_shape[1:])
+                fisher[nid] = fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
+        if h == 0:
+            assert set(data.act_grad_mean) == {nid for nid, _ in acts} and cg.nodes[acts[0][0]].op == "relu"
+    assert data.fisher.keys() == fisher.keys() and all(data.fisher[k] == pytest.approx(v, rel=1e-6) for k, v in fisher.items())

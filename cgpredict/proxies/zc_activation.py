@@ -36,7 +36,7 @@ def naswot_kernel(codes: torch.Tensor) -> torch.Tensor:
     """
     n = codes.shape[1]
     c = codes.to(torch.float32 if n < 2**24 else torch.float64)
-    rows = c.sum(1, dtype=torch.float64)
+    rows = c.sum(1).double()  # integer counts below 2**24: exact in float32, whatever the order
     return 2.0 * (c @ c.t()).double() - rows[:, None] - rows[None, :] + float(n)
 
 
@@ -77,13 +77,20 @@ def meco(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
     node = np.full(num_nodes, np.nan, dtype=np.float32)
     if not data.sample0:
         return math.nan, node
+    # one eigen-decomposition per distinct map: an identity node's map is the very tensor of its input
+    first: dict[tuple, int] = {}
+    source: dict[int, int] = {}
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for nid, fm in data.sample0.items():
+        key = (fm.data_ptr(), tuple(fm.shape), fm.stride(), fm.dtype)
+        source[nid] = first.setdefault(key, nid)
         groups[tuple(fm.shape)].append(nid)
     total = 0.0
     for ids in groups.values():
-        values = _min_eig_corr(torch.stack([data.sample0[i] for i in ids]))
-        for nid, v in zip(ids, values.tolist()):
+        unique = [i for i in ids if source[i] == i]
+        value = dict(zip(unique, _min_eig_corr(torch.stack([data.sample0[i] for i in unique])).tolist()))
+        for nid in ids:  # summed in the order of the definition: shape groups, then node order
+            v = value[source[nid]]
             node[nid] = v
             total += v
     return float(total), node

@@ -79,7 +79,12 @@ def _entropy(feats: torch.Tensor) -> float:
 
 
 def _block_entropies(data: PassData) -> list[tuple[int, float]]:
-    return [(bid, _entropy(data.block_feats[bid])) for bid in data.block_ids if bid in data.block_feats]
+    """``(block id, H(p_l))`` of every block with features (computed once per pass: expressivity and
+    progressivity share them)."""
+    if "block_entropies" not in data.memo:
+        data.memo["block_entropies"] = [(bid, _entropy(data.block_feats[bid])) for bid in data.block_ids
+                                        if bid in data.block_feats]
+    return data.memo["block_entropies"]
 
 
 def expressivity(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:

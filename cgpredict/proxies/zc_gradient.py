@@ -32,21 +32,25 @@ output on the first half-batch, for the predictor's node features.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from cgpredict.proxies.zc_pass import PassData
 
-__all__ = ["act_grad_stats", "fisher", "grad_norm", "jacov", "jacov_from_jacobian", "snip", "zico"]
+__all__ = ["act_grad_stats", "fisher", "grad_norm", "jacov", "jacov_from_jacobian", "snip", "zico", "zico_layer_ratio"]
 
 
 def _summed_grads(data: PassData) -> dict[int, torch.Tensor]:
-    out: dict[int, torch.Tensor] = {}
-    for grads in data.weight_grads:
-        for nid, g in grads.items():
-            out[nid] = out[nid] + g if nid in out else g.clone()
-    return out
+    """Weight gradients summed over the half-batches (computed once per pass, shared by SNIP and grad-norm)."""
+    if "summed_grads" not in data.memo:
+        out: dict[int, torch.Tensor] = {}
+        for grads in data.weight_grads:
+            for nid, g in grads.items():
+                out[nid] = out[nid] + g if nid in out else g
+        data.memo["summed_grads"] = out
+    return data.memo["summed_grads"]
 
 
 def _empty(num_nodes: int) -> np.ndarray:
@@ -93,13 +97,10 @@ def zico(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
     node = _empty(num_nodes)
     if len(data.weight_grads) < 2:
         return math.nan, node
+    ratios = _zico_ratios(data.weight_grads)
     total, used = 0.0, 0
     for nid in data.weight_grads[0]:
-        stack = torch.stack([grads[nid].reshape(-1).double() for grads in data.weight_grads])
-        std = stack.std(dim=0, unbiased=False)
-        mean_abs = stack.abs().mean(dim=0)
-        keep = std > 0
-        ratio = float((mean_abs[keep] / std[keep]).sum()) if bool(keep.any()) else 0.0
+        ratio = ratios[nid]
         if ratio > 0:
             node[nid] = math.log(ratio)
             total += node[nid]
@@ -107,6 +108,39 @@ def zico(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
     if not used:  # every weight's gradient is constant (zero) over the batches: the lowest score
         return -math.inf, node
     return float(total), node
+
+
+def zico_layer_ratio(grads: Sequence[torch.Tensor]) -> float:
+    """``Σ_θ mean|g_θ| / std(g_θ)`` of one layer over its weights with non-zero std (population std
+    over the batches); the definition, one layer at a time."""
+    stack = torch.stack([g.reshape(-1).double() for g in grads])
+    std = stack.std(dim=0, unbiased=False)
+    mean_abs = stack.abs().mean(dim=0)
+    keep = std > 0
+    return float((mean_abs[keep] / std[keep]).sum()) if bool(keep.any()) else 0.0
+
+
+def _zico_ratios(weight_grads: Sequence[dict[int, torch.Tensor]]) -> dict[int, float]:
+    """:func:`zico_layer_ratio` of every layer of ``weight_grads[0]``.
+
+    With two batches (the shared pass), all layers at once: for two values ``mean|g| = (|a| + |b|)/2``
+    and ``std = |a − b|/2``, elementwise on the concatenated weights, then one sum per layer.
+    """
+    ids = list(weight_grads[0])
+    if len(weight_grads) != 2 or not ids:
+        return {nid: zico_layer_ratio([grads[nid] for grads in weight_grads]) for nid in ids}
+    a, b = (torch.cat([grads[nid].reshape(-1) for nid in ids]).double() for grads in weight_grads)
+    std = (a - b).abs_().div_(2.0)
+    ratio = (a.abs() + b.abs()).div_(2.0).div_(std)
+    keep = (std > 0) & torch.isfinite(std)  # a NaN or infinite gradient has a NaN std in the definition
+    ratio = torch.where(keep, ratio, torch.zeros((), dtype=ratio.dtype))
+    out: dict[int, float] = {}
+    start = 0
+    for nid in ids:
+        n = weight_grads[0][nid].numel()
+        out[nid] = float(ratio[start:start + n].sum())
+        start += n
+    return out
 
 
 def jacov_from_jacobian(jacobian: torch.Tensor, k: float = 1e-5) -> float:

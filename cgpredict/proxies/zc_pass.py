@@ -17,7 +17,12 @@ so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
 * on the first half only: the input Jacobian of the summed logits (one extra input-only backward)
   and the block vector–Jacobian products of AZ-NAS (input-only backwards through one block each);
 * what each proxy needs is reduced right away (per-node sums, codes, sample-0 feature maps), so the
-  pass keeps no graph between halves.
+  pass keeps no graph between halves; activation gradients are reduced by hooks while the backward
+  produces them, so they never all live at once.
+
+Speed without new numbers: the rebuilt net pools through channels-last copies
+(:attr:`~cgpredict.rebuild.RebuiltModule.fast_pooling`, the same values and gradients), and
+reductions shared by several proxies are computed once (:attr:`PassData.memo`).
 
 Nothing here decides a score; :mod:`~cgpredict.proxies.zc_activation`,
 :mod:`~cgpredict.proxies.zc_gradient` and :mod:`~cgpredict.proxies.zc_aznas` turn a
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +76,8 @@ class PassData:
         act_grad_mean, act_grad_std: node id → mean |∂L/∂a| and std of ∂L/∂a (first half).
         jacobian: ``(B/2, D)`` gradient of the summed logits with respect to the input (first half).
         seconds: wall time of the pass.
+        memo: reductions shared by several proxies (e.g. the block entropies of expressivity and
+            progressivity), filled on first use by the proxy modules.
     """
 
     batch: int
@@ -85,6 +93,7 @@ class PassData:
     act_grad_std: dict[int, float] = field(default_factory=dict)
     jacobian: torch.Tensor | None = None
     seconds: float = 0.0
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 INITS: tuple[str, ...] = ("default", "kaiming_fan_in")
@@ -95,6 +104,8 @@ def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32, init: str =
 
     ``init``: ``default`` (PyTorch's) or ``kaiming_fan_in`` (AZ-NAS's: conv/linear weights
     Kaiming-normal with fan-in and ReLU gain, biases 0; norm layers weight 1, bias 0).
+    The net's 2-D pooling runs through channels-last copies (``fast_pooling``: the same values and
+    first-order gradients, several times faster on CPU).
     """
     if not isinstance(cg, CG):
         raise TypeError(f"expected a cgpredict CG, got {type(cg).__name__}")
@@ -113,6 +124,8 @@ def build_net(cg: CG, seed: int, dtype: torch.dtype = torch.float32, init: str =
                 bias = module._parameters.get("bias")
                 if bias is not None and weight is not None:
                     nn.init.zeros_(bias)
+    if hasattr(net, "fast_pooling"):
+        net.fast_pooling = True  # same values and gradients (first-order), several times faster on CPU
     return net.to(dtype)
 
 
@@ -138,7 +151,8 @@ def _labels(logits: torch.Tensor, seed: int, half: int) -> torch.Tensor:
 
 
 def _rademacher(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
-    return torch.randint(0, 2, tuple(shape), generator=gen).float() * 2.0 - 1.0
+    # drawn straight into float32: the same draws and values as int64 draws converted afterwards
+    return torch.randint(0, 2, tuple(shape), generator=gen, dtype=torch.float32).mul_(2.0).sub_(1.0)
 
 
 def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) -> float | None:
@@ -158,8 +172,96 @@ def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) 
     n = g_out.shape[0] * g_out.shape[2] * g_out.shape[3]
     a = g_in.permute(0, 2, 3, 1).reshape(n, -1)
     b = g_out.permute(0, 2, 3, 1).reshape(n, -1)
-    mat = a.t() @ b / n
-    return float(torch.linalg.svdvals(mat.double()).max())
+    mat = (a.t() @ b / n).double()
+    return _top_singular_value(mat)
+
+
+def _top_singular_value(mat: torch.Tensor) -> float:
+    """Largest singular value of a float64 matrix: the square root of the top eigenvalue of its smaller
+    Gram matrix (the same value to rounding, a third cheaper than a full SVD); non-finite entries or a
+    zero Gram spectrum go through the SVD itself."""
+    if bool(torch.isfinite(mat).all()):
+        gram = mat @ mat.t() if mat.shape[0] <= mat.shape[1] else mat.t() @ mat
+        top = float(torch.linalg.eigvalsh(gram)[-1])
+        if top > 0 and math.isfinite(top):
+            return math.sqrt(top)
+    return float(torch.linalg.svdvals(mat).max())
+
+
+def _grad_stats(g: torch.Tensor) -> tuple[float, float]:
+    """``(mean |g|, std g)`` of one activation gradient."""
+    return float(g.abs().mean()), _std(g)
+
+
+def _std(g: torch.Tensor) -> float:
+    """Sample standard deviation (Bessel-corrected, as ``Tensor.std()``) of all elements of ``g``.
+
+    ``Tensor.std()`` of a whole tensor centres on its float32 mean, then sums the squares one element
+    at a time in float64; here the centred squares are summed in float32 per sample (vectorised) and
+    the per-sample sums in float64: the same value to ~1e-8 relative, two to three times faster.
+    """
+    n = g.numel()
+    if n < 2:
+        return 0.0
+    d = (g - g.mean()).reshape(g.shape[0] if g.dim() > 1 else 1, -1)
+    return math.sqrt(float(d.mul_(d).sum(1).double().sum()) / (n - 1))
+
+
+def _fed_by_weights(cg: CG, weighted: dict[int, nn.Module]) -> set[int]:
+    """Node ids whose output depends on a conv/linear weight of ``weighted`` (the node itself included)."""
+    fed: set[int] = set()
+    for node in cg.nodes:
+        if node.id in weighted or any(i in fed for i in node.inputs):
+            fed.add(node.id)
+    return fed
+
+
+def _loss_backward(cg: CG, data: PassData, loss: torch.Tensor, acts: list[tuple[int, torch.Tensor]],
+                   weighted: dict[int, nn.Module], first: bool, keep_graph: bool) -> None:
+    """One half's backward of the loss: the weight gradients, and each activation's gradient reduced
+    (mean |g|, std g on the first half; the Fisher term of conv/linear outputs) as autograd produces it.
+
+    An activation that depends on a weight has its gradient computed on the way to that weight anyway:
+    a hook reduces it there and lets it go, so the gradients of all activations never live at once
+    (far fewer pages to fault in). Any other activation's gradient is asked for explicitly. Either
+    way each reduction sees the same accumulated gradient ``torch.autograd.grad`` returns for it.
+    """
+    params = [m.weight for m in weighted.values()]
+    fed = _fed_by_weights(cg, weighted)
+    fisher: dict[int, float] = {}
+
+    def reduce(ids: list[int], act: torch.Tensor, g: torch.Tensor) -> None:
+        stats = _grad_stats(g) if first else None
+        for nid in ids:  # several nodes can hold the very same tensor (an identity passes its input on)
+            if stats is not None:
+                data.act_grad_mean[nid], data.act_grad_std[nid] = stats
+            if nid in weighted:
+                prod = (act.detach() * g)
+                per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+                fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
+                fisher[nid] = fan_in * float(0.5 * per.pow(2).mean(0).sum())
+
+    hooked: dict[int, tuple[torch.Tensor, list[int]]] = {}
+    asked: list[tuple[int, torch.Tensor]] = []
+    for nid, t in acts:
+        if nid in fed:
+            hooked.setdefault(id(t), (t, []))[1].append(nid)
+        else:
+            asked.append((nid, t))
+    handles = [t.register_hook(lambda g, t=t, ids=ids: reduce(ids, t, g)) for t, ids in hooked.values()]
+    try:
+        grads = torch.autograd.grad(loss, params + [t for _, t in asked], retain_graph=keep_graph, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    data.weight_grads.append({nid: (g.detach() if g is not None else torch.zeros_like(p))
+                              for nid, p, g in zip(weighted, params, grads[: len(params)])})
+    for (nid, t), g in zip(asked, grads[len(params):]):
+        if g is not None:
+            reduce([nid], t, g)
+    for nid, _ in acts:  # accumulated over the halves in node order, as the definition sums them
+        if nid in fisher:
+            data.fisher[nid] = data.fisher.get(nid, 0.0) + fisher[nid]
 
 
 def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: PassNeeds,
@@ -194,7 +296,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
     relu_ids = {n.id for n in cg.nodes if n.op == "relu"}
     out_inputs = cg.output_node.inputs
     gen = torch.Generator().manual_seed(seed * 1000 + 3)
-    codes: dict[int, list[torch.Tensor]] = {}
+    codes: dict[int, list] = {}  # relu id → [(batch, units) codes, halves written]
     grad_any = needs.gradients or needs.jacobian or needs.blocks
     for h in range(2):
         x = images[h * half:(h + 1) * half].clone()
@@ -208,7 +310,14 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             for nid in relu_ids:
                 v = values.get(nid)
                 if v is not None:
-                    codes.setdefault(nid, []).append((v.detach().reshape(half, -1) > 0).float())
+                    flat = v.detach().reshape(half, -1)
+                    if first:
+                        codes[nid] = [torch.empty((batch, flat.shape[1]), dtype=torch.float32), 0]
+                    elif nid not in codes or codes[nid][0].shape[1] != flat.shape[1]:
+                        continue
+                    buf = codes[nid]  # both halves' 0/1 codes written straight into one float buffer
+                    torch.gt(flat, 0, out=buf[0][h * half:(h + 1) * half])
+                    buf[1] += 1
             if first:
                 for node in cg.nodes:
                     v = values.get(node.id)
@@ -227,21 +336,8 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             acts = [(nid, t) for nid, t in values.items()
                     if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
                     and cg.nodes[nid].op not in ("input", "output")]
-            params = [m.weight for m in weighted.values()]
-            grads = torch.autograd.grad(loss, params + [t for _, t in acts], retain_graph=True, allow_unused=True)
-            data.weight_grads.append({nid: (g.detach() if g is not None else torch.zeros_like(p))
-                                      for nid, p, g in zip(weighted, params, grads[: len(params)])})
-            for (nid, act), g in zip(acts, grads[len(params):]):
-                if g is None:
-                    continue
-                if first:
-                    data.act_grad_mean[nid] = float(g.abs().mean())
-                    data.act_grad_std[nid] = float(g.std()) if g.numel() > 1 else 0.0
-                if nid in weighted:
-                    prod = (act.detach() * g)
-                    per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-                    fan_in = weighted[nid].weight[0].numel()  # each channel's value counted once per weight
-                    data.fisher[nid] = data.fisher.get(nid, 0.0) + fan_in * float(0.5 * per.pow(2).mean(0).sum())
+            keep_graph = first and (needs.jacobian or needs.blocks)  # the second half's graph is done after this
+            _loss_backward(cg, data, loss, acts, weighted, first, keep_graph)
         if first and needs.jacobian:
             (jac,) = torch.autograd.grad(logits, x, torch.ones_like(logits), retain_graph=True)
             data.jacobian = jac.detach().reshape(half, -1)
@@ -253,6 +349,6 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
                     continue
                 data.block_vjp.append((b_in, b_out, _block_sigma(f_in, f_out, gen)))
         del values, logits
-    data.codes = {nid: torch.cat(parts) for nid, parts in codes.items() if len(parts) == 2}
+    data.codes = {nid: buf for nid, (buf, halves) in codes.items() if halves == 2}
     data.seconds = time.perf_counter() - start
     return data
