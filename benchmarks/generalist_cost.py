@@ -6,8 +6,9 @@ Measures, on NB-201-size networks (sampled NB-201 CIFAR-10 architectures, 32×32
 
 1. inference without proxies (graph-only ranker): CGs/second on ``--n-fast`` CGs already converted
    (best of 3 calls; target ≥ 2,000 CGs/s);
-2. ``cgpredict rank --family nasbench201 --task cifar10 --n N`` with proxies: reading the labelled
-   table (``$CGPREDICT_DATA``; sampled, unlabelled nets without it), conversion, proxy bank on
+2. ``cgpredict rank --family nasbench201 --task cifar10 --n N`` with proxies: sampling N nets (with
+   ``$CGPREDICT_DATA`` set, the labelled table instead — 725 nets in NAS-Bench-Suite-Zero's NB-201
+   CIFAR-10 table, so unset it to time 1,000), conversion, proxy bank on
    ``--executor`` and ranking, in a *fresh* cache folder (cold; target ≤ 10 min for 1,000 nets) and
    then again with that cache (warm; target ≤ 10 s). Each is a separate process (``python -m cgpredict.cli rank``),
    timed whole.
@@ -16,8 +17,8 @@ Measures, on NB-201-size networks (sampled NB-201 CIFAR-10 architectures, 32×32
 
 Example::
 
-    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/generalist_cost.py --n 1000 \\
-        --executor local:2 --keep-cache --report benchmarks/results/generalist_cost.md
+    OMP_NUM_THREADS=1 python benchmarks/generalist_cost.py --n 1000 --executor local:2 --keep-cache \\
+        --report benchmarks/results/generalist_cost.md
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rate, count = fast_inference(args.n_fast)
     lines = ["# Generalist cost on this CPU (issue 23)", "", "Reproduce with:", "", "```",
-             "OMP_NUM_THREADS=1 python benchmarks/generalist_cost.py " + " ".join(sys.argv[1:]), "```", "",
+             ("CGPREDICT_DATA=/work/shared/data " if os.environ.get("CGPREDICT_DATA") else "")
+             + "OMP_NUM_THREADS=1 python benchmarks/generalist_cost.py " + " ".join(sys.argv[1:]), "```", "",
              code_line(), f"CPU cores: {os.cpu_count()}.", "",
              f"- Inference without proxies (graph-only ranker, `predict(use_proxies=False)`), {count} NB-201 CGs "
              f"already converted, best of 3: **{rate:,.0f} CGs/s** (target ≥ 2,000)."]
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm: {warm:.1f} s", flush=True)
             if args.keep_cache:
                 print(f"copied {keep_bank_entries(cache)} proxy-bank entries into the user cache", flush=True)
-        labelled = "labelled NB-201 CIFAR-10 nets" if os.environ.get("CGPREDICT_DATA") else "sampled NB-201 nets"
+        labelled = ("the labelled NB-201 CIFAR-10 table, or all of it if smaller" if os.environ.get("CGPREDICT_DATA")
+                    else "sampled, unlabelled NB-201 nets")
         lines += [f"- `cgpredict rank --family nasbench201 --task cifar10 --n {args.n}"
                   + (f" --executor {args.executor}" if args.executor else "")
                   + f"` ({labelled}) with proxies, fresh cache folder (cold: table, conversion, proxy bank, "
