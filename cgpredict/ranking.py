@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.datasets import Family
     from cgpredict.predictor import Predictor
 
-__all__ = ["DEFAULT_N", "SCORE_NOTE", "GeneralistScorer", "format_table", "load_ranked_family", "ood_text",
-           "predict_rows", "predicts_accuracy", "rank_family"]
+__all__ = ["DEFAULT_N", "SCORE_NOTE", "GeneralistScorer", "coverage_line", "format_table", "load_ranked_family",
+           "ood_text", "predict_rows", "predicts_accuracy", "rank_family"]
 
 #: Nets sampled by :func:`load_ranked_family` when a family has no labels and ``n`` is not given.
 DEFAULT_N = 100
@@ -41,6 +41,19 @@ DEFAULT_N = 100
 #: The one-line note printed under a generalist's scores.
 SCORE_NOTE = ("note: scores rank the networks within the given set (higher = predicted better); "
               "they are not accuracies")
+
+
+def coverage_line(predictor: Any, cgs: Sequence[CG]) -> str:
+    """One line naming the generalist's training group that covers ``cgs`` best
+    (:meth:`~cgpredict.generalist.GeneralistPredictor.ood`), with a warning when even it covers
+    less than half of their graph-column values."""
+    report = predictor.ood(list(cgs))
+    line = (f"closest training group: {report['nearest_group']} ({report['coverage']:.0%} of the nets' graph "
+            "columns inside its range)")
+    if report["flag"]:
+        line += ("; these nets are unlike every training family, so the ranking extrapolates "
+                 "(fine-tune with `cgpredict finetune` on a few labelled nets of their family)")
+    return line
 
 
 def predicts_accuracy(predictor: Any) -> bool:

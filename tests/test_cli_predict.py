@@ -287,6 +287,9 @@ def test_rank_no_proxies_prints_generalist_scores_without_running_the_bank(
     by_arch = {fam.key(i): s for i, s in enumerate(expected)}
     assert [float(r["score"]) for r in rows] == pytest.approx([by_arch[r["arch"]] for r in rows])
     assert [r["arch"] for r in rows] == sorted(by_arch, key=lambda a: -by_arch[a])
+    # NB-201 nets are covered by the NB-201 training tables: named, not flagged
+    line = next(x for x in text.splitlines() if x.startswith("closest training group:"))
+    assert line.split()[3].startswith(("nb201", "nats", "tnb")) and "extrapolates" not in line
 
 
 def test_predict_torchvision_models_no_proxies(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -202,3 +202,18 @@ def test_end_to_end_on_real_cgs_with_the_bank(tmp_path, monkeypatch):
     y = raw[:, model.column_names.index("depth_max")] + 0.1 * np.arange(6)
     model.fit(cgs, y, ["a", "b"] * 3)
     assert model.predict(cgs).shape == (6,) and model.predict(cgs[:1]).shape == (1,)
+
+
+def test_coverage_and_ood_flag_a_set_outside_every_training_group():
+    model = GeneralistPredictor(progress=False)
+    names = model.column_names
+    rng = np.random.default_rng(5)
+    raw = rng.normal(size=(60, len(names)))
+    model.fit([None] * 60, rng.normal(size=60), ["a"] * 30 + ["b"] * 30, raw=raw + np.repeat([[0.0], [5.0]], 30, 0))
+    inside = rng.uniform(-0.5, 0.5, size=(10, len(names)))
+    report = model.ood([None] * 10, raw=inside)
+    assert report["nearest_group"] == "a" and report["coverage"] == 1.0 and not report["flag"]
+    far = inside + 100.0
+    assert model.coverage([None] * 10, raw=far) == {"a": 0.0, "b": 0.0} and model.ood([None] * 10, raw=far)["flag"]
+    shifted = inside + 5.0
+    assert model.ood([None] * 10, raw=shifted)["nearest_group"] == "b"

@@ -111,7 +111,7 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], bool]:
 def _run(args: argparse.Namespace) -> int:
     from cgpredict.model_spec import parse_input_shape, spec_to_cg
     from cgpredict.quiet import progress_wanted
-    from cgpredict.ranking import SCORE_NOTE
+    from cgpredict.ranking import SCORE_NOTE, coverage_line
 
     specs, generalist = _check_args(args)
     shape = parse_input_shape(args.input_shape)
@@ -126,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         print(format_table(rows, SCORE_COLUMNS))
         alone = " (one model alone is placed against the training group nearest in FLOPs)" if len(rows) == 1 else ""
         print(f"\n{SCORE_NOTE}{alone}")
+        print(coverage_line(predictor, cgs))
         if args.output:
             write_rows(rows, args.output)
             print(f"wrote {args.output}")

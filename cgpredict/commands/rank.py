@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from cgpredict.commands.predict import format_table, load_predictor, write_rows
     from cgpredict.errors import InputError
     from cgpredict.quiet import progress_wanted
-    from cgpredict.ranking import SCORE_NOTE, ood_text
+    from cgpredict.ranking import SCORE_NOTE, coverage_line, ood_text
 
     generalist = _check_args(args)
     progress = progress_wanted(not args.quiet)
@@ -123,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     if generalist:
         how = "graph-only ranker, no network run" if args.no_proxies else "proxy bank + graph"
         print(f"\n{SCORE_NOTE} ({how})")
+        print(coverage_line(predictor, fam.cgs(progress=False)))
     else:
         n_ood = sum(r["ood"] for r in rows)
         print(f"\n{n_ood}/{len(rows)} nets flagged out-of-distribution for this checkpoint")

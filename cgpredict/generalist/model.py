@@ -18,6 +18,8 @@ Every column is rank-normalised *within the set being ranked*, so a proxy's abso
 differs by family, input size and number of classes) never matters; a proxy that fails on a network
 gives the neutral value plus a mask column. A set of one network is placed against the stored
 training group whose FLOPs are closest (its :class:`~cgpredict.generalist.SetReference`).
+:meth:`GeneralistPredictor.ood` says which training group covers a set best and flags a set that
+lies mostly outside every group's range (an extrapolation).
 
 Two rankers are fitted: ``ranker_`` on every column and ``cg_ranker_`` on the graph columns alone
 (FLOPs, params, descriptors), used with ``use_proxies=False`` — fast, no network is run.
@@ -267,6 +269,34 @@ class GeneralistPredictor(Estimator):
             ref = self.references_[self.nearest_group(raw)]
         ranker = self.ranker_ if use else self.cg_ranker_
         return ranker.predict(self._features(raw, not use, ref))
+
+    def coverage(self, cgs: Sequence[CG], raw: np.ndarray | None = None) -> dict[str, float]:
+        """How far ``cgs`` lie inside each stored training group, from the graph columns alone.
+
+        For each group: the share of (network, column) pairs of :data:`GRAPH_COLUMNS` whose value lies
+        within that group's training range ``[min, max]`` (no network is run). 1.0: every column of
+        every network is inside the group's range; a set with a small coverage for every group is
+        unlike anything the ranker was trained on, and its ranking is an extrapolation.
+        """
+        check_is_fitted(self, "ranker_", "GeneralistPredictor")
+        raw = self.columns(list(cgs), use_proxies=False) if raw is None else np.asarray(raw, dtype=float)
+        keep = [self.column_names.index(c) for c in GRAPH_COLUMNS]
+        out = {}
+        for g, ref in self.references_.items():
+            inside = []
+            for k in keep:
+                values = ref.values[k][np.isfinite(ref.values[k])]
+                col = raw[:, k]
+                inside.append((col >= values.min()) & (col <= values.max()) if values.size else np.zeros(len(col), bool))
+            out[g] = float(np.mean(inside)) if len(raw) else math.nan
+        return out
+
+    def ood(self, cgs: Sequence[CG], raw: np.ndarray | None = None, threshold: float = 0.5) -> dict[str, Any]:
+        """``{"nearest_group", "coverage", "flag"}``: the training group covering ``cgs`` best
+        (:meth:`coverage`) and whether even that one covers less than ``threshold`` of their values."""
+        cover = self.coverage(cgs, raw)
+        best = max(cover, key=cover.get)
+        return {"nearest_group": best, "coverage": cover[best], "flag": bool(cover[best] < threshold)}
 
     def nearest_group(self, raw: np.ndarray) -> str:
         """The stored training group whose median ``log_flops`` is nearest to the mean of ``raw``'s."""
