@@ -345,13 +345,21 @@ class CG:
             raise CGSchemaError(f"{source}: {exc}") from None
 
     def structure_dict(self) -> list[dict[str, Any]]:
-        """The node content that defines the network (names and metadata left out)."""
+        """The node content that defines the network (names and metadata left out).
+
+        The same dicts as :meth:`Node.to_dict` without ``name`` (and ``source_op`` unless the op is
+        ``unknown``), built directly; ``attrs`` are shared, not copied (read-only views for hashing).
+        """
         out = []
         for node in self.nodes:
-            data = node.to_dict()
-            data.pop("name")
-            if node.op != "unknown":
-                data.pop("source_op")
+            data = {"id": node.id, "op": node.op, "inputs": list(node.inputs),
+                    "in_shapes": [list(s) for s in node.in_shapes], "out_shape": list(node.out_shape),
+                    "weight_shape": None if node.weight_shape is None else list(node.weight_shape),
+                    "kernel": list(node.kernel), "stride": list(node.stride), "padding": list(node.padding),
+                    "dilation": list(node.dilation), "groups": node.groups, "bias": node.bias, "macs": node.macs,
+                    "params": node.params, "attrs": node.attrs}
+            if node.op == "unknown":
+                data["source_op"] = node.source_op
             out.append(data)
         return out
 

@@ -117,8 +117,8 @@ def _ood_columns(predictor: Predictor, cgs: Sequence[CG], name: str = "target fa
 
 
 def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool = False,
-                proxy_weights: bool = False, executor: Any = None,
-                use_proxies: bool | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+                proxy_weights: bool = False, executor: Any = None, use_proxies: bool | None = None,
+                cgs: Sequence[CG] | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rank ``fam`` with ``predictor``: rows best first and, if labelled, metrics ``srcc``,
     ``kendall_tau``, ``ndcg@10`` of the score.
 
@@ -129,7 +129,7 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     by agreement with the ``Proxy`` member on them (``predictor.reweight_by_proxy``, also
     label-free). ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as
     ``"ray:auto"``) converts the nets not yet in the CG cache there (and, for a generalist, runs the
-    proxy bank on the nets not yet in its cache).
+    proxy bank on the nets not yet in its cache). ``cgs``: the family's CGs, when already converted.
 
     Raises:
         ValueError: an option the predictor kind does not have (``use_proxies`` with GENNAPE,
@@ -138,7 +138,9 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
 
     _check_options(predictor, use_proxies, adapt, proxy_weights)
-    cgs = fam.cgs(progress=progress, executor=executor)
+    cgs = list(cgs) if cgs is not None else fam.cgs(progress=progress, executor=executor)
+    if len(cgs) != len(fam):
+        raise ValueError(f"{len(cgs)} CGs given for the {len(fam)} nets of {fam.name}")
     accuracy = predicts_accuracy(predictor)
     if not accuracy:
         before = getattr(predictor, "executor", None)

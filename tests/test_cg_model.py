@@ -112,3 +112,24 @@ def test_pyg_and_networkx_views() -> None:
     graph = cg.to_networkx()
     assert graph.number_of_nodes() == cg.num_nodes
     assert graph.nodes[1]["op"] == "conv"
+
+
+def test_hash_structure_equals_node_dicts_without_names():
+    """``CG.structure_dict`` (built directly, for speed) holds exactly ``Node.to_dict`` minus the name
+    (and minus ``source_op`` unless the op is ``unknown``), so cache keys never change."""
+    import hashlib
+    import json
+
+    import torchvision
+
+    from cgpredict.converters import from_torch
+    from cgpredict.datasets import load_family
+
+    cgs = load_family("nasbench201", n=3, seed=0).cgs(progress=False)
+    cgs.append(from_torch(torchvision.models.mobilenet_v3_small(), input_shape=(1, 3, 64, 64)))
+    for cg in cgs:
+        reference = [{k: v for k, v in node.to_dict().items() if k != "name" and (k != "source_op" or node.op == "unknown")}
+                     for node in cg.nodes]
+        assert cg.structure_dict() == reference
+        text = json.dumps(reference, sort_keys=True, separators=(",", ":"))
+        assert cg.hash() == hashlib.sha256(text.encode()).hexdigest()

@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
 
         executor = get_executor(args.executor)
     try:
-        rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt,
+        cgs = fam.cgs(progress=progress, executor=executor)
+        rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt, cgs=cgs,
                                     proxy_weights=args.proxy_weights, executor=executor,
                                     use_proxies=False if args.no_proxies else None)
     finally:
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     if generalist:
         how = "graph-only ranker, no network run" if args.no_proxies else "proxy bank + graph"
         print(f"\n{SCORE_NOTE} ({how})")
-        print(coverage_line(predictor, fam.cgs(progress=False)))
+        print(coverage_line(predictor, cgs))
     else:
         n_ood = sum(r["ood"] for r in rows)
         print(f"\n{n_ood}/{len(rows)} nets flagged out-of-distribution for this checkpoint")
