@@ -83,9 +83,11 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
     lines += [f"| {n} | {c:+.3f} |" for n, c in top]
     lines += ["", "## Cost (2-core CPU)", "",
               f"- Reading tables, converting CGs and proxy scores (cache first): {load_seconds:.0f} s this run "
-              "(cold: about 0.6 s per NB-201 net, 2 s per NB-101 net, 3 s per NB-301 net, one thread).",
+              "(cold, the proxy bank: about 0.45 s per NB-201 net, 1.7 s per NB-101 net, 2.6 s per NB-301 net on "
+              "one thread, `benchmarks/results/proxy_bank_speed.md`).",
               f"- Fitting both rankers: {seconds:.2f} s.",
-              "- Inference: the proxy bank dominates (see `benchmarks/results/generalist_cost.md`).",
+              "- Inference: the proxy bank dominates; `cgpredict rank` on 1,000 NB-201 nets with proxies and the "
+              "graph-only rate are in `benchmarks/results/generalist_cost.md`.",
               "", "## Limits", "",
               "- Scores rank networks *within the set passed together*; their scale means nothing and they are "
               "not accuracies. A single network is placed against the stored training group nearest in FLOPs.",
