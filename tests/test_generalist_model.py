@@ -217,3 +217,28 @@ def test_coverage_and_ood_flag_a_set_outside_every_training_group():
     assert model.coverage([None] * 10, raw=far) == {"a": 0.0, "b": 0.0} and model.ood([None] * 10, raw=far)["flag"]
     shifted = inside + 5.0
     assert model.ood([None] * 10, raw=shifted)["nearest_group"] == "b"
+
+
+def test_large_inputs_are_scored_at_max_resolution_with_a_full_size_fallback(monkeypatch):
+    """The bank sees ImageNet-size nets at ``max_resolution``; a net that fails there is rescored at its size."""
+    import cgpredict.proxies.bank as bank
+
+    small, big, stubborn = _nb201((0, 1, 2, 3, 4, 1)), _nb201((3, 3, 3, 3, 3, 3), 96), _nb201((1, 1, 1, 1, 1, 1), 128)
+    calls = []
+
+    def fake(cgs, methods, config, **kwargs):
+        calls.append((config.resolution, [cg.input_nodes[0].out_shape[-1] for cg in cgs]))
+        out = []
+        for cg in cgs:
+            failed = cg is stubborn and config.resolution == 64
+            out.append(bank.BankResult(name="x", scores={m: (math.nan if failed else 1.0) for m in methods},
+                                       errors={m: "cannot run at 64" for m in methods} if failed else {}))
+        return out
+
+    monkeypatch.setattr(bank, "bank_scores_many", fake)
+    model = GeneralistPredictor(progress=False)
+    results = model.bank_results([small, big, stubborn])
+    assert calls == [(None, [32]), (64, [96, 128]), (None, [128])]
+    assert [r.errors for r in results] == [{}, {}, {}]
+    assert GeneralistPredictor(max_resolution=None, progress=False).bank_config(big).resolution is None
+    assert GeneralistPredictor(bank={"resolution": 16}, progress=False).bank_config(big).resolution == 16

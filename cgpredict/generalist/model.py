@@ -73,6 +73,9 @@ class GeneralistPredictor(Estimator):
             ``consensus``).
         alpha: the ranker's L2 penalty (towards zero; :meth:`finetune` pulls towards the generalist instead).
         bank: :class:`~cgpredict.proxies.bank.BankConfig` fields (batch size, resolution, seed …).
+        max_resolution: networks with a larger input side are scored by the bank at this side (the
+            training families ran at 16–64 pixels; an ImageNet-size net costs ~12× less at 64 than at
+            224); ``None``: always the network's own size.
         executor: where the bank scores networks missing from its cache (an :mod:`cgpredict.executors`
             executor, or a spec such as ``"local:2"`` or ``"ray:auto"``; ``None``: in this process).
             Same numbers. Not saved with the checkpoint (a loaded model runs in-process).
@@ -90,8 +93,8 @@ class GeneralistPredictor(Estimator):
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 1.0,
-                 bank: Mapping[str, Any] | None = None, executor: Any = None, seed: int = 0,
-                 progress: bool = True) -> None:
+                 bank: Mapping[str, Any] | None = None, max_resolution: int | None = 64, executor: Any = None,
+                 seed: int = 0, progress: bool = True) -> None:
         self.proxies = tuple(proxies)
         self.descriptors = descriptors
         self.node_stats = node_stats
@@ -99,6 +102,7 @@ class GeneralistPredictor(Estimator):
         self.kind = kind
         self.alpha = alpha
         self.bank = dict(bank or {})
+        self.max_resolution = max_resolution
         self.executor = executor
         self.seed = seed
         self.progress = progress
@@ -116,12 +120,47 @@ class GeneralistPredictor(Estimator):
         graph = GRAPH_COLUMNS if self.descriptors else GRAPH_COLUMNS[:2]
         return (*self.proxies, *graph, *(pooled_names() if self.node_stats else ()))
 
-    def bank_results(self, cgs: Sequence[CG]) -> list:
-        """The proxy bank's results for ``cgs`` (disk-cached; failures are NaN entries)."""
-        from cgpredict.proxies.bank import BankConfig, bank_scores_many
+    def bank_config(self, cg: CG) -> Any:
+        """The :class:`~cgpredict.proxies.bank.BankConfig` ``cg`` is scored with: the ``bank`` fields,
+        and ``resolution = max_resolution`` when the CG's input is larger (and no resolution is set)."""
+        from cgpredict.proxies.bank import BankConfig
 
-        return bank_scores_many(cgs, self.proxies, BankConfig(**self.bank), progress=self.progress,
-                                executor=self.executor)
+        fields = dict(self.bank)
+        shape = cg.input_nodes[0].out_shape if cg.input_nodes else ()
+        side = max(shape[2:]) if len(shape) == 4 else None
+        if fields.get("resolution") is None and self.max_resolution and side and side > self.max_resolution:
+            fields["resolution"] = int(self.max_resolution)
+        return BankConfig(**fields)
+
+    def bank_results(self, cgs: Sequence[CG]) -> list:
+        """The proxy bank's results for ``cgs`` (disk-cached; failures are NaN entries).
+
+        Networks with inputs larger than ``max_resolution`` are scored at that side; one whose every
+        data proxy fails there (a net that cannot run at another size) is scored at its own size.
+        """
+        from cgpredict.proxies.bank import PROXIES, bank_scores_many
+
+        cgs = list(cgs)
+        configs = [self.bank_config(cg) for cg in cgs]
+        out: list[Any] = [None] * len(cgs)
+        for config in dict.fromkeys(configs):
+            idx = [i for i, c in enumerate(configs) if c == config]
+            results = bank_scores_many([cgs[i] for i in idx], self.proxies, config, progress=self.progress,
+                                       executor=self.executor)
+            for i, res in zip(idx, results):
+                out[i] = res
+        data = [m for m in self.proxies if PROXIES[m].group == "data"]
+        retry = [i for i, (c, r) in enumerate(zip(configs, out))
+                 if c.resolution is not None and self.bank.get("resolution") is None and data
+                 and all(m in r.errors for m in data)]
+        if retry:
+            from cgpredict.proxies.bank import BankConfig
+
+            again = bank_scores_many([cgs[i] for i in retry], self.proxies, BankConfig(**self.bank),
+                                     progress=self.progress, executor=self.executor)
+            for i, res in zip(retry, again):
+                out[i] = res
+        return out
 
     def columns(self, cgs: Sequence[CG], bank: Sequence[Any] | None = None,
                 use_proxies: bool | None = None) -> np.ndarray:
