@@ -41,10 +41,9 @@ from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: Per-table sample sizes (the bank cache holds these samples: ``proxies.py --bank`` plus this benchmark's
-#: first run); a key matches its table
+#: Per-table sample sizes (seeded subsamples; NB-301 is the whole table); a key matches its table
 #: exactly, else as a prefix.
-DEFAULT_SIZES = "nb201_c10=100,nb201_c100=100,nb201_in16=60,nb201_200ep=200,nb301=150,tnb=100,nb101=100,nats=100"
+DEFAULT_SIZES = "nb201_c10=100,nb201_c100=100,nb201_in16=60,nb201_200ep=200,nb301=725,tnb=100,nb101=100,nats=100"
 
 #: Family of each table-name prefix, and the families sharing the NB-201 cell.
 FAMILY_OF = {"nb201": "NB-201", "nb301": "NB-301", "tnb": "TransNAS micro", "nb101": "NB-101", "nats": "NATS sss"}
