@@ -12,6 +12,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 TINY_SOURCE = """
 from torch import nn
 
@@ -25,6 +27,11 @@ class TinyNet(nn.Module):
     def forward(self, x):
         return self.body(x)
 """
+
+def flops_scorer(cgs: list) -> np.ndarray:
+    """A deterministic search scorer without a predictor: each CG's MACs."""
+    return np.array([float(c.flops) for c in cgs])
+
 
 #: File name every payload below tries to create; its presence means injected code ran.
 MARKER = "PWNED_MARKER"

@@ -14,13 +14,12 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cgpredict import cli
 from cgpredict.cg import CG, CGBuilder
 from cgpredict.errors import CGSchemaError, LabelFileError
-from hostile_helpers import TINY_SOURCE, markers, payload, snapshot
+from hostile_helpers import TINY_SOURCE, flops_scorer, markers, payload, snapshot
 
 
 @pytest.fixture()
@@ -218,13 +217,10 @@ def test_search_force_replaces_only_its_own_folder_and_leaves_no_stale_ranks(use
 
     start = tiny_cg("start")
 
-    def scorer(cgs: list[CG]) -> np.ndarray:
-        return np.array([float(c.flops) for c in cgs])
-
-    first = search_cg(start, scorer, iterations=1, topk=4, mutants=4, progress=False)
+    first = search_cg(start, flops_scorer, iterations=1, topk=4, mutants=4, progress=False)
     write_results(first, start, user / "out", onnx=False, progress=False)
     assert len(list((user / "out").glob("rank*"))) == len(first.top) >= 3
-    second = search_cg(start, scorer, iterations=1, topk=1, mutants=2, progress=False)
+    second = search_cg(start, flops_scorer, iterations=1, topk=1, mutants=2, progress=False)
     rows = write_results(second, start, user / "out", onnx=False, progress=False)
     assert sorted(p.name for p in (user / "out").glob("rank*")) == ["rank01"]
     assert rows[0]["dir"] == str(user / "out" / "rank01")
@@ -243,7 +239,7 @@ def test_cli_search_force_replaces_an_earlier_search_only(user: Path, capsys: py
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from cgpredict.commands import search as search_command
 
-    monkeypatch.setattr(search_command, "_scorer", lambda args: lambda cgs: np.array([float(c.flops) for c in cgs]))
+    monkeypatch.setattr(search_command, "_scorer", lambda args: flops_scorer)
     argv = ["search", "net.py:TinyNet", "--input-shape", "1,3,8,8", "--iterations", 1, "--mutants", 3, "--no-onnx",
             "-q", "-o", "out"]
     assert run(capsys, *argv, "--topk", 3)[0] == 0

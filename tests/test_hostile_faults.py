@@ -21,7 +21,7 @@ import pytest
 from cgpredict import cli, fileio
 from cgpredict.cg import CG
 from cgpredict.datasets.cache import CGCache
-from hostile_helpers import TINY_SOURCE, kill_at, run_killed, snapshot
+from hostile_helpers import TINY_SOURCE, flops_scorer, kill_at, run_killed, snapshot
 from test_hostile_cache import chain
 
 
@@ -101,20 +101,15 @@ def test_cache_bundle_survives_a_kill_and_the_orphan_is_cleared(tmp_path: Path, 
 
 
 def test_search_folder_survives_a_kill_during_export(tmp_path: Path) -> None:
-    import numpy as np
-
     from cgpredict.search import search_cg, write_results
     from test_hostile import tiny_cg
 
     start = tiny_cg("start")
 
-    def scorer(cgs: list[CG]) -> np.ndarray:
-        return np.array([float(c.flops) for c in cgs])
-
-    first = search_cg(start, scorer, iterations=1, topk=3, mutants=3, progress=False)
+    first = search_cg(start, flops_scorer, iterations=1, topk=3, mutants=3, progress=False)
     write_results(first, start, tmp_path / "out", onnx=False, progress=False)
     before = snapshot(tmp_path / "out")
-    second = search_cg(start, scorer, iterations=1, topk=1, mutants=2, seed=1, progress=False)
+    second = search_cg(start, flops_scorer, iterations=1, topk=1, mutants=2, seed=1, progress=False)
     for after_calls in (0, 3):  # the first file of the export, and a later one
         sig = run_killed(lambda: write_results(second, start, tmp_path / "out", onnx=False, progress=False),
                          kill_at(os, "replace", after_calls=after_calls))
