@@ -175,8 +175,11 @@ def _unit(family: str, balance: str) -> str:
     return "NB-201 cell" if balance == "vocabulary" and family in CELL_FAMILIES else family
 
 
-def _train(tables: list[TableData], fams: list[str], opts: dict, kind: str, seed: int, fraction: float,  # noqa: ANN202
-           balance: str = "family", alpha: float = 0.1):
+def fit_generalist(tables: list[TableData], fams: list[str], opts: dict | None = None, kind: str = "ridge",  # noqa: ANN201
+                   seed: int = 0, fraction: float = 1.0, balance: str = "vocabulary", alpha: float = 1.0):
+    """A :class:`~cgpredict.generalist.GeneralistPredictor` fitted on the tables of ``fams``, each table one
+    group, each ``balance`` unit of total weight 1; ``fraction`` < 1 fits a seeded subsample of every
+    table. The defaults are the shipped recipe (``benchmarks/train_generalist.py``)."""
     from cgpredict.generalist import GeneralistPredictor
 
     rng = np.random.default_rng(seed)
@@ -185,12 +188,13 @@ def _train(tables: list[TableData], fams: list[str], opts: dict, kind: str, seed
     per_unit = {u: units.count(u) for u in units}
     raws, ys, groups, weights = [], [], [], {}
     for t in train:
-        keep = np.sort(rng.choice(len(t.labels), max(2, int(round(fraction * len(t.labels)))), replace=False))
+        keep = (np.arange(len(t.labels)) if fraction >= 1 else
+                np.sort(rng.choice(len(t.labels), max(2, int(round(fraction * len(t.labels)))), replace=False)))
         raws.append(t.raw[keep])
         ys.append(t.labels[keep])
         groups += [t.name] * len(keep)
         weights[t.name] = 1.0 / per_unit[_unit(t.family, balance)]
-    model = GeneralistPredictor(kind=kind, alpha=alpha, seed=seed, progress=False, **opts)
+    model = GeneralistPredictor(kind=kind, alpha=alpha, seed=seed, progress=False, **(opts or {}))
     return model.fit([None] * len(groups), np.concatenate(ys), groups, weights, raw=np.concatenate(raws))
 
 
@@ -210,7 +214,7 @@ def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fr
             for arm in arms:
                 opts, graph_only = ARMS[arm]
                 for seed in range(seeds):
-                    model = _train(tables, train_fams, opts, kind, seed, fraction, balance, alpha)
+                    model = fit_generalist(tables, train_fams, opts, kind, seed, fraction, balance, alpha)
                     for t in tables:
                         if t.family != held:
                             continue
@@ -248,7 +252,7 @@ def weights_on_all(tables: list[TableData], kind: str, balance: str = "family",
     if kind not in ("ridge", "pairwise"):
         return None
     families = list(dict.fromkeys(t.family for t in tables))
-    model = _train(tables, families, ARMS[PRIMARY][0], kind, 0, 1.0, balance, alpha)
+    model = fit_generalist(tables, families, ARMS[PRIMARY][0], kind, 0, 1.0, balance, alpha)
     names = model.ranker_columns
     names = (*names, *(f"{c}:missing" for c in names if c in model.proxies or ":" in c))
     return names, model.ranker_.coef_

@@ -89,7 +89,7 @@ def node_columns(bank: list, cgs: list, stats: tuple[str, ...] = STATS) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison; returns an exit code."""
-    from generalist import CELL_FAMILIES, DEFAULT_SIZES, _unit, metrics
+    from generalist import CELL_FAMILIES, DEFAULT_SIZES, TableData, fit_generalist, metrics
 
     from cgpredict.generalist import GeneralistPredictor, within_group_targets
     from cgpredict.models.gnn import GNNPredictor
@@ -121,12 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         cgs = [t["cgs"][i] for t, p in zip(train, picks) for i in p]
         nodes = [t["nodes"][i] for t, p in zip(train, picks) for i in p]
         y = np.concatenate([within_group_targets(t["labels"][p]) for t, p in zip(train, picks)])
-        units = [_unit(t["family"], "vocabulary") for t in train]
-        gen = GeneralistPredictor(progress=False).fit(
-            [None] * sum(len(t["labels"]) for t in train), np.concatenate([t["labels"] for t in train]),
-            sum(([t["name"]] * len(t["labels"]) for t in train), []),
-            {t["name"]: 1.0 / units.count(u) for t, u in zip(train, units)},
-            raw=np.concatenate([t["raw"] for t in train]))
+        gen = fit_generalist([TableData(t["name"], t["family"], t["raw"], {}, t["labels"], 0) for t in train],
+                             [f for f in families if f != held])  # the shipped recipe
         models = {}
         for arm, extra in (("k-GNN", None), ("k-GNN + node stats", nodes)):
             t0 = time.perf_counter()

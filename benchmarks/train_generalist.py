@@ -29,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +97,7 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
 
 def main(argv: list[str] | None = None) -> int:
     """Train and save the checkpoints; returns an exit code."""
-    from generalist import DEFAULT_SIZES, _unit, load_tables
+    from generalist import DEFAULT_SIZES, fit_generalist, load_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
@@ -112,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_dir:
         print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
         return 2
-    from cgpredict.generalist import GeneralistPredictor
-
     names = [args.only] if args.only else list(CHECKPOINTS)
     for name in names:
         target = Path(args.out) / name
@@ -126,16 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         excluded = CHECKPOINTS[name]
         used = [t for t in tables if not excluded or t.family not in excluded]
-        per_family = {f: sum(t.family == f for t in used) for f in {t.family for t in used}}
-        units = [_unit(t.family, "vocabulary") for t in used]
+        families = sorted({t.family for t in used})
         t1 = time.perf_counter()
-        model = GeneralistPredictor(progress=False)
-        groups = sum(([t.name] * len(t.labels) for t in used), [])
-        model.fit([None] * len(groups), np.concatenate([t.labels for t in used]), groups,
-                  {t.name: 1.0 / units.count(u) for t, u in zip(used, units)}, raw=np.concatenate([t.raw for t in used]))
+        model = fit_generalist(tables, families)  # the shipped recipe: every net, one unit per cell vocabulary
         seconds = time.perf_counter() - t1
         card = _card(name, tables, excluded, model, seconds, load_seconds, args)
-        path = model.save(Path(args.out) / name, card={"families": sorted(per_family), "excluded": list(excluded or ()),
+        path = model.save(Path(args.out) / name, card={"families": families, "excluded": list(excluded or ()),
                                                       "tables": {t.name: len(t.labels) for t in used}},
                           model_card=card)
         size = sum(f.stat().st_size for f in path.iterdir())

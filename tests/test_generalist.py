@@ -208,7 +208,7 @@ def test_benchmark_lofo_on_synthetic_tables_beats_flops_and_reports_strict_varia
     assert "| nb201_c10 | 80 |" in text and "cg+proxies strict" in text and "| meco |" in text
     assert "20-shot from the generalist" in text and "Mean over held-out families" in text
     # vocabulary balance: the NB-201-cell tables share one unit of weight
-    model = bench._train(tables, ["NB-201", "TransNAS micro", "NB-101"], bench.ARMS["proxies"][0], "ridge", 0, 1.0,
+    model = bench.fit_generalist(tables, ["NB-201", "TransNAS micro", "NB-101"], bench.ARMS["proxies"][0], "ridge", 0, 1.0,
                          "vocabulary", 1.0)
     assert {g: v["weight"] for g, v in model.groups_.items()} == {"nb201_c10": 0.5, "tnb_jigsaw": 0.5, "nb101": 1.0}
     assert bench._size("nb201_c100", bench.DEFAULT_SIZES) == 100 and bench._size("tnb_normal", "tnb=7") == 7
