@@ -71,8 +71,7 @@ def rank_run(n: int, executor: str | None, cache: str) -> tuple[float, str]:
 
 def keep_bank_entries(cache: str) -> int:
     """Copy the proxy-bank files of cache folder ``cache`` into the user cache (no overwrite); returns how many."""
-    import shutil
-
+    from cgpredict.fileio import atomic_write
     from cgpredict.proxies.bank import cache_root
 
     src = Path(cache) / cache_root().relative_to(cache_root().parents[1])
@@ -82,8 +81,7 @@ def keep_bank_entries(cache: str) -> int:
         target = dest / path.relative_to(src)
         if path.is_file() and not target.exists() and not path.name.startswith("."):
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target.with_suffix(target.suffix + ".part"))
-            os.replace(target.with_suffix(target.suffix + ".part"), target)
+            atomic_write(target, path.read_bytes())
             copied += 1
     return copied
 
