@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="+", default=["nasbench201", "nasbench301", "nasbench101"])
     parser.add_argument("--batch-size", type=int, default=None, help="--bank: shared-pass batch (default: the bank's)")
     parser.add_argument("--report", default=None, help="--bank: also write the figures as markdown here")
+    parser.add_argument("--machine", action="store_true", help="--bank: also the wall seconds per net of the whole "
+                        "bank using every core: one net at a time with torch on all cores, and across nets with "
+                        "one worker process per core (executor local:N, start-up included)")
     parser.add_argument("--dump", default=None, help="--bank: instead of timing, write every net's scores and node "
                         "statistics to this .npz (run it with another checkout's Python for a reference)")
     parser.add_argument("--compare", default=None, help="--bank: instead of timing, check this code's scores and node "
@@ -167,7 +170,7 @@ def _bank_values(args: argparse.Namespace) -> int:
         if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
             problems.append(f"{k}: shapes or NaN positions differ")
             continue
-        both = ~np.isnan(a) & (a != b)
+        both = ~np.isnan(a) & (a != b) & (np.maximum(np.abs(a), np.abs(b)) > 1e-12)  # below: rounding noise of 0
         rel = np.abs(a[both] - b[both]) / np.maximum(np.maximum(np.abs(a[both]), np.abs(b[both])), 1e-300)
         if rel.size:
             worst = max(worst, float(np.nan_to_num(rel.max(), nan=math.inf)))
@@ -177,6 +180,33 @@ def _bank_values(args: argparse.Namespace) -> int:
     for line in problems[:20]:
         print("  " + line)
     return 1 if problems else 0
+
+
+def _machine_lines(cgs: list, config) -> list[str]:  # noqa: ANN001
+    """Wall seconds per net of the whole bank on the whole machine (``--machine``), printed and returned."""
+    import os
+
+    from cgpredict.proxies import bank
+
+    cores = os.cpu_count() or 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(cores)
+    try:
+        bank.bank_scores(cgs[0], bank.DEFAULT_METHODS, config, cache=False)  # warm-up at this thread count
+        start = time.perf_counter()
+        for cg in cgs:
+            bank.bank_scores(cg, bank.DEFAULT_METHODS, config, cache=False)
+        one = (time.perf_counter() - start) / len(cgs)
+    finally:
+        torch.set_num_threads(before)
+    start = time.perf_counter()
+    bank.bank_scores_many(cgs, bank.DEFAULT_METHODS, config, cache=False, progress=False, executor=f"local:{cores}")
+    many = (time.perf_counter() - start) / len(cgs)
+    lines = [f"  whole bank, {cores} cores: one net at a time on {cores} torch threads {one:.3f} s/net wall; "
+             f"{cores} worker processes across the {len(cgs)} nets {many:.3f} s/net wall ({1 / many:.2f} nets/s, "
+             "start-up included)"]
+    print(lines[0], flush=True)
+    return lines
 
 
 def _thread_sys() -> float:
@@ -237,6 +267,8 @@ def _bank_speed(args: argparse.Namespace) -> int:
                 line += f"  (system {statistics.mean(cost[name + ':sys']):.3f} s/net)"
             out.append(line)
             print(out[-1], flush=True)
+        if args.machine:
+            out.extend(_machine_lines(cgs, config))
     if args.report:
         import os
 

@@ -112,6 +112,24 @@ def test_gradient_proxies_of_a_linear_model_in_closed_form() -> None:
     assert jacov_from_jacobian(torch.ones(3, 5)) != jacov_from_jacobian(torch.randn(3, 5, generator=torch.Generator().manual_seed(0)))
 
 
+def test_meco_of_a_map_with_no_more_positions_than_channels_is_exactly_zero() -> None:
+    """N <= C positions: the centred map has rank < C, so λ_min of the C×C correlation is 0 (the
+    eigen-decomposition it skips returns rounding noise); N > C still goes through it."""
+    from cgpredict.proxies.zc_activation import _min_eig_corr
+
+    gen = torch.Generator().manual_seed(0)
+    wide = torch.randn(2, 12, 12, generator=gen)  # C = 12 channels, N = 12 positions
+    assert _min_eig_corr(wide).tolist() == [0.0, 0.0]
+    x = wide.double() - wide.double().mean(-1, keepdim=True)
+    x = x / x.norm(dim=-1, keepdim=True)
+    assert torch.linalg.eigvalsh(x @ x.transpose(-1, -2))[..., 0].abs().max() < 1e-12
+    tall = torch.randn(12, 40, generator=gen)
+    y = tall.double() - tall.double().mean(-1, keepdim=True)
+    y = y / y.norm(dim=-1, keepdim=True)
+    expected = float(torch.linalg.eigvalsh(y @ y.t())[0])
+    assert expected > 0.01 and float(_min_eig_corr(tall[None])[0]) == pytest.approx(expected, rel=1e-12)
+
+
 def test_zico_meco_and_aznas_definitions() -> None:
     grads = [{2: torch.tensor([1.0, 3.0, 5.0])}, {2: torch.tensor([3.0, 1.0, 5.0])}]
     data = PassData(batch=4, weight_grads=grads)
@@ -312,7 +330,16 @@ def _same(a, b) -> bool:
             and all(np.array_equal(a.node[k], b.node[k], equal_nan=True) for k in a.node))
 
 
-def test_bank_on_an_executor_gives_the_local_numbers_and_fills_the_local_cache(tmp_path) -> None:
+@pytest.fixture
+def one_thread():
+    """Torch on one intra-op thread, as executor workers run (sums split over threads round differently)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bank_on_an_executor_gives_the_local_numbers_and_fills_the_local_cache(tmp_path, one_thread) -> None:
     from cgpredict.datasets import load_family
 
     cgs = load_family("nasbench201", n=3, seed=4).cgs(progress=False)

@@ -62,7 +62,14 @@ def naswot(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
 
 
 def _min_eig_corr(feats: torch.Tensor) -> torch.Tensor:
-    """Smallest eigenvalue of the channel correlation matrix of each ``(C, N)`` map in a stack."""
+    """Smallest eigenvalue of the channel correlation matrix of each ``(C, N)`` map in a stack.
+
+    With ``N <= C`` positions the centred ``(C, N)`` map has rank at most ``N - 1 < C``, so the
+    ``C×C`` correlation is singular and its smallest eigenvalue is exactly 0: returned without the
+    ``O(C³)`` eigen-decomposition (which would return rounding noise of order 1e-16 instead).
+    """
+    if feats.shape[-1] <= feats.shape[-2]:
+        return torch.zeros(feats.shape[:-2], dtype=torch.float64)
     x = feats.double()
     x = x - x.mean(dim=-1, keepdim=True)
     norm = x.pow(2).sum(dim=-1, keepdim=True).sqrt()
