@@ -43,11 +43,12 @@ SCORE_NOTE = ("note: scores rank the networks within the given set (higher = pre
               "they are not accuracies")
 
 
-def coverage_line(predictor: Any, cgs: Sequence[CG]) -> str:
+def coverage_line(predictor: Any, cgs: Sequence[CG], raw: np.ndarray | None = None) -> str:
     """One line naming the generalist's training group that covers ``cgs`` best
     (:meth:`~cgpredict.generalist.GeneralistPredictor.ood`), with a warning when even it covers
-    less than half of their graph-column values."""
-    report = predictor.ood(list(cgs))
+    less than half of their graph-column values. ``raw``: their
+    :meth:`~cgpredict.generalist.GeneralistPredictor.columns`, when already computed."""
+    report = predictor.ood(list(cgs), raw=raw)
     line = (f"closest training group: {report['nearest_group']} ({report['coverage']:.0%} of the nets' graph "
             "columns inside its range)")
     if report["flag"]:
@@ -62,12 +63,14 @@ def predicts_accuracy(predictor: Any) -> bool:
     return bool(getattr(predictor, "predicts_accuracy", True))
 
 
-def _check_options(predictor: Any, use_proxies: bool | None, adapt: bool = False, proxy_weights: bool = False) -> None:
+def _check_options(predictor: Any, use_proxies: bool | None, adapt: bool = False, proxy_weights: bool = False,
+                   raw: np.ndarray | None = None) -> None:
     """Refuse options the predictor kind does not have (``ValueError`` naming them)."""
     if predicts_accuracy(predictor):
-        if use_proxies is not None:
-            raise ValueError("use_proxies applies to the generalist only (GeneralistPredictor); "
-                             "the GENNAPE Predictor reads no proxy bank")
+        for name, value in (("use_proxies", use_proxies), ("raw", raw)):
+            if value is not None:
+                raise ValueError(f"{name} applies to the generalist only (GeneralistPredictor); "
+                                 "the GENNAPE Predictor reads no proxy bank")
     elif adapt or proxy_weights:
         name = "adapt" if adapt else "proxy_weights"
         raise ValueError(f"{name} applies to the GENNAPE Predictor only, not to the generalist")
@@ -118,7 +121,8 @@ def _ood_columns(predictor: Predictor, cgs: Sequence[CG], name: str = "target fa
 
 def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool = False,
                 proxy_weights: bool = False, executor: Any = None, use_proxies: bool | None = None,
-                cgs: Sequence[CG] | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+                cgs: Sequence[CG] | None = None,
+                raw: np.ndarray | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rank ``fam`` with ``predictor``: rows best first and, if labelled, metrics ``srcc``,
     ``kendall_tau``, ``ndcg@10`` of the score.
 
@@ -129,7 +133,9 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     by agreement with the ``Proxy`` member on them (``predictor.reweight_by_proxy``, also
     label-free). ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as
     ``"ray:auto"``) converts the nets not yet in the CG cache there (and, for a generalist, runs the
-    proxy bank on the nets not yet in its cache). ``cgs``: the family's CGs, when already converted.
+    proxy bank on the nets not yet in its cache). ``cgs``: the family's CGs, when already converted;
+    ``raw``: a generalist's :meth:`~cgpredict.generalist.GeneralistPredictor.columns` of them, when
+    already computed (then no network is run here).
 
     Raises:
         ValueError: an option the predictor kind does not have (``use_proxies`` with GENNAPE,
@@ -137,7 +143,7 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     """
     from cgpredict.metrics import kendall_tau, ndcg_at_k, spearman
 
-    _check_options(predictor, use_proxies, adapt, proxy_weights)
+    _check_options(predictor, use_proxies, adapt, proxy_weights, raw)
     cgs = list(cgs) if cgs is not None else fam.cgs(progress=progress, executor=executor)
     if len(cgs) != len(fam):
         raise ValueError(f"{len(cgs)} CGs given for the {len(fam)} nets of {fam.name}")
@@ -147,7 +153,7 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
         if executor is not None:
             predictor.executor = executor  # the proxy bank scores the uncached nets there too
         try:
-            score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies), dtype=float)
+            score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies, raw=raw), dtype=float)
         finally:
             if executor is not None:
                 predictor.executor = before
@@ -178,21 +184,22 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
 
 
 def predict_rows(predictor: Any, cgs: Sequence[CG], names: Sequence[str],
-                 use_proxies: bool | None = None) -> list[dict[str, Any]]:
+                 use_proxies: bool | None = None, raw: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One dict per CG, in the given order.
 
     A generalist gives ``model``, ``score``, ``rank`` (place within these CGs, 1 = best) and
     ``mmacs`` (one CG alone is placed against the stored training group nearest in FLOPs;
-    ``use_proxies=False``: no network run). A GENNAPE predictor gives ``model``,
+    ``use_proxies=False``: no network run; ``raw``: the generalist's columns of ``cgs``, when
+    already computed). A GENNAPE predictor gives ``model``,
     ``predicted_acc``, ``mmacs``, ``max_membership``, ``centroid_distance`` and ``ood`` (bool).
 
     Raises:
         ValueError: ``use_proxies`` given with a GENNAPE predictor.
     """
-    _check_options(predictor, use_proxies)
+    _check_options(predictor, use_proxies, raw=raw)
     cgs = list(cgs)
     if not predicts_accuracy(predictor):
-        score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies), dtype=float)
+        score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies, raw=raw), dtype=float)
         ranks = _set_ranks(score)
         return [{"model": name, "score": float(score[i]), "rank": int(ranks[i]), "mmacs": cg.flops / 1e6}
                 for i, (name, cg) in enumerate(zip(names, cgs))]

@@ -242,3 +242,35 @@ def test_large_inputs_are_scored_at_max_resolution_with_a_full_size_fallback(mon
     assert [r.errors for r in results] == [{}, {}, {}]
     assert GeneralistPredictor(max_resolution=None, progress=False).bank_config(big).resolution is None
     assert GeneralistPredictor(bank={"resolution": 16}, progress=False).bank_config(big).resolution == 16
+
+
+def test_rank_family_and_coverage_read_precomputed_columns_without_recomputing(monkeypatch):
+    """The CLI computes a generalist's columns once; rank_family and coverage_line then read them."""
+    from cgpredict.datasets import load_family
+    from cgpredict.ranking import coverage_line, predict_rows, rank_family
+
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
+    fam = load_family("nasbench201", n=12, seed=3)
+    cgs = fam.cgs(progress=False)
+    expected, _ = rank_family(model, fam, cgs=cgs, use_proxies=False, progress=False)
+    line = coverage_line(model, cgs)
+    raw = model.columns(cgs, use_proxies=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("columns recomputed although they were given")
+
+    monkeypatch.setattr(model, "columns", refuse)
+    rows, _ = rank_family(model, fam, cgs=cgs, use_proxies=False, progress=False, raw=raw)
+    assert [(r["arch"], r["score"]) for r in rows] == [(r["arch"], r["score"]) for r in expected]
+    assert coverage_line(model, cgs, raw=raw) == line
+    order = [r["arch"] for r in rows]
+    ranks = [r["rank"] for r in predict_rows(model, cgs, [f"net{i}" for i in range(len(cgs))], use_proxies=False, raw=raw)]
+    assert ranks == [order.index(fam.key(i)) + 1 for i in range(len(cgs))]
+
+
+def test_precomputed_columns_are_refused_by_a_gennape_predictor():
+    from cgpredict.predictor import Predictor
+    from cgpredict.ranking import predict_rows
+
+    with pytest.raises(ValueError, match="raw applies to the generalist only"):
+        predict_rows(Predictor.pretrained("nb101", progress=False), [], [], raw=np.zeros((0, 3)))

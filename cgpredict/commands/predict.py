@@ -122,11 +122,12 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", FutureWarning)
             cgs.append(spec_to_cg(spec, input_shape=shape))
     if generalist:
-        rows = predict_rows(predictor, cgs, args.models, use_proxies=False if args.no_proxies else None)
+        raw = predictor.columns(cgs, use_proxies=not args.no_proxies and predictor.use_proxies)  # read twice below
+        rows = predict_rows(predictor, cgs, args.models, use_proxies=False if args.no_proxies else None, raw=raw)
         print(format_table(rows, SCORE_COLUMNS))
         alone = " (one model alone is placed against the training group nearest in FLOPs)" if len(rows) == 1 else ""
         print(f"\n{SCORE_NOTE}{alone}")
-        print(coverage_line(predictor, cgs))
+        print(coverage_line(predictor, cgs, raw=raw))
         if args.output:
             write_rows(rows, args.output)
             print(f"wrote {args.output}")

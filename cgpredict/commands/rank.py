@@ -101,7 +101,14 @@ def _run(args: argparse.Namespace) -> int:
         executor = get_executor(args.executor)
     try:
         cgs = fam.cgs(progress=progress, executor=executor)
-        rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt, cgs=cgs,
+        raw = None
+        if generalist:  # columns once: the ranking and the coverage line below both read them
+            before, predictor.executor = predictor.executor, executor or predictor.executor
+            try:
+                raw = predictor.columns(cgs, use_proxies=not args.no_proxies and predictor.use_proxies)
+            finally:
+                predictor.executor = before
+        rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt, cgs=cgs, raw=raw,
                                     proxy_weights=args.proxy_weights, executor=executor,
                                     use_proxies=False if args.no_proxies else None)
     finally:
@@ -124,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     if generalist:
         how = "graph-only ranker, no network run" if args.no_proxies else "proxy bank + graph"
         print(f"\n{SCORE_NOTE} ({how})")
-        print(coverage_line(predictor, cgs))
+        print(coverage_line(predictor, cgs, raw=raw))
     else:
         n_ood = sum(r["ood"] for r in rows)
         print(f"\n{n_ood}/{len(rows)} nets flagged out-of-distribution for this checkpoint")
