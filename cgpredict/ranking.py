@@ -46,7 +46,7 @@ SCORE_NOTE = ("note: scores rank the networks within the given set (higher = pre
 def coverage_line(predictor: Any, cgs: Sequence[CG], raw: np.ndarray | None = None) -> str:
     """One line naming the generalist's training group that covers ``cgs`` best
     (:meth:`~cgpredict.generalist.GeneralistPredictor.ood`), with a warning when even it covers
-    less than half of their graph-column values. ``raw``: their
+    less than :data:`~cgpredict.generalist.model.OOD_COVERAGE` of their graph-column values. ``raw``: their
     :meth:`~cgpredict.generalist.GeneralistPredictor.columns`, when already computed."""
     report = predictor.ood(list(cgs), raw=raw)
     line = (f"closest training group: {report['nearest_group']} ({report['coverage']:.0%} of the nets' graph "

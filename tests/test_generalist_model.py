@@ -219,6 +219,18 @@ def test_coverage_and_ood_flag_a_set_outside_every_training_group():
     assert model.ood([None] * 10, raw=shifted)["nearest_group"] == "b"
 
 
+def test_the_demo_checkpoint_flags_the_family_it_never_saw_and_not_one_it_saw():
+    """generalist_demo is trained on NB-101 and NB-301 only: sampled NB-201 nets lie outside its
+    groups' ranges, sampled NB-101 nets inside (graph columns only, no network run)."""
+    from cgpredict.datasets import load_family
+
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
+    seen = model.ood(load_family("nasbench101", n=40, seed=7).cgs(progress=False))
+    unseen = model.ood(load_family("nasbench201", n=40, seed=7).cgs(progress=False))
+    assert seen["nearest_group"] == "nb101" and seen["coverage"] >= 0.95 and not seen["flag"]
+    assert unseen["coverage"] < 0.8 and unseen["flag"]
+
+
 def test_large_inputs_are_scored_at_max_resolution_with_a_full_size_fallback(monkeypatch):
     """The bank sees ImageNet-size nets at ``max_resolution``; a net that fails there is rescored at its size."""
     import cgpredict.proxies.bank as bank
