@@ -499,8 +499,10 @@ def bank_scores_many(cgs: Iterable[CG], methods: Iterable[str] | None = None, co
     """:func:`bank_scores` for many CGs with a progress bar (failures are NaN entries, never raised).
 
     ``executor`` (an :mod:`cgpredict.executors` executor or a spec such as ``"local:2"`` or
-    ``"ray:auto"``) computes the networks missing from the cache there; results are the same numbers
-    as here and are cached here.
+    ``"ray:auto"``) computes the networks missing from the cache there, each worker on one torch
+    thread, and caches them here; they are the numbers this process gives on one torch thread
+    (on more threads, sums split across threads round differently: gradient-based scores such as
+    ZiCo then differ in the 4th–6th significant digit).
     """
     items = list(cgs)
     wanted = check_methods(methods if methods is not None else DEFAULT_METHODS)
