@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="", help="--bank: per-table sample sizes overriding --n, e.g. nb101=50,tnb=50 "
                         "(a name matches every table it starts)")
     parser.add_argument("--report", default=None, help="--bank: markdown report to write")
+    parser.add_argument("--executor", default=None, help="--bank: score the uncached nets there (e.g. local:2; "
+                        "workers run one torch thread each)")
     args = parser.parse_args(argv)
     if args.bank:
         from proxy_bank_report import run_bank_report

@@ -122,7 +122,7 @@ def run_bank_report(args: argparse.Namespace) -> int:
             cgs = fam.cgs(progress=False)
             config = dataclasses.replace(config, resolution=getattr(args, "resolution", None))
         t0 = time.perf_counter()
-        results = bank_scores_many(cgs, methods, config, progress=False)
+        results = bank_scores_many(cgs, methods, config, progress=False, executor=getattr(args, "executor", None))
         print(f"{table.name}: {len(cgs)} nets in {time.perf_counter() - t0:.0f} s", flush=True)
         labels = np.asarray(fam.labels, dtype=float)
         scores = {m: np.array([r.scores.get(m, math.nan) for r in results]) for m in methods}
