@@ -87,8 +87,9 @@ def _size(table: str, sizes: str) -> int:
 
 
 def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution: int,
-                only: set[str] | None = None) -> list[TableData]:
-    """Sample every available table as the bank benchmark does and read its bank scores (cache first)."""
+                only: set[str] | None = None, inputs: str = "natural", executor: str | None = None) -> list[TableData]:
+    """Sample every available table as the bank benchmark does and read its bank scores (cache first;
+    ``inputs``: the bank's input images, ``executor``: where uncached nets are scored)."""
     from proxy_bank_report import _load, _transnas_cgs, all_tables
 
     from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
@@ -109,7 +110,7 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
         cgs = (_transnas_cgs(fam, transnas_resolution) if table.family == "transbench101_micro"
                else fam.cgs(progress=False))
         t0 = time.perf_counter()
-        results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(), progress=False)
+        results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(inputs=inputs), progress=False, executor=executor)
         fresh = sum(not r.cached for r in results)
         scores = {m: np.array([r.scores.get(m, math.nan) for r in results]) for m in FEATURE_PROXIES}
         raw = GeneralistPredictor(progress=False).columns(cgs, bank=results)
@@ -294,7 +295,7 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
              "Reproduce with:", "", "```", cmd, "```", "", args.code_line, "",
              f"Model: `cgpredict.generalist.GeneralistPredictor(kind={args.kind!r}, alpha={args.alpha})`, "
              f"groups balanced by {args.balance}. Columns: bank proxies "
-             f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, natural crops, seed 0); "
+             f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, seed 0; inputs: {args.inputs}); "
              f"log FLOPs, log params; CG descriptors {', '.join(CG_COLUMNS)}; min and median over nodes of the "
              f"per-node statistics {', '.join(POOLED_STATS)}; all rank-normalised within each set. Arms: "
              "`cg+proxies` (everything; primary, declared before the run), `cg+proxies (no node stats)`, "
@@ -419,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=50, help="few-shot size (0: skip)")
     parser.add_argument("--shot-seeds", type=int, default=5)
     parser.add_argument("--tables", default="", help="comma-separated table names (default: all)")
+    parser.add_argument("--inputs", default="natural", choices=("natural", "noise"),
+                        help="the proxy bank's input images (BankConfig.inputs)")
+    parser.add_argument("--executor", default=None, help="score uncached nets there (e.g. local:2)")
     parser.add_argument("--report", default=None, help="markdown report to write")
     args = parser.parse_args(argv)
     if not args.data_dir:
@@ -432,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     args.code_line = code_line()
     start = time.perf_counter()
     only = set(args.tables.split(",")) if args.tables else None
-    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution, only)
+    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution, only, args.inputs,
+                         args.executor)
     results = run_lofo(tables, args.arms.split(","), args.kind, args.seeds, args.fraction, args.shots, args.shot_seeds,
                        args.balance, args.alpha)
     base = {t.name: baselines(t) for t in tables}
