@@ -74,15 +74,17 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
               "NATS-Bench size space ×3. TransNAS nets are scored as their class_scene network at 64×64.", "",
               "## Quality", "",
               "Leave-one-family-out zero-shot Spearman (this model's recipe, each family held out in turn, "
-              "3 seeds), ablations and baselines: `benchmarks/results/generalist_lofo.md` "
-              "(`benchmarks/generalist.py`). A checkpoint trained on a family cannot be evaluated zero-shot on it: "
+              "3 seeds), ablations and baselines: "
+              f"`benchmarks/results/{'generalist_lofo.md' if args.inputs == 'natural' else 'generalist_lofo_noise.md'}` "
+              f"(`benchmarks/generalist.py --inputs {args.inputs}`). Proxy bank inputs: {args.inputs} "
+              f"(`BankConfig(inputs={args.inputs!r})`, batch 32, seed 0). A checkpoint trained on a family cannot be evaluated zero-shot on it: "
               "use the LOFO table for that.", "",
               "## Largest weights (rank-position columns; masks are 0/1)", "", "| column | weight |", "|---|---|"]
     lines += [f"| {n} | {c:+.3f} |" for n, c in top]
     lines += ["", "## Cost (2-core CPU)", "",
               f"- Reading tables, converting CGs and proxy scores (cache first): {load_seconds:.0f} s this run "
-              "(cold, the proxy bank: about 0.45 s per NB-201 net, 1.7 s per NB-101 net, 2.6 s per NB-301 net on "
-              "one thread, `benchmarks/results/proxy_bank_speed.md`).",
+              "(cold, the proxy bank: about 0.4 s per NB-201 net, 1.8 s per NB-101 net, 2.4 s per NB-301 net on "
+              "one core, `benchmarks/results/proxy_bank_speed.md`).",
               f"- Fitting both rankers: {seconds:.2f} s.",
               "- Inference: the proxy bank dominates; `cgpredict rank` on 1,000 NB-201 nets with proxies and the "
               "graph-only rate are in `benchmarks/results/generalist_cost.md`.",
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "cgpredict" / "checkpoints"), help="folder of the checkpoints")
     parser.add_argument("--only", default="", help="train only this checkpoint (generalist or generalist_demo)")
     parser.add_argument("--force", action="store_true", help="replace existing checkpoint folders")
+    parser.add_argument("--inputs", default="natural", choices=("natural", "noise"),
+                        help="the proxy bank's input images, stored in the checkpoint (its `bank` parameter)")
     args = parser.parse_args(argv)
     if not args.data_dir:
         print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
@@ -117,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{target} exists; pass --force to replace it", file=sys.stderr)
             return 2
     t0 = time.perf_counter()
-    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, 64)
+    tables = load_tables(args.data_dir, args.sizes, args.sample_seed, 64, inputs=args.inputs)
     load_seconds = time.perf_counter() - t0
     for name in names:
         excluded = CHECKPOINTS[name]
         used = [t for t in tables if not excluded or t.family not in excluded]
         families = sorted({t.family for t in used})
         t1 = time.perf_counter()
-        model = fit_generalist(tables, families)  # the shipped recipe: every net, one unit per cell vocabulary
+        opts = {"bank": {"inputs": args.inputs}} if args.inputs != "natural" else None
+        model = fit_generalist(tables, families, opts)  # the shipped recipe: every net, one unit per cell vocabulary
         seconds = time.perf_counter() - t1
         card = _card(name, tables, excluded, model, seconds, load_seconds, args)
         path = model.save(Path(args.out) / name, card={"families": families, "excluded": list(excluded or ()),
