@@ -295,7 +295,7 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
              "Reproduce with:", "", "```", cmd, "```", "", args.code_line, "",
              f"Model: `cgpredict.generalist.GeneralistPredictor(kind={args.kind!r}, alpha={args.alpha})`, "
              f"groups balanced by {args.balance}. Columns: bank proxies "
-             f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, seed 0; inputs: {args.inputs}); "
+             f"{', '.join(FEATURE_PROXIES)} (cgpredict.proxies.bank defaults: batch 32, seed 0; inputs: {getattr(args, 'inputs', 'natural')}); "
              f"log FLOPs, log params; CG descriptors {', '.join(CG_COLUMNS)}; min and median over nodes of the "
              f"per-node statistics {', '.join(POOLED_STATS)}; all rank-normalised within each set. Arms: "
              "`cg+proxies` (everything; primary, declared before the run), `cg+proxies (no node stats)`, "
