@@ -76,6 +76,15 @@ def _check_options(predictor: Any, use_proxies: bool | None, adapt: bool = False
         raise ValueError(f"{name} applies to the GENNAPE Predictor only, not to the generalist")
 
 
+def _check_rows(raw: np.ndarray | None, n: int) -> None:
+    """Refuse precomputed columns that are not one row per CG (``ValueError`` with both counts)."""
+    if raw is None:
+        return
+    if np.ndim(raw) != 2 or len(raw) != n:
+        raise ValueError(f"raw holds {len(raw) if np.ndim(raw) else 0} row(s) of columns for {n} CG(s); "
+                         "expected one row per CG (GeneralistPredictor.columns of the same CGs)")
+
+
 def _set_ranks(scores: np.ndarray) -> np.ndarray:
     """1-based place of each score in the set, best (highest) first; ties keep the given order."""
     order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
@@ -147,6 +156,7 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     cgs = list(cgs) if cgs is not None else fam.cgs(progress=progress, executor=executor)
     if len(cgs) != len(fam):
         raise ValueError(f"{len(cgs)} CGs given for the {len(fam)} nets of {fam.name}")
+    _check_rows(raw, len(cgs))
     accuracy = predicts_accuracy(predictor)
     if not accuracy:
         before = getattr(predictor, "executor", None)
@@ -198,6 +208,7 @@ def predict_rows(predictor: Any, cgs: Sequence[CG], names: Sequence[str],
     """
     _check_options(predictor, use_proxies, raw=raw)
     cgs = list(cgs)
+    _check_rows(raw, len(cgs))
     if not predicts_accuracy(predictor):
         score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies, raw=raw), dtype=float)
         ranks = _set_ranks(score)

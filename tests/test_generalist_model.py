@@ -275,6 +275,8 @@ def test_rank_family_and_coverage_read_precomputed_columns_without_recomputing(m
     rows, _ = rank_family(model, fam, cgs=cgs, use_proxies=False, progress=False, raw=raw)
     assert [(r["arch"], r["score"]) for r in rows] == [(r["arch"], r["score"]) for r in expected]
     assert coverage_line(model, cgs, raw=raw) == line
+    with pytest.raises(ValueError, match="11 row"):
+        rank_family(model, fam, cgs=cgs, use_proxies=False, progress=False, raw=raw[:11])
     order = [r["arch"] for r in rows]
     ranks = [r["rank"] for r in predict_rows(model, cgs, [f"net{i}" for i in range(len(cgs))], use_proxies=False, raw=raw)]
     assert ranks == [order.index(fam.key(i)) + 1 for i in range(len(cgs))]
