@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.datasets import Family
     from cgpredict.predictor import Predictor
 
-__all__ = ["DEFAULT_N", "SCORE_NOTE", "GeneralistScorer", "coverage_line", "format_table", "load_ranked_family",
-           "ood_text", "predict_rows", "predicts_accuracy", "rank_family"]
+__all__ = ["DEFAULT_N", "SCORE_NOTE", "GeneralistScorer", "coverage_line", "format_table", "generalist_columns",
+           "load_ranked_family", "ood_text", "predict_rows", "predicts_accuracy", "rank_family"]
 
 #: Nets sampled by :func:`load_ranked_family` when a family has no labels and ``n`` is not given.
 DEFAULT_N = 100
@@ -83,6 +83,20 @@ def _check_rows(raw: np.ndarray | None, n: int) -> None:
     if np.ndim(raw) != 2 or len(raw) != n:
         raise ValueError(f"raw holds {len(raw) if np.ndim(raw) else 0} row(s) of columns for {n} CG(s); "
                          "expected one row per CG (GeneralistPredictor.columns of the same CGs)")
+
+
+def generalist_columns(predictor: Any, cgs: Sequence[CG], use_proxies: bool | None = None,
+                       executor: Any = None) -> np.ndarray:
+    """A generalist's :meth:`~cgpredict.generalist.GeneralistPredictor.columns` of ``cgs`` (what its
+    ranking and its coverage line both read); ``executor``, when given, runs the proxy bank on the
+    nets missing from its cache instead of the predictor's own ``executor``."""
+    if executor is None:
+        return predictor.columns(list(cgs), use_proxies=use_proxies)
+    before, predictor.executor = predictor.executor, executor
+    try:
+        return predictor.columns(list(cgs), use_proxies=use_proxies)
+    finally:
+        predictor.executor = before
 
 
 def _set_ranks(scores: np.ndarray) -> np.ndarray:
@@ -159,14 +173,9 @@ def rank_family(predictor: Any, fam: Family, progress: bool = True, adapt: bool 
     _check_rows(raw, len(cgs))
     accuracy = predicts_accuracy(predictor)
     if not accuracy:
-        before = getattr(predictor, "executor", None)
-        if executor is not None:
-            predictor.executor = executor  # the proxy bank scores the uncached nets there too
-        try:
-            score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies, raw=raw), dtype=float)
-        finally:
-            if executor is not None:
-                predictor.executor = before
+        if raw is None:
+            raw = generalist_columns(predictor, cgs, use_proxies, executor)
+        score = np.asarray(predictor.predict(cgs, use_proxies=use_proxies, raw=raw), dtype=float)
     else:
         if adapt:
             predictor.adapt(cgs)

@@ -111,7 +111,7 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], bool]:
 def _run(args: argparse.Namespace) -> int:
     from cgpredict.model_spec import parse_input_shape, spec_to_cg
     from cgpredict.quiet import progress_wanted
-    from cgpredict.ranking import SCORE_NOTE, coverage_line
+    from cgpredict.ranking import SCORE_NOTE, coverage_line, generalist_columns
 
     specs, generalist = _check_args(args)
     shape = parse_input_shape(args.input_shape)
@@ -122,8 +122,9 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", FutureWarning)
             cgs.append(spec_to_cg(spec, input_shape=shape))
     if generalist:
-        raw = predictor.columns(cgs, use_proxies=not args.no_proxies and predictor.use_proxies)  # read twice below
-        rows = predict_rows(predictor, cgs, args.models, use_proxies=False if args.no_proxies else None, raw=raw)
+        use_proxies = False if args.no_proxies else None
+        raw = generalist_columns(predictor, cgs, use_proxies)  # read twice below
+        rows = predict_rows(predictor, cgs, args.models, use_proxies=use_proxies, raw=raw)
         print(format_table(rows, SCORE_COLUMNS))
         alone = " (one model alone is placed against the training group nearest in FLOPs)" if len(rows) == 1 else ""
         print(f"\n{SCORE_NOTE}{alone}")

@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from cgpredict.commands.predict import format_table, load_predictor, write_rows
     from cgpredict.errors import InputError
     from cgpredict.quiet import progress_wanted
-    from cgpredict.ranking import SCORE_NOTE, coverage_line, ood_text
+    from cgpredict.ranking import SCORE_NOTE, coverage_line, generalist_columns, ood_text
 
     generalist = _check_args(args)
     progress = progress_wanted(not args.quiet)
@@ -101,16 +101,11 @@ def _run(args: argparse.Namespace) -> int:
         executor = get_executor(args.executor)
     try:
         cgs = fam.cgs(progress=progress, executor=executor)
-        raw = None
-        if generalist:  # columns once: the ranking and the coverage line below both read them
-            before, predictor.executor = predictor.executor, executor or predictor.executor
-            try:
-                raw = predictor.columns(cgs, use_proxies=not args.no_proxies and predictor.use_proxies)
-            finally:
-                predictor.executor = before
+        use_proxies = False if args.no_proxies else None
+        # a generalist's columns once: the ranking and the coverage line below both read them
+        raw = generalist_columns(predictor, cgs, use_proxies, executor) if generalist else None
         rows, metrics = rank_family(predictor, fam, progress=progress, adapt=args.adapt, cgs=cgs, raw=raw,
-                                    proxy_weights=args.proxy_weights, executor=executor,
-                                    use_proxies=False if args.no_proxies else None)
+                                    proxy_weights=args.proxy_weights, executor=executor, use_proxies=use_proxies)
     finally:
         if executor is not None:
             executor.close()
