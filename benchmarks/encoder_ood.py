@@ -94,11 +94,12 @@ def run_one(held: str, data: dict[str, tuple[list, list]], epochs: int, seed: in
     fit_s = time.perf_counter() - start
     result: dict = {"held": held, "n_train": len(train), "n_out": len(outside), "epochs": epochs, "seed": seed,
                     "encoder_seconds": round(fit_s, 1)}
-    desc_train = np.stack([cg_descriptors(cg) for cg in train])
+    desc = {id(cg): cg_descriptors(cg) for cgs in (train, outside, *inside.values()) for cg in cgs}  # once per net
+    desc_train = np.stack([desc[id(cg)] for cg in train])
     mu, sd = desc_train.mean(0), desc_train.std(0) + 1e-9
     views = {
         "encoder": lambda cgs: enc.transform(cgs),
-        "descriptors": lambda cgs: (np.stack([cg_descriptors(cg) for cg in cgs]) - mu) / sd,
+        "descriptors": lambda cgs: (np.stack([desc[id(cg)] for cg in cgs]) - mu) / sd,
     }
     for name, view in views.items():
         score, threshold, s_train = _fcm_rule(view(train), gflops_of(train), seed)
@@ -120,29 +121,27 @@ def run_one(held: str, data: dict[str, tuple[list, list]], epochs: int, seed: in
     return result
 
 
-def _graph_columns(cgs: list) -> np.ndarray:
-    """The generalist's graph columns (log FLOPs, log params, CG descriptors) of ``cgs``."""
-    from cgpredict.generalist.descriptors import cg_descriptors
+def graph_columns(data: dict[str, tuple[list, list]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``family → (train, test)`` arrays of the generalist's graph columns (:data:`GRAPH_COLUMNS`: log
+    FLOPs, log params, CG descriptors), as :meth:`GeneralistPredictor.columns` computes them."""
+    from cgpredict.generalist import GRAPH_COLUMNS, GeneralistPredictor
 
-    return np.stack([np.r_[np.log1p(cg.flops), np.log1p(cg.params), cg_descriptors(cg)] for cg in cgs])
+    model = GeneralistPredictor(progress=False)
+    keep = [model.column_names.index(c) for c in GRAPH_COLUMNS]
+    return {f: tuple(model.columns(cgs, use_proxies=False)[:, keep] for cgs in parts) for f, parts in data.items()}
 
 
-def coverage_rule(data: dict[str, tuple[list, list]], held: str) -> dict[str, float]:
+def coverage_rule(columns: dict[str, tuple[np.ndarray, np.ndarray]], held: str) -> dict[str, float]:
     """The shipped generalist's set-level rule (:meth:`GeneralistPredictor.coverage`) in this protocol:
     each training family's ``n_train`` nets are one group; a set's coverage is the best group's share of
-    (net, column) values inside that group's [min, max]; flagged below 0.5."""
-    ranges = {}
-    for f, (train, _) in data.items():
-        if f != held:
-            cols = _graph_columns(train)
-            ranges[f] = (np.nanmin(cols, 0), np.nanmax(cols, 0))
+    (net, column) values inside that group's [min, max]; flagged below :data:`OOD_COVERAGE`."""
+    ranges = [(np.nanmin(train, 0), np.nanmax(train, 0)) for f, (train, _) in columns.items() if f != held]
 
-    def best(cgs: list) -> float:
-        cols = _graph_columns(cgs)
-        return max(float(np.mean((cols >= lo) & (cols <= hi))) for lo, hi in ranges.values())
+    def best(cols: np.ndarray) -> float:
+        return max(float(np.mean((cols >= lo) & (cols <= hi))) for lo, hi in ranges)
 
-    out_cover = best(data[held][0] + data[held][1])
-    in_cover = min(best(test) for f, (_, test) in data.items() if f != held)
+    out_cover = best(np.concatenate(columns[held]))
+    in_cover = min(best(test) for f, (_, test) in columns.items() if f != held)
     return {"coverage_out": out_cover, "coverage_in_min": in_cover}
 
 
@@ -156,8 +155,9 @@ def merge(out_dir: Path, report: str | None, command: str, data: dict[str, tuple
     if not rows:
         print(f"no results under {out_dir}")
         return 1
+    columns = graph_columns(data)
     for r in rows:
-        r["coverage"] = coverage_rule(data, r["held"])
+        r["coverage"] = coverage_rule(columns, r["held"])
     head = "nets flagged out / in | AUROC | set percentile out / in max"
     lines = [f"| held-out family | NB-201 cell | nets out | encoder: {head} | descriptors: {head} | "
              "coverage rule: out / in min |", "|---|---|---|---|---|---|---|---|---|---|"]
