@@ -200,7 +200,7 @@ def fit_generalist(tables: list[TableData], fams: list[str], opts: dict | None =
 
 
 def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fraction: float,
-             shots: int, shot_seeds: int, balance: str = "family", alpha: float = 0.1) -> dict:
+             shots: int, shot_seeds: int, balance: str = "vocabulary", alpha: float = 1.0) -> dict:
     """Every (held-out table, variant, arm, seed): metrics on the held-out table; plus ``shots``-shot
     fine-tuning rows ``(table, "50-shot", arm)`` from the seed-0 generalist of the ``all`` variant."""
     families = list(dict.fromkeys(t.family for t in tables))
@@ -247,8 +247,8 @@ def _few_shot(model, t: TableData, arm: str, shots: int, shot_seeds: int, result
             results.setdefault((t.name, f"{shots}-shot {label}", arm), []).append(metrics(t.labels[rest], pred))
 
 
-def weights_on_all(tables: list[TableData], kind: str, balance: str = "family",
-                   alpha: float = 0.1) -> tuple[tuple[str, ...], np.ndarray] | None:
+def weights_on_all(tables: list[TableData], kind: str, balance: str = "vocabulary",
+                   alpha: float = 1.0) -> tuple[tuple[str, ...], np.ndarray] | None:
     """Coefficients of the primary arm trained on every table (seed 0): which columns it trusts."""
     if kind not in ("ridge", "pairwise"):
         return None

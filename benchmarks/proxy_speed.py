@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", default=None, help="--bank: instead of timing, write every net's scores and node "
                         "statistics to this .npz (run it with another checkout's Python for a reference)")
     parser.add_argument("--compare", default=None, help="--bank: instead of timing, check this code's scores and node "
-                        "statistics against a --dump .npz (relative 1e-5, NaN where NaN); exit 1 on a difference")
+                        "statistics against a --dump .npz (relative 1e-5, |v| < 1e-12 as 0, NaN where NaN); exit 1 on a difference")
     args = parser.parse_args(argv)
     if args.bank and (args.dump or args.compare):
         return _bank_values(args)
