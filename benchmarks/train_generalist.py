@@ -42,20 +42,23 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
     used = [t for t in tables if not excluded or t.family not in excluded]
     fams = list(dict.fromkeys(t.family for t in used))
     coef = model.ranker_.coef_
-    names = list(model.ranker_columns) + [f"{c}:missing" for c in model.ranker_columns
-                                          if c in model.proxies or ":" in c]
+    names = list(model.ranker_features)
     top = sorted(zip(names, coef), key=lambda kv: -abs(kv[1]))[:12]
     cmd = "CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py " + " ".join(
         sys.argv[1:])
     lines = [f"# Model card: `{name}`", "",
-             f"`cgpredict.generalist.GeneralistPredictor` (kind `{model.kind}`, alpha {model.alpha}): a linear ranking "
-             "model on "
+             f"`cgpredict.generalist.GeneralistPredictor` (kind `{model.kind}`, alpha {model.alpha}, "
+             f"structure_penalty {model.structure_penalty:g}): a linear ranking model on "
              "set-relative columns (each column replaced by its rank position within the set being ranked): "
              "the proxy bank's training-free scores (SynFlow, NASWOT, SNIP, grad-norm, Fisher, Jacobian "
              "covariance, ZiCo, MeCo, the four AZ-NAS scores), log FLOPs, log params, ten CG descriptors "
              "(depth, shortest weighted path, number of paths, merges, pools, kernel area, width, …) and the "
              "min/median over nodes of five per-node proxy statistics; plus a graph-only ranker "
-             "(FLOPs, params, descriptors) used with `--no-proxies`.", "",
+             "(FLOPs, params, descriptors) used with `--no-proxies`. The structure columns (descriptors and "
+             f"node statistics) carry {model.structure_penalty:g}× the ridge penalty of the others: across "
+             "families they transfer worse than the proxy scores (leave-one-family-out picked the multiplier), "
+             "so zero-shot this model ranks almost entirely from proxy scores, FLOPs and params, while "
+             "`finetune` on a family's own labels can give the structure columns weight.", "",
              "Reproduce with:", "", "```", cmd, "```", "", code_line(), "",
              "## Training data", "",
              f"Families: {', '.join(fams)}"

@@ -152,6 +152,23 @@ def test_ranker_errors_name_the_problem():
         ProxyRanker().predict(x)
     with pytest.raises(ValueError, match=r"shape \(n, "):
         ProxyRanker().fit([x], [y]).predict(x[:, :3])
+    with pytest.raises(ValueError, match=f"penalty needs {x.shape[1]} finite multipliers"):
+        ProxyRanker(penalty=[1.0]).fit([x], [y])
+    with pytest.raises(ValueError, match="finite multipliers >= 0"):
+        ProxyRanker(penalty=-np.ones(x.shape[1])).fit([x], [y])
+    with pytest.raises(ValueError, match="ridge kind only"):
+        ProxyRanker("consensus", penalty=np.ones(x.shape[1])).fit([x], [y])
+
+
+def test_ridge_penalty_per_feature_is_the_closed_form():
+    rng = np.random.default_rng(2)
+    x, y = _synthetic_group(rng, 80, 1.0, 0.0)
+    pen = np.linspace(0.5, 50.0, x.shape[1])
+    coef = ProxyRanker(alpha=0.3, penalty=pen).fit([x], [y]).coef_
+    xc, t = x - x.mean(axis=0), within_group_targets(y)
+    np.testing.assert_allclose(coef, np.linalg.solve(xc.T @ xc / len(y) + 0.3 * np.diag(pen), xc.T @ t / len(y)))
+    np.testing.assert_allclose(ProxyRanker(alpha=0.3, penalty=np.ones(x.shape[1])).fit([x], [y]).coef_,
+                               ProxyRanker(alpha=0.3).fit([x], [y]).coef_)
 
 
 def test_score_is_spearman():

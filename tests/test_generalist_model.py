@@ -70,7 +70,7 @@ def _synthetic(rng, n, width, signal_col, offset=0.0, scale=1.0):
 
 
 def test_fit_predict_across_groups_and_graph_only_ranker():
-    model = GeneralistPredictor(progress=False)
+    model = GeneralistPredictor(structure_penalty=1.0, progress=False)  # the signal is a structure column
     names = model.column_names
     rng = np.random.default_rng(0)
     sig = names.index("depth_max")  # a graph column: both rankers can learn it
@@ -84,6 +84,55 @@ def test_fit_predict_across_groups_and_graph_only_ranker():
     assert spearman(test_y, model.predict([None] * 80, raw=test_raw)) > 0.8
     assert spearman(test_y, model.predict([None] * 80, raw=test_raw, use_proxies=False)) > 0.8
     assert model.cg_ranker_.n_features_in_ == len(GRAPH_COLUMNS)
+
+
+def _groups_with_signal(model, column, rng, n=60, k=3):
+    raw, y, groups = [], [], []
+    for g in range(k):
+        r, lab = _synthetic(rng, n, len(model.column_names), model.column_names.index(column), offset=10 * g)
+        raw.append(r)
+        y.append(lab)
+        groups += [f"g{g}"] * n
+    return np.concatenate(raw), np.concatenate(y), groups
+
+
+def test_structure_penalty_shrinks_structure_columns_only():
+    rng = np.random.default_rng(3)
+    model = GeneralistPredictor(progress=False)
+    features = model.ranker_features
+    pen = model.structure_penalties()
+    assert pen.shape == (len(features),) and pen[features.index("depth_max")] == model.structure_penalty
+    assert pen[features.index("synflow:min")] == model.structure_penalty == pen[features.index("synflow:min:missing")]
+    assert pen[features.index("meco")] == pen[features.index("log_flops")] == pen[features.index("meco:missing")] == 1.0
+
+    raw, y, groups = _groups_with_signal(model, "depth_max", rng)
+    shrunk = GeneralistPredictor(progress=False).fit([None] * len(y), y, groups, raw=raw)
+    equal = GeneralistPredictor(structure_penalty=1.0, progress=False).fit([None] * len(y), y, groups, raw=raw)
+    j = features.index("depth_max")
+    assert abs(shrunk.ranker_.coef_[j]) < 0.05 * abs(equal.ranker_.coef_[j])
+    np.testing.assert_allclose(shrunk.cg_ranker_.coef_, equal.cg_ranker_.coef_)  # the graph-only ranker is not shrunk
+
+    raw, y, groups = _groups_with_signal(model, "meco", rng)  # a proxy column: learned at full strength
+    a = GeneralistPredictor(progress=False).fit([None] * len(y), y, groups, raw=raw).ranker_.coef_
+    b = GeneralistPredictor(structure_penalty=1.0, progress=False).fit([None] * len(y), y, groups, raw=raw).ranker_.coef_
+    assert a[features.index("meco")] > 0.5 * b[features.index("meco")] > 0
+
+    pairwise = GeneralistPredictor(kind="pairwise", progress=False).fit([None] * len(y), y, groups, raw=raw)
+    assert pairwise.ranker_.penalty is None  # other kinds read every column alike
+
+
+def test_finetune_can_give_a_shrunk_structure_column_weight():
+    rng = np.random.default_rng(4)
+    model = GeneralistPredictor(progress=False)
+    raw, y, groups = _groups_with_signal(model, "meco", rng)
+    model.fit([None] * len(y), y, groups, raw=raw)
+    j = model.ranker_features.index("depth_max")
+    before = model.ranker_.coef_[j]
+    shots, labels = _synthetic(rng, 50, len(model.column_names), model.column_names.index("depth_max"))
+    model.finetune([None] * 50, labels, raw=shots)
+    assert model.ranker_.coef_[j] > before + 0.3
+    test_raw, test_y = _synthetic(rng, 200, len(model.column_names), model.column_names.index("depth_max"))
+    assert spearman(test_y, model.predict([None] * 200, raw=test_raw)) > 0.7
 
 
 def _nb201(arch, side=32):

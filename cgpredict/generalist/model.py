@@ -22,7 +22,13 @@ training group whose FLOPs are closest (its :class:`~cgpredict.generalist.SetRef
 lies partly outside every group's range (an extrapolation; below :data:`OOD_COVERAGE`).
 
 Two rankers are fitted: ``ranker_`` on every column and ``cg_ranker_`` on the graph columns alone
-(FLOPs, params, descriptors), used with ``use_proxies=False`` — fast, no network is run.
+(FLOPs, params, descriptors), used with ``use_proxies=False`` — fast, no network is run. In
+``ranker_`` the *structure* columns (CG descriptors and pooled node statistics) carry
+``structure_penalty`` times the ridge penalty of the proxy, FLOPs and params columns: across
+families they transfer worse than the proxies (leave-one-family-out, ``benchmarks/results/
+generalist_lofo_noise.md``: zero-shot quality rises monotonically with the multiplier and saturates
+near :data:`STRUCTURE_PENALTY`), so zero-shot they keep weights near zero, while :meth:`finetune` on a
+family's own labels can still give them weight (there they add most: NB-301 and NATS 50-shot).
 
 Training is multi-family: :meth:`GeneralistPredictor.fit` takes a group per CG (family/task);
 labels are compared only within a group and groups are balanced (each carries its weight, default
@@ -48,7 +54,8 @@ from cgpredict.generalist.features import FEATURE_PROXIES, SetReference, raw_col
 from cgpredict.generalist.ranker import ProxyRanker, within_group_targets
 from cgpredict.predictor.base import Estimator, check_is_fitted
 
-__all__ = ["FINETUNE_STRENGTH", "GENERALIST_FORMAT", "GRAPH_COLUMNS", "OOD_COVERAGE", "GeneralistPredictor"]
+__all__ = ["FINETUNE_STRENGTH", "GENERALIST_FORMAT", "GRAPH_COLUMNS", "OOD_COVERAGE", "STRUCTURE_PENALTY",
+           "GeneralistPredictor"]
 
 #: ``config.json`` format tag of a saved generalist.
 GENERALIST_FORMAT = "cgpredict.generalist"
@@ -61,6 +68,10 @@ GRAPH_COLUMNS: tuple[str, ...] = ("log_flops", "log_params", *CG_COLUMNS)
 OOD_COVERAGE = 0.9
 #: Default pull of :meth:`GeneralistPredictor.finetune` towards the generalist's coefficients.
 FINETUNE_STRENGTH = 0.1
+#: Default multiplier of the ridge penalty on the structure columns (CG descriptors, pooled node
+#: statistics) of the proxy ranker; picked by leave-one-family-out over 1, 3, 10, 30, 100, 1000
+#: (family-mean zero-shot Spearman 0.655, 0.674, 0.679, 0.681, 0.681, 0.681; 50-shot unchanged).
+STRUCTURE_PENALTY = 100.0
 #: Reference values kept per training group and column (quantiles; keeps checkpoints small).
 _REFERENCE_POINTS = 101
 
@@ -77,6 +88,9 @@ class GeneralistPredictor(Estimator):
         kind: :class:`~cgpredict.generalist.ProxyRanker` kind (``ridge``, ``pairwise``, ``mlp``,
             ``consensus``).
         alpha: the ranker's L2 penalty (towards zero; :meth:`finetune` pulls towards the generalist instead).
+        structure_penalty: multiplier of ``alpha`` for the structure columns (CG descriptors, pooled
+            node statistics and their masks) of the proxy ranker; 1.0 treats every column alike.
+            ``ridge`` kind only: the other kinds read every column alike whatever its value.
         bank: :class:`~cgpredict.proxies.bank.BankConfig` fields (batch size, resolution, seed …).
         max_resolution: networks with a larger input side are scored by the bank at this side (the
             training families ran at 16–64 pixels; an ImageNet-size net costs ~12× less at 64 than at
@@ -98,7 +112,7 @@ class GeneralistPredictor(Estimator):
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 1.0,
-                 bank: Mapping[str, Any] | None = None, max_resolution: int | None = 64, executor: Any = None,
+                 structure_penalty: float = STRUCTURE_PENALTY, bank: Mapping[str, Any] | None = None, max_resolution: int | None = 64, executor: Any = None,
                  seed: int = 0, progress: bool = True) -> None:
         self.proxies = tuple(proxies)
         self.descriptors = descriptors
@@ -106,6 +120,7 @@ class GeneralistPredictor(Estimator):
         self.use_proxies = use_proxies
         self.kind = kind
         self.alpha = alpha
+        self.structure_penalty = structure_penalty
         self.bank = dict(bank or {})
         self.max_resolution = max_resolution
         self.executor = executor
@@ -124,6 +139,20 @@ class GeneralistPredictor(Estimator):
         """The columns the proxy ranker reads (the graph-only ranker reads :data:`GRAPH_COLUMNS`)."""
         graph = GRAPH_COLUMNS if self.descriptors else GRAPH_COLUMNS[:2]
         return (*self.proxies, *graph, *(pooled_names() if self.node_stats else ()))
+
+    @property
+    def ranker_features(self) -> tuple[str, ...]:
+        """Names of the proxy ranker's features: :attr:`ranker_columns`, then a ``<column>:missing``
+        mask for each proxy column and pooled node statistic (the order of ``ranker_.coef_``)."""
+        names = self.ranker_columns
+        return (*names, *(f"{c}:missing" for c in names if c in self.proxies or ":" in c))
+
+    def structure_penalties(self) -> np.ndarray:
+        """Per-feature multipliers of ``alpha`` in the proxy ranker (:attr:`ranker_features` order):
+        ``structure_penalty`` for the CG descriptors, pooled node statistics and their masks, else 1."""
+        structure = set(CG_COLUMNS) | set(pooled_names())
+        return np.array([float(self.structure_penalty) if name.removesuffix(":missing") in structure else 1.0
+                         for name in self.ranker_features])
 
     def bank_config(self, cg: CG) -> Any:
         """The :class:`~cgpredict.proxies.bank.BankConfig` ``cg`` is scored with: the ``bank`` fields,
@@ -235,14 +264,15 @@ class GeneralistPredictor(Estimator):
         full = [self._features(raw[index[g]], False) for g in ids]
         graph = [self._features(raw[index[g]], True) for g in ids]
         labels = [y[index[g]] for g in ids]
-        self.ranker_ = self._ranker().fit(full, labels, weights)
+        penalty = self.structure_penalties() if self.kind == "ridge" and self.structure_penalty != 1.0 else None
+        self.ranker_ = self._ranker(penalty).fit(full, labels, weights)
         self.cg_ranker_ = self._ranker().fit(graph, labels, weights)
         self.groups_ = {str(g): {"n": int(len(index[g])), "weight": w} for g, w in zip(ids, weights)}
         self.references_ = {str(g): _reference(raw[index[g]], self.column_names) for g in ids}
         return self
 
-    def _ranker(self) -> ProxyRanker:
-        return ProxyRanker(self.kind, alpha=self.alpha, seed=self.seed)
+    def _ranker(self, penalty: np.ndarray | None = None) -> ProxyRanker:
+        return ProxyRanker(self.kind, alpha=self.alpha, seed=self.seed, penalty=penalty)
 
     def finetune(self, cgs: Sequence[CG], y: Sequence[float], strength: float | None = None,
                  bank: Sequence[Any] | None = None, raw: np.ndarray | None = None) -> GeneralistPredictor:
@@ -250,7 +280,9 @@ class GeneralistPredictor(Estimator):
 
         Solves ``min_c  mean_i (x_i·c − t_i)² + strength·‖c − c₀‖²`` with ``x`` the set-relative
         features of ``cgs`` (centred), ``t`` their within-set standardised labels and ``c₀`` the
-        generalist's coefficients (kept as ``prior_coef_``). Both rankers are adapted.
+        generalist's coefficients (kept as ``prior_coef_``). Both rankers are adapted. The pull is
+        the same on every column, so structure columns the generalist kept near zero (its
+        ``structure_penalty``) can gain weight when this family's labels support them.
 
         Args:
             cgs: the labelled networks (≥ 3, not all with the same label).

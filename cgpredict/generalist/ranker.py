@@ -12,6 +12,8 @@ group carries the same total weight (or the weight the caller gives it) whatever
 * ``ridge`` — weighted ridge regression of within-group standardised labels (``label_transform``
   ``rank``: normal scores of the within-group ranks, robust to the long tail of bad networks;
   ``z``: plain z-scores) on features centred within their group; each sample weighs ``w_g / n_g``.
+  ``penalty`` scales the L2 penalty per feature (``alpha · penalty_j``): a large multiplier keeps a
+  feature's weight near zero unless the training groups agree strongly that it ranks.
 * ``pairwise`` — linear logistic ranker (RankNet with a linear score) on feature differences of
   up to ``pairs_per_group`` seeded random within-group pairs of distinct labels (both orientations),
   each group's pairs summing to weight ``w_g``; no intercept.
@@ -61,6 +63,7 @@ class ProxyRanker:
         kind: ``ridge``, ``pairwise`` or ``mlp`` (see the module docstring).
         alpha: L2 penalty (ridge: on the weights, with groups of total weight 1; pairwise: inverse
             of scikit-learn's ``C``; mlp: weight decay).
+        penalty: per-feature multipliers of ``alpha`` (ridge only; ``None``: 1 for every feature).
         label_transform: ``rank`` or ``z`` (ridge only).
         pairs_per_group: pairs sampled per group (pairwise, mlp).
         hidden: hidden units (mlp).
@@ -71,9 +74,10 @@ class ProxyRanker:
 
     def __init__(self, kind: str = "ridge", alpha: float = 0.1, label_transform: str = "rank",
                  pairs_per_group: int = 2000, hidden: int = 16, epochs: int = 300, lr: float = 0.01,
-                 seed: int = 0) -> None:
+                 seed: int = 0, penalty: Sequence[float] | None = None) -> None:
         self.kind = kind
         self.alpha = alpha
+        self.penalty = penalty
         self.label_transform = label_transform
         self.pairs_per_group = pairs_per_group
         self.hidden = hidden
@@ -116,6 +120,12 @@ class ProxyRanker:
             raise ValueError("no group has two networks with different labels")
         xs, ys, ws = [xs[g] for g in keep], [ys[g] for g in keep], ws[keep]
         self.n_features_in_ = dims.pop()
+        if self.penalty is not None:
+            pen = np.asarray(self.penalty, dtype=float)
+            if pen.shape != (self.n_features_in_,) or not np.all(np.isfinite(pen)) or np.any(pen < 0):
+                raise ValueError(f"penalty needs {self.n_features_in_} finite multipliers >= 0, got shape {pen.shape}")
+            if self.kind != "ridge":
+                raise ValueError(f"a per-feature penalty applies to the ridge kind only, not {self.kind!r}")
         if self.kind == "ridge":
             self._fit_ridge(xs, ys, ws)
         elif self.kind == "consensus":
@@ -136,7 +146,8 @@ class ProxyRanker:
             t = within_group_targets(y, self.label_transform)
             gram += (w / len(y)) * xc.T @ xc
             rhs += (w / len(y)) * xc.T @ t
-        self.coef_ = np.linalg.solve(gram + self.alpha * np.eye(d), rhs)
+        pen = np.ones(d) if self.penalty is None else np.asarray(self.penalty, dtype=float)
+        self.coef_ = np.linalg.solve(gram + self.alpha * np.diag(pen), rhs)
 
     def _fit_consensus(self, xs: list[np.ndarray], ys: list[np.ndarray], ws: np.ndarray) -> None:
         rho = np.zeros((len(xs), self.n_features_in_))
