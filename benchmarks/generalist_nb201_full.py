@@ -1,0 +1,176 @@
+"""Zero-shot ranking of all 15,625 NAS-Bench-201 networks by the shipped ``generalist_demo`` (issue 23).
+
+Pipeline position: the 200-epoch NB-201 table → CGs → proxy bank (disk-cached; ``--executor`` for the
+uncached) → raw generalist columns → ``GeneralistPredictor.pretrained("generalist_demo")``, trained
+without any NB-201-cell family (NB-201, NATS size space, TransNAS micro), so every NB-201 label here
+is unseen → Spearman / Kendall τ / NDCG@10 against the 200-epoch test accuracies on CIFAR-10,
+CIFAR-100 and ImageNet16-120, beside FLOPs, params, every proxy of the bank alone, the AZ-NAS rank
+aggregate and the mean rank of all proxies, all on the same networks.
+
+Two set sizes: the whole space ranked as one set, and ``--sets`` seeded random sets of ``--set-size``
+networks (a user's typical candidate pool; the leave-one-family-out tables rank 60–200 nets), where
+the per-set Spearman is averaged.
+
+Example (the bank cache filled by ``benchmarks/proxies.py --bank --tables nb201_200ep --n-200ep 15625
+--inputs noise``; cold, about 50 min on 2 cores)::
+
+    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/generalist_nb201_full.py \\
+        --executor local:2 --report benchmarks/results/generalist_nb201_full.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: Label columns of ``nb201_200ep/nasbench201_200ep.csv`` and their short names.
+TASKS = {"cifar10-test": "CIFAR-10", "cifar100-test": "CIFAR-100", "ImageNet16-120-test": "ImageNet16-120"}
+
+
+def load(data_dir: str, n: int | None, seed: int) -> tuple[list, dict[str, np.ndarray]]:
+    """CGs of the 200-epoch table (all, or a seeded subsample of ``n``) and their labels per task."""
+    import csv
+
+    from cgpredict.datasets import load_family, nasbench201
+
+    path = Path(data_dir) / "nb201_200ep" / "nasbench201_200ep.csv"
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if n is not None and n < len(rows):
+        rows = [rows[i] for i in np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))]
+    import dataclasses
+
+    base = load_family("nasbench201", task="cifar10", data_dir=data_dir)
+    fam = dataclasses.replace(base, archs=[nasbench201.parse_arch(r["arch"]) for r in rows],
+                              labels=np.array([float(r["cifar10-test"]) for r in rows]), table_flops=None,
+                              table_params=None, extra={}, source=path, lines=None)
+    labels = {task: np.array([float(r[task]) for r in rows]) for task in TASKS}
+    return fam.cgs(progress=False), labels
+
+
+def predictions(cgs: list, executor: str | None, inputs: str) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    """Every ranking of the whole set: the demo generalist (with and without proxies) and the
+    baselines; also the raw columns (for the per-set rankings) and the number of failed nets."""
+    from generalist import _ranks
+
+    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
+    from cgpredict.proxies.bank import BankConfig, bank_scores_many
+    from cgpredict.proxies.zc_aznas import aggregate
+
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
+    if model.bank.get("inputs", "natural") != inputs:
+        raise SystemExit(f"generalist_demo scores with {model.bank.get('inputs', 'natural')!r} inputs, not {inputs!r}")
+    results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(**model.bank), progress=sys.stderr.isatty(),
+                               executor=executor)
+    raw = model.columns(cgs, bank=results)
+    scores = {m: np.array([r.scores.get(m, np.nan) for r in results]) for m in FEATURE_PROXIES}
+    out = {"generalist_demo": model.predict(cgs, raw=raw),
+           "generalist_demo --no-proxies": model.predict(cgs, raw=raw, use_proxies=False),
+           "FLOPs": raw[:, model.column_names.index("log_flops")],
+           "params": raw[:, model.column_names.index("log_params")]}
+    out.update(scores)
+    out["AZ-NAS aggregate"] = aggregate(scores)
+    out["mean rank (all proxies)"] = np.stack([_ranks(scores[m]) for m in FEATURE_PROXIES], axis=1).mean(axis=1)
+    failed = sum(any(m in r.errors for m in FEATURE_PROXIES) for r in results)
+    return out, raw, failed
+
+
+def per_set(raw: np.ndarray, labels: dict[str, np.ndarray], size: int, sets: int, seed: int) -> dict:
+    """Mean ± std over ``sets`` random sets of ``size`` nets of the demo generalist's Spearman and
+    FLOPs' and the best-on-average single proxy's, per task."""
+    from generalist import metrics
+
+    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
+
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
+    rng = np.random.default_rng(seed)
+    picks = [np.sort(rng.choice(len(raw), size, replace=False)) for _ in range(sets)]
+    out: dict = {}
+    for task, y in labels.items():
+        rows: dict[str, list[float]] = {}
+        for idx in picks:
+            rows.setdefault("generalist_demo", []).append(metrics(y[idx], model.predict([None] * size, raw=raw[idx]))[0])
+            rows.setdefault("FLOPs", []).append(metrics(y[idx], raw[idx, model.column_names.index("log_flops")])[0])
+            for m in FEATURE_PROXIES:
+                rows.setdefault(m, []).append(metrics(y[idx], raw[idx, model.column_names.index(m)])[0])
+        out[task] = {k: (float(np.mean(v)), float(np.std(v))) for k, v in rows.items()}
+    return out
+
+
+def report(all_metrics: dict, sets: dict, n: int, failed: int, args: argparse.Namespace, seconds: float) -> str:
+    """The markdown report."""
+    from cgpredict.generalist import FEATURE_PROXIES
+    from cgpredict.provenance import code_line
+
+    cmd = "CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/generalist_nb201_full.py " + " ".join(
+        sys.argv[1:])
+    lines = ["# `generalist_demo` zero-shot on NAS-Bench-201 (200-epoch labels)", "", "Reproduce with:", "", "```",
+             cmd, "```", "", code_line(), "",
+             f"{n} NB-201 networks (`nb201_200ep/nasbench201_200ep.csv`, 200-epoch test accuracy; "
+             f"{failed} with a failed proxy, which gets the neutral value and a mask). `generalist_demo` is the "
+             "shipped checkpoint trained without any NB-201-cell family, so none of these labels — nor any "
+             "other network built from the NB-201 cell — was seen in training. Proxy bank inputs: "
+             f"{args.inputs} (the checkpoint's `bank`), batch 32, seed 0. Baselines rank NaN lowest. Wall time "
+             f"{seconds:.0f} s.", "", f"## All {n} networks ranked as one set", "",
+             "| ranking | " + " | ".join(f"{t} ρ" for t in TASKS.values()) + " | "
+             + " | ".join(f"{t} τ" for t in TASKS.values()) + " | CIFAR-10 NDCG@10 |",
+             "|---|" + "---|" * (2 * len(TASKS) + 1)]
+    for name in all_metrics[next(iter(TASKS))]:
+        rho = [all_metrics[t][name][0] for t in TASKS]
+        tau = [all_metrics[t][name][1] for t in TASKS]
+        lines.append(f"| {name} | " + " | ".join(f"{v:+.3f}" for v in rho) + " | "
+                     + " | ".join(f"{v:+.3f}" for v in tau) + f" | {all_metrics['cifar10-test'][name][2]:.3f} |")
+    if sets:
+        lines += ["", f"## Random sets of {args.set_size} networks ({args.sets} sets, seed {args.seed}): "
+                  "Spearman ρ, mean ± std over sets", "",
+                  "| ranking | " + " | ".join(TASKS.values()) + " |", "|---|" + "---|" * len(TASKS)]
+        for name in ("generalist_demo", "FLOPs", *FEATURE_PROXIES):
+            lines.append(f"| {name} | " + " | ".join(f"{sets[t][name][0]:+.3f} ± {sets[t][name][1]:.3f}"
+                                                     for t in TASKS) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and print (and optionally write) the report; returns an exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
+    parser.add_argument("--n", type=int, default=None, help="a seeded subsample of the table (default: all 15,625)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the random sets")
+    parser.add_argument("--inputs", default="noise", choices=("natural", "noise"),
+                        help="must match the checkpoint's bank inputs (a check, not a switch)")
+    parser.add_argument("--set-size", type=int, default=100)
+    parser.add_argument("--sets", type=int, default=50, help="random sets of --set-size nets (0: skip)")
+    parser.add_argument("--executor", default=None, help="score uncached nets there (e.g. local:2)")
+    parser.add_argument("--report", default=None, help="markdown report to write")
+    args = parser.parse_args(argv)
+    if not args.data_dir or not (Path(args.data_dir) / "nb201_200ep").is_dir():
+        print("needs the 200-epoch NB-201 table: set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
+        return 2
+    from generalist import metrics
+
+    t0 = time.perf_counter()
+    cgs, labels = load(args.data_dir, args.n, args.seed)
+    preds, raw, failed = predictions(cgs, args.executor, args.inputs)
+    all_metrics = {t: {name: metrics(y, p) for name, p in preds.items()} for t, y in labels.items()}
+    size = min(args.set_size, len(cgs))
+    sets = per_set(raw, labels, size, args.sets, args.seed) if args.sets and size < len(cgs) else {}
+    text = report(all_metrics, sets, len(cgs), failed, args, time.perf_counter() - t0)
+    print(text)
+    if args.report:
+        from cgpredict.fileio import atomic_write
+
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(args.report, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
