@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         print("needs the 200-epoch NB-201 table: set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
         return 2
     from generalist import metrics
+    from cgpredict.quiet import hide_known_warnings
+
+    hide_known_warnings()
 
     t0 = time.perf_counter()
     cgs, labels = load(args.data_dir, args.n, args.seed)
