@@ -30,29 +30,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: Label columns of ``nb201_200ep/nasbench201_200ep.csv`` and their short names.
-TASKS = {"cifar10-test": "CIFAR-10", "cifar100-test": "CIFAR-100", "ImageNet16-120-test": "ImageNet16-120"}
+#: Tasks of the 200-epoch table (``load_family("nasbench201", task=..., table="nb201_200ep")``) and their names.
+TASKS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "ImageNet16-120"}
 
 
 def load(data_dir: str, n: int | None, seed: int) -> tuple[list, dict[str, np.ndarray]]:
     """CGs of the 200-epoch table (all, or a seeded subsample of ``n``) and their labels per task."""
-    import csv
+    from cgpredict.datasets import load_family
 
-    from cgpredict.datasets import load_family, nasbench201
-
-    path = Path(data_dir) / "nb201_200ep" / "nasbench201_200ep.csv"
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if n is not None and n < len(rows):
-        rows = [rows[i] for i in np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))]
-    import dataclasses
-
-    base = load_family("nasbench201", task="cifar10", data_dir=data_dir)
-    fam = dataclasses.replace(base, archs=[nasbench201.parse_arch(r["arch"]) for r in rows],
-                              labels=np.array([float(r["cifar10-test"]) for r in rows]), table_flops=None,
-                              table_params=None, extra={}, source=path, lines=None)
-    labels = {task: np.array([float(r[task]) for r in rows]) for task in TASKS}
-    return fam.cgs(progress=False), labels
+    fams = {task: load_family("nasbench201", task=task, table="nb201_200ep", data_dir=data_dir) for task in TASKS}
+    first = next(iter(fams.values()))
+    if any(f.archs != first.archs for f in fams.values()):
+        raise SystemExit("the 200-epoch table's tasks list different networks")
+    idx = np.arange(len(first)) if n is None or n >= len(first) else np.sort(
+        np.random.default_rng(seed).choice(len(first), n, replace=False))
+    labels = {task: np.asarray(f.labels, dtype=float)[idx] for task, f in fams.items()}
+    return first.subset(idx).cgs(progress=False), labels
 
 
 def predictions(cgs: list, executor: str | None, inputs: str) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
@@ -113,7 +106,7 @@ def report(all_metrics: dict, sets: dict, n: int, failed: int, args: argparse.Na
         sys.argv[1:])
     lines = ["# `generalist_demo` zero-shot on NAS-Bench-201 (200-epoch labels)", "", "Reproduce with:", "", "```",
              cmd, "```", "", code_line(), "",
-             f"{n} NB-201 networks (`nb201_200ep/nasbench201_200ep.csv`, 200-epoch test accuracy; "
+             f"{n} NB-201 networks (`load_family('nasbench201', table='nb201_200ep')`, 200-epoch test accuracy; "
              f"{failed} with a failed proxy, which gets the neutral value and a mask). `generalist_demo` is the "
              "shipped checkpoint trained without any NB-201-cell family, so none of these labels — nor any "
              "other network built from the NB-201 cell — was seen in training. Proxy bank inputs: "
@@ -126,7 +119,7 @@ def report(all_metrics: dict, sets: dict, n: int, failed: int, args: argparse.Na
         rho = [all_metrics[t][name][0] for t in TASKS]
         tau = [all_metrics[t][name][1] for t in TASKS]
         lines.append(f"| {name} | " + " | ".join(f"{v:+.3f}" for v in rho) + " | "
-                     + " | ".join(f"{v:+.3f}" for v in tau) + f" | {all_metrics['cifar10-test'][name][2]:.3f} |")
+                     + " | ".join(f"{v:+.3f}" for v in tau) + f" | {all_metrics['cifar10'][name][2]:.3f} |")
     if sets:
         lines += ["", f"## Random sets of {args.set_size} networks ({args.sets} sets, seed {args.seed}): "
                   "Spearman ρ, mean ± std over sets", "",

@@ -81,7 +81,10 @@ def _card(name: str, tables: list, excluded: tuple[str, ...] | None, model, seco
               f"`benchmarks/results/{'generalist_lofo.md' if args.inputs == 'natural' else 'generalist_lofo_noise.md'}` "
               f"(`benchmarks/generalist.py --inputs {args.inputs}`). Proxy bank inputs: {args.inputs} "
               f"(`BankConfig(inputs={args.inputs!r})`, batch 32, seed 0). A checkpoint trained on a family cannot be evaluated zero-shot on it: "
-              "use the LOFO table for that.", "",
+              "use the LOFO table for that."
+              + (" Zero-shot on all 15,625 NB-201 networks (200-epoch labels, CIFAR-10 / CIFAR-100 / "
+                 "ImageNet16-120), beside FLOPs and every proxy: `benchmarks/results/generalist_nb201_full.md` "
+                 "(`benchmarks/generalist_nb201_full.py`)." if name == "generalist_demo" else ""), "",
               "## Largest weights (rank-position columns; masks are 0/1)", "", "| column | weight |", "|---|---|"]
     lines += [f"| {n} | {c:+.3f} |" for n, c in top]
     lines += ["", "## Cost (2-core CPU)", "",
