@@ -41,9 +41,10 @@ from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: Per-table sample sizes (seeded subsamples; NB-301 is the whole table); a key matches its table
+#: Per-table sample sizes (seeded subsamples of the 200-epoch NB-201, TransNAS micro and NATS tables;
+#: NB-201's three NASLib tables, NB-301 and NB-101's NASLib table whole); a key matches its table
 #: exactly, else as a prefix.
-DEFAULT_SIZES = "nb201_c10=100,nb201_c100=100,nb201_in16=60,nb201_200ep=200,nb301=725,tnb=100,nb101=100,nats=100"
+DEFAULT_SIZES = "nb201_c10=725,nb201_c100=725,nb201_in16=724,nb201_200ep=200,nb301=725,tnb=300,nb101=500,nats=300"
 
 #: Family of each table-name prefix, and the families sharing the NB-201 cell.
 FAMILY_OF = {"nb201": "NB-201", "nb301": "NB-301", "tnb": "TransNAS micro", "nb101": "NB-101", "nats": "NATS sss"}

@@ -228,4 +228,4 @@ def test_benchmark_lofo_on_synthetic_tables_beats_flops_and_reports_strict_varia
     model = bench.fit_generalist(tables, ["NB-201", "TransNAS micro", "NB-101"], bench.ARMS["proxies"][0], "ridge", 0, 1.0,
                          "vocabulary", 1.0)
     assert {g: v["weight"] for g, v in model.groups_.items()} == {"nb201_c10": 0.5, "tnb_jigsaw": 0.5, "nb101": 1.0}
-    assert bench._size("nb201_c100", bench.DEFAULT_SIZES) == 100 and bench._size("tnb_normal", "tnb=7") == 7
+    assert bench._size("nb201_c100", bench.DEFAULT_SIZES) == 725 and bench._size("tnb_normal", "tnb=7") == 7
