@@ -63,7 +63,7 @@ GENERALIST_FORMAT = "cgpredict.generalist"
 GRAPH_COLUMNS: tuple[str, ...] = ("log_flops", "log_params", *CG_COLUMNS)
 #: :meth:`GeneralistPredictor.ood` flags a set whose best training group covers less than this share of
 #: its graph-column values. Measured (``benchmarks/results/encoder_ood.md``): sets of a family the
-#: checkpoint was trained on cover 0.91–1.00 of a group, sets of the six families it never saw 0.70–0.85;
+#: checkpoint was trained on cover 0.92–1.00 of a group, sets of the six families it never saw 0.73–0.86;
 #: leave-one-family-out on sampled families agrees (in-family sets ≥ 0.95).
 OOD_COVERAGE = 0.9
 #: Default pull of :meth:`GeneralistPredictor.finetune` towards the generalist's coefficients.
