@@ -159,12 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     size = min(args.set_size, len(cgs))
     sets = per_set(raw, labels, size, args.sets, args.seed) if args.sets and size < len(cgs) else {}
     text = report(all_metrics, sets, len(cgs), failed, args, time.perf_counter() - t0)
-    print(text)
-    if args.report:
-        from cgpredict.fileio import atomic_write
+    from report_io import emit_report
 
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.report, text)
+    emit_report(text, args.report)
     return 0
 
 

@@ -111,12 +111,9 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {t} | {n} | {m} | {f(a)} | {f(b)} | {f(c)} | {f(d)} |" for t, n, m, a, b, c, d in rows]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.report:
-        from cgpredict.fileio import atomic_write
+    from report_io import emit_report
 
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.report, text)
+    emit_report(text, args.report)
     return 0
 
 
