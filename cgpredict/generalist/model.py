@@ -113,8 +113,8 @@ class GeneralistPredictor(Estimator):
 
     def __init__(self, proxies: Sequence[str] = FEATURE_PROXIES, descriptors: bool = True, node_stats: bool = True,
                  use_proxies: bool = True, kind: str = "ridge", alpha: float = 1.0,
-                 structure_penalty: float = STRUCTURE_PENALTY, bank: Mapping[str, Any] | None = None, max_resolution: int | None = 64, executor: Any = None,
-                 seed: int = 0, progress: bool = True) -> None:
+                 structure_penalty: float = STRUCTURE_PENALTY, bank: Mapping[str, Any] | None = None,
+                 max_resolution: int | None = 64, executor: Any = None, seed: int = 0, progress: bool = True) -> None:
         self.proxies = tuple(proxies)
         self.descriptors = descriptors
         self.node_stats = node_stats
@@ -431,6 +431,7 @@ class GeneralistPredictor(Estimator):
         try:
             params = dict(doc["params"])
             params["progress"] = progress
+            params.setdefault("structure_penalty", 1.0)  # checkpoints from before the parameter: every column alike
             model = cls(**params)
             if list(model.column_names) != list(doc["columns"]):
                 raise ValueError(f"columns {doc['columns']} differ from this cgpredict's {list(model.column_names)}")
