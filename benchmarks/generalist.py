@@ -374,7 +374,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
               + "; ".join(f"`{a}` {_family_mean(tables, results, a):+.3f}" for a in arms)
               + f"; FLOPs {np.mean([np.mean([base[t.name]['FLOPs'][0] for t in tables if t.family == f]) for f in families]):+.3f}"
               + "."]
-    lines += ["", f"## Against issue 23's targets (`{PRIMARY}`, the shipped recipe, whose structure penalty was picked on "
+    lines += ["", f"## Against issue 23's targets (`{PRIMARY}`, the shipped recipe, whose structure penalty "
+              "was picked on "
               "these same held-out families (an optimistic choice): mean over seeds, "
               "training on all other families)", ""]
     shortfalls = 0
@@ -425,7 +426,8 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
         lines += ["", f"## Structure penalty of `{PRIMARY}` (zero-shot, `all` variant, mean over {args.seeds} seeds)",
                   "", "The multiplier of the ridge penalty on the CG descriptors and pooled node statistics; the "
                   f"shipped default ({STRUCTURE_PENALTY:g}) was picked where the family mean stops rising on these "
-                  "same held-out families (an optimistic choice).", "", "| structure_penalty | family mean | " + " | ".join(fams) + " |",
+                  "same held-out families (an optimistic choice).", "",
+                  "| structure_penalty | family mean | " + " | ".join(fams) + " |",
                   "|---|---|" + "---|" * len(fams)]
         lines += [f"| {v:g} | {np.mean(list(per.values())):+.4f} | " + " | ".join(f"{per[f]:+.3f}" for f in fams) + " |"
                   for v, per in grid.items()]

@@ -89,7 +89,8 @@ def per_set(raw: np.ndarray, labels: dict[str, np.ndarray], size: int, sets: int
     for task, y in labels.items():
         rows: dict[str, list[float]] = {}
         for idx in picks:
-            rows.setdefault("generalist_demo", []).append(metrics(y[idx], model.predict([None] * size, raw=raw[idx]))[0])
+            pred = model.predict([None] * size, raw=raw[idx])
+            rows.setdefault("generalist_demo", []).append(metrics(y[idx], pred)[0])
             rows.setdefault("FLOPs", []).append(metrics(y[idx], raw[idx, model.column_names.index("log_flops")])[0])
             for m in FEATURE_PROXIES:
                 rows.setdefault(m, []).append(metrics(y[idx], raw[idx, model.column_names.index(m)])[0])

@@ -38,7 +38,8 @@ def test_per_set_rankings_of_the_demo_generalist_and_baselines(benchmarks_on_pat
     assert full.per_set(raw, {"acc": labels}, size=40, sets=6, seed=1) == out  # seeded
 
 
-def test_seed_agreement_is_one_for_seed_free_proxies_and_bounded_for_batch_ones(benchmarks_on_path, tmp_path, monkeypatch):
+def test_seed_agreement_is_one_for_seed_free_proxies_and_bounded_for_batch_ones(benchmarks_on_path, tmp_path,
+                                                                                 monkeypatch):
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path))
     import proxy_seed_agreement as agree
 
