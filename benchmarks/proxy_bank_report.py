@@ -7,13 +7,11 @@ tables' own zero-cost columns. Called by ``benchmarks/proxies.py --bank`` (see i
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -60,16 +58,23 @@ def _load(table: Table, data_dir: str):  # noqa: ANN202 - a cgpredict Family
     if table.family not in list_families():
         raise LookupError(f"family {table.family!r} is not in this branch")
     if table.source == "nb201_200ep":
-        from cgpredict.datasets import nasbench201
-
-        path = Path(data_dir) / "nb201_200ep" / "nasbench201_200ep.csv"
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        base = load_family("nasbench201", task="cifar10", data_dir=data_dir)
-        return dataclasses.replace(base, archs=[nasbench201.parse_arch(r["arch"]) for r in rows],
-                                   labels=np.array([float(r["cifar10-test"]) for r in rows]), table_flops=None,
-                                   table_params=None, extra={}, source=path, lines=None)
+        return load_family(table.family, task=table.task, table="nb201_200ep", data_dir=data_dir)
     return load_family(table.family, task=table.task, data_dir=data_dir)
+
+
+def sample_indices(total: int, n: int | None, seed: int) -> np.ndarray:
+    """The benchmarks' seeded subsample rule: ``min(n, total)`` sorted indices of a table (all of them
+    when ``n`` is ``None``)."""
+    if n is None:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
+
+
+def table_column(fam, proxy: str) -> np.ndarray | None:  # noqa: ANN001 - a cgpredict Family
+    """The NAS-Bench-Suite-Zero column of the same proxy in ``fam``'s table (``None`` when absent)."""
+    col = TABLE_COLUMN.get(proxy)
+    ref = fam.table_flops if col == "flops" else fam.extra.get(col) if col else None
+    return None if ref is None or np.isnan(ref).all() else np.asarray(ref, dtype=float)
 
 
 def _rho(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,8 +117,7 @@ def run_bank_report(args: argparse.Namespace) -> int:
             prefix, _, size = item.partition("=")
             if table.name.startswith(prefix.strip()):
                 n = int(size)
-        idx = np.sort(np.random.default_rng(args.sample_seed).choice(len(fam), min(n, len(fam)), replace=False))
-        fam = fam.subset(idx)
+        fam = fam.subset(sample_indices(len(fam), n, args.sample_seed))
         config = BankConfig(seed=args.seed, inputs=args.inputs, init=getattr(args, "init", "default"),
                             **({"batch_size": args.bank_batch} if args.bank_batch else {}))
         if table.family == "transbench101_micro":
@@ -132,9 +136,7 @@ def run_bank_report(args: argparse.Namespace) -> int:
                for g in ("synflow", "data")}
         rows = []
         for m in [*methods, "az_nas"]:
-            col = TABLE_COLUMN.get(m)
-            ref = fam.table_flops if col == "flops" else fam.extra.get(col) if col else None
-            ref = None if ref is None or np.isnan(ref).all() else np.asarray(ref, dtype=float)
+            ref = table_column(fam, m)
             rows.append((m, _rho(scores[m], labels), _rho(ref, labels) if ref is not None else math.nan,
                          _rho(scores[m], ref) if ref is not None else math.nan,
                          PUBLISHED.get(m, {}).get(table.name, ""), failed.get(m, 0)))

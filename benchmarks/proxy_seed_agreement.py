@@ -47,7 +47,7 @@ def seed_agreement(cgs: list, methods: list[str], seeds: tuple[int, int], inputs
 
 def main(argv: list[str] | None = None) -> int:
     """Compute, print and optionally write the report; returns an exit code."""
-    from proxy_bank_report import TABLE_COLUMN, _load, _rho, _transnas_cgs, all_tables
+    from proxy_bank_report import TABLE_COLUMN, _load, _rho, _transnas_cgs, all_tables, sample_indices, table_column
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
@@ -79,16 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for table in tables:
         fam = _load(table, args.data_dir)
-        idx = np.sort(np.random.default_rng(args.sample_seed).choice(len(fam), min(args.n, len(fam)), replace=False))
-        fam = fam.subset(idx)
+        fam = fam.subset(sample_indices(len(fam), args.n, args.sample_seed))
         cgs = (_transnas_cgs(fam, args.transnas_resolution) if table.family == "transbench101_micro"
                else fam.cgs(progress=False))
         first, between = seed_agreement(cgs, methods, tuple(args.seeds), args.inputs, args.executor)
         labels = np.asarray(fam.labels, dtype=float)
         for m in methods:
-            col = TABLE_COLUMN[m]
-            ref = fam.table_flops if col == "flops" else fam.extra.get(col)
-            ref = None if ref is None or np.isnan(ref).all() else np.asarray(ref, dtype=float)
+            ref = table_column(fam, m)
             rows.append((table.name, len(cgs), m, between[m],
                          _rho(first[m], ref) if ref is not None else math.nan,
                          _rho(ref, labels) if ref is not None else math.nan, _rho(first[m], labels)))
