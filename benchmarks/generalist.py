@@ -91,7 +91,7 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
                 only: set[str] | None = None, inputs: str = "natural", executor: str | None = None) -> list[TableData]:
     """Sample every available table as the bank benchmark does and read its bank scores (cache first;
     ``inputs``: the bank's input images, ``executor``: where uncached nets are scored)."""
-    from proxy_bank_report import _load, _transnas_cgs, all_tables
+    from proxy_bank_report import _load, _transnas_cgs, all_tables, sample_indices
 
     from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
     from cgpredict.proxies.bank import BankConfig, bank_scores_many
@@ -105,9 +105,7 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
         except (LookupError, FileNotFoundError, ImportError, ValueError) as exc:
             print(f"{table.name}: skipped ({exc})", flush=True)
             continue
-        n = _size(table.name, sizes)
-        idx = np.sort(np.random.default_rng(sample_seed).choice(len(fam), min(n, len(fam)), replace=False))
-        fam = fam.subset(idx)
+        fam = fam.subset(sample_indices(len(fam), _size(table.name, sizes), sample_seed))
         cgs = (_transnas_cgs(fam, transnas_resolution) if table.family == "transbench101_micro"
                else fam.cgs(progress=False))
         t0 = time.perf_counter()
@@ -207,20 +205,23 @@ def fit_generalist(tables: list[TableData], fams: list[str], opts: dict | None =
 
 
 def run_lofo(tables: list[TableData], arms: list[str], kind: str, seeds: int, fraction: float,
-             shots: int, shot_seeds: int, balance: str = "vocabulary", alpha: float = 1.0) -> dict:
+             shots: int, shot_seeds: int, balance: str = "vocabulary", alpha: float = 1.0,
+             arm_options: dict[str, tuple[dict, bool]] | None = None, strict: bool = True) -> dict:
     """Every (held-out table, variant, arm, seed): metrics on the held-out table; plus ``shots``-shot
-    fine-tuning rows ``(table, "50-shot", arm)`` from the seed-0 generalist of the ``all`` variant."""
+    fine-tuning rows ``(table, "50-shot", arm)`` from the seed-0 generalist of the ``all`` variant.
+    ``arm_options``: the arms' definitions (default :data:`ARMS`); ``strict=False`` skips the strict variant."""
+    arm_options = ARMS if arm_options is None else arm_options
     families = list(dict.fromkeys(t.family for t in tables))
     results: dict = {}
     for held in families:
         variants = {"all": [f for f in families if f != held]}
-        if held in CELL_FAMILIES:
+        if strict and held in CELL_FAMILIES:
             variants["strict"] = [f for f in families if f != held and f not in CELL_FAMILIES]
         for variant, train_fams in variants.items():
             if not train_fams:
                 continue  # nothing left to train on (e.g. a run restricted to one family)
             for arm in arms:
-                opts, graph_only = ARMS[arm]
+                opts, graph_only = arm_options[arm]
                 for seed in range(seeds):
                     model = fit_generalist(tables, train_fams, opts, kind, seed, fraction, balance, alpha)
                     for t in tables:
@@ -258,24 +259,10 @@ def penalty_grid(tables: list[TableData], values: list[float], seeds: int, fract
                  balance: str = "vocabulary", alpha: float = 1.0) -> dict[float, dict[str, float]]:
     """Zero-shot leave-one-family-out of the primary arm for each ``structure_penalty`` value:
     value → {family: mean Spearman over its tables and the seeds} (the ``all`` variant, ridge)."""
-    families = list(dict.fromkeys(t.family for t in tables))
-    out: dict[float, dict[str, float]] = {}
-    for value in values:
-        opts = {**ARMS[PRIMARY][0], "structure_penalty": value}
-        per: dict[str, list[float]] = {}
-        for held in families:
-            train = [f for f in families if f != held]
-            if not train:
-                continue
-            for seed in range(seeds):
-                model = fit_generalist(tables, train, opts, "ridge", seed, fraction, balance, alpha)
-                for t in tables:
-                    if t.family == held:
-                        per.setdefault(t.name, []).append(
-                            metrics(t.labels, model.predict([None] * len(t.labels), raw=t.raw))[0])
-        out[value] = {f: float(np.mean([np.mean(per[t.name]) for t in tables if t.family == f and t.name in per]))
-                      for f in families}
-    return out
+    arms = {f"structure_penalty={v:g}": ({**ARMS[PRIMARY][0], "structure_penalty": v}, False) for v in values}
+    results = run_lofo(tables, list(arms), "ridge", seeds, fraction, 0, 0, balance, alpha, arm_options=arms,
+                       strict=False)
+    return {v: _family_means(tables, results, arm) for v, arm in zip(values, arms)}
 
 
 def weights_on_all(tables: list[TableData], kind: str, balance: str = "vocabulary",
@@ -300,15 +287,20 @@ def _mean(values: list[tuple[float, float, float]], i: int = 0) -> float:
     return float(np.mean([v[i] for v in values]))
 
 
-def _family_mean(tables: list[TableData], results: dict, arm: str, variant: str = "all") -> float:
-    """Mean Spearman over held-out families, each family the mean of its tables (NaN if one is missing)."""
+def _family_means(tables: list[TableData], results: dict, arm: str, variant: str = "all") -> dict[str, float]:
+    """Mean Spearman of each held-out family over its tables (NaN for a family with none)."""
     fams = list(dict.fromkeys(t.family for t in tables))
-    per = []
+    per = {}
     for f in fams:
         vals = [_mean(results[(t.name, variant, arm)]) for t in tables
                 if t.family == f and (t.name, variant, arm) in results]
-        per.append(np.mean(vals) if vals else math.nan)
-    return float(np.mean(per))
+        per[f] = float(np.mean(vals)) if vals else math.nan
+    return per
+
+
+def _family_mean(tables: list[TableData], results: dict, arm: str, variant: str = "all") -> float:
+    """Mean Spearman over held-out families, each family the mean of its tables (NaN if one is missing)."""
+    return float(np.mean(list(_family_means(tables, results, arm, variant).values())))
 
 
 def report(tables: list[TableData], results: dict, base: dict, weights, args: argparse.Namespace,  # noqa: ANN001

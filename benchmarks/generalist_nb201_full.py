@@ -36,53 +36,50 @@ TASKS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "Imag
 
 def load(data_dir: str, n: int | None, seed: int) -> tuple[list, dict[str, np.ndarray]]:
     """CGs of the 200-epoch table (all, or a seeded subsample of ``n``) and their labels per task."""
+    from proxy_bank_report import sample_indices
+
     from cgpredict.datasets import load_family
 
     fams = {task: load_family("nasbench201", task=task, table="nb201_200ep", data_dir=data_dir) for task in TASKS}
     first = next(iter(fams.values()))
     if any(f.archs != first.archs for f in fams.values()):
         raise SystemExit("the 200-epoch table's tasks list different networks")
-    idx = np.arange(len(first)) if n is None or n >= len(first) else np.sort(
-        np.random.default_rng(seed).choice(len(first), n, replace=False))
+    idx = sample_indices(len(first), n, seed)
     labels = {task: np.asarray(f.labels, dtype=float)[idx] for task, f in fams.items()}
     return first.subset(idx).cgs(progress=False), labels
 
 
-def predictions(cgs: list, executor: str | None, inputs: str) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """Every ranking of the whole set: the demo generalist (with and without proxies) and the
-    baselines; also the raw columns (for the per-set rankings) and the number of failed nets."""
-    from generalist import _ranks
+def task_metrics(model, cgs: list, labels: dict[str, np.ndarray], executor: str | None  # noqa: ANN001
+                 ) -> tuple[dict[str, dict[str, tuple[float, float, float]]], np.ndarray, int]:
+    """Per task, the metrics of every ranking of the whole set: ``model`` with and without proxies and
+    the LOFO benchmark's baselines (:func:`generalist.baselines`); also the raw columns (for the
+    per-set rankings) and the number of nets with a failed proxy."""
+    from generalist import TableData, baselines, metrics
 
-    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
-    from cgpredict.proxies.bank import BankConfig, bank_scores_many
-    from cgpredict.proxies.zc_aznas import aggregate
+    from cgpredict.generalist import FEATURE_PROXIES
 
-    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
-    if model.bank.get("inputs", "natural") != inputs:
-        raise SystemExit(f"generalist_demo scores with {model.bank.get('inputs', 'natural')!r} inputs, not {inputs!r}")
-    results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(**model.bank), progress=sys.stderr.isatty(),
-                               executor=executor)
+    model.executor = executor  # the bank scores the uncached nets there
+    results = model.bank_results(cgs)
     raw = model.columns(cgs, bank=results)
     scores = {m: np.array([r.scores.get(m, np.nan) for r in results]) for m in FEATURE_PROXIES}
-    out = {"generalist_demo": model.predict(cgs, raw=raw),
-           "generalist_demo --no-proxies": model.predict(cgs, raw=raw, use_proxies=False),
-           "FLOPs": raw[:, model.column_names.index("log_flops")],
-           "params": raw[:, model.column_names.index("log_params")]}
-    out.update(scores)
-    out["AZ-NAS aggregate"] = aggregate(scores)
-    out["mean rank (all proxies)"] = np.stack([_ranks(scores[m]) for m in FEATURE_PROXIES], axis=1).mean(axis=1)
     failed = sum(any(m in r.errors for m in FEATURE_PROXIES) for r in results)
+    ranked = {"generalist_demo": model.predict(cgs, raw=raw),
+              "generalist_demo --no-proxies": model.predict(cgs, raw=raw, use_proxies=False)}
+    out = {}
+    for task, y in labels.items():
+        out[task] = {name: metrics(y, pred) for name, pred in ranked.items()}
+        out[task].update(baselines(TableData(task, "NB-201", raw, scores, y, failed)))
     return out, raw, failed
 
 
-def per_set(raw: np.ndarray, labels: dict[str, np.ndarray], size: int, sets: int, seed: int) -> dict:
-    """Mean ± std over ``sets`` random sets of ``size`` nets of the demo generalist's Spearman and
-    FLOPs' and the best-on-average single proxy's, per task."""
+def per_set(model, raw: np.ndarray, labels: dict[str, np.ndarray], size: int, sets: int,  # noqa: ANN001
+            seed: int) -> dict:
+    """Mean ± std over ``sets`` random sets of ``size`` nets of ``model``'s Spearman, FLOPs' and each
+    single proxy's, per task."""
     from generalist import metrics
 
-    from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
+    from cgpredict.generalist import FEATURE_PROXIES
 
-    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
     rng = np.random.default_rng(seed)
     picks = [np.sort(rng.choice(len(raw), size, replace=False)) for _ in range(sets)]
     out: dict = {}
@@ -148,17 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_dir or not (Path(args.data_dir) / "nb201_200ep").is_dir():
         print("needs the 200-epoch NB-201 table: set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)
         return 2
-    from generalist import metrics
+    from cgpredict.generalist import GeneralistPredictor
     from cgpredict.quiet import hide_known_warnings
 
     hide_known_warnings()
-
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=sys.stderr.isatty())
+    if model.bank.get("inputs", "natural") != args.inputs:
+        print(f"generalist_demo scores with {model.bank.get('inputs', 'natural')!r} inputs, not {args.inputs!r}",
+              file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     cgs, labels = load(args.data_dir, args.n, args.seed)
-    preds, raw, failed = predictions(cgs, args.executor, args.inputs)
-    all_metrics = {t: {name: metrics(y, p) for name, p in preds.items()} for t, y in labels.items()}
+    all_metrics, raw, failed = task_metrics(model, cgs, labels, args.executor)
     size = min(args.set_size, len(cgs))
-    sets = per_set(raw, labels, size, args.sets, args.seed) if args.sets and size < len(cgs) else {}
+    sets = per_set(model, raw, labels, size, args.sets, args.seed) if args.sets and size < len(cgs) else {}
     text = report(all_metrics, sets, len(cgs), failed, args, time.perf_counter() - t0)
     from report_io import emit_report
 

@@ -24,18 +24,19 @@ def test_per_set_rankings_of_the_demo_generalist_and_baselines(benchmarks_on_pat
 
     from cgpredict.generalist import GeneralistPredictor
 
-    names = GeneralistPredictor(progress=False).column_names
+    model = GeneralistPredictor.pretrained("generalist_demo", progress=False)
+    names = model.column_names
     rng = np.random.default_rng(0)
     labels = rng.normal(size=400)
     raw = rng.normal(size=(400, len(names)))
     raw[:, names.index("log_flops")] = labels  # FLOPs rank every set perfectly
     raw[:, names.index("synflow")] = -labels   # SynFlow ranks every set backwards
-    out = full.per_set(raw, {"acc": labels}, size=40, sets=6, seed=1)
+    out = full.per_set(model, raw, {"acc": labels}, size=40, sets=6, seed=1)
     assert out["acc"]["FLOPs"] == pytest.approx((1.0, 0.0))
     assert out["acc"]["synflow"] == pytest.approx((-1.0, 0.0))
     mean, std = out["acc"]["generalist_demo"]
     assert -1.0 <= mean <= 1.0 and std > 0  # six different random sets
-    assert full.per_set(raw, {"acc": labels}, size=40, sets=6, seed=1) == out  # seeded
+    assert full.per_set(model, raw, {"acc": labels}, size=40, sets=6, seed=1) == out  # seeded
 
 
 def test_seed_agreement_is_one_for_seed_free_proxies_and_bounded_for_batch_ones(benchmarks_on_path, tmp_path,

@@ -146,7 +146,7 @@ class GeneralistPredictor(Estimator):
         """Names of the proxy ranker's features: :attr:`ranker_columns`, then a ``<column>:missing``
         mask for each proxy column and pooled node statistic (the order of ``ranker_.coef_``)."""
         names = self.ranker_columns
-        return (*names, *(f"{c}:missing" for c in names if c in self.proxies or ":" in c))
+        return (*names, *(f"{c}:missing" for c in self._masked(names)))
 
     def structure_penalties(self) -> np.ndarray:
         """Per-feature multipliers of ``alpha`` in the proxy ranker (:attr:`ranker_features` order):
@@ -229,8 +229,11 @@ class GeneralistPredictor(Estimator):
         keep = [self.column_names.index(c) for c in names]
         if reference is not None:
             reference = SetReference(names, tuple(reference.values[k] for k in keep))
-        masked = tuple(c for c in names if c in self.proxies or ":" in c)
-        return set_features(raw[:, keep], names, reference=reference, proxies=masked).matrix
+        return set_features(raw[:, keep], names, reference=reference, proxies=self._masked(names)).matrix
+
+    def _masked(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The columns among ``names`` that get a ``:missing`` mask: proxy scores and pooled node statistics."""
+        return tuple(c for c in names if c in self.proxies or ":" in c)
 
     # ------------------------------------------------------------------ fitting
 
