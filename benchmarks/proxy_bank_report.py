@@ -166,16 +166,30 @@ def run_bank_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transnas_cgs(fam, resolution: int) -> list:  # noqa: ANN001
-    """TransNAS-Bench-101 micro nets as the class_scene network (the encoder every task shares, with a
-    classifier head), converted at ``resolution``: the autoencoder/normal/segmentation decoders use
-    ``leaky_relu``, which the CG rebuild does not execute, jigsaw takes a 5-D input, and the rebuilt
-    TransNAS CG cannot change its input size (fixed-length slices), so it is converted at that size."""
+#: The loss each TransNAS-Bench-101 micro task trains with (Duan et al., 2021), used as the bank's
+#: random-target loss when a task's own network is scored.
+TRANSNAS_LOSS = {"class_scene": "cross_entropy", "class_object": "cross_entropy", "jigsaw": "cross_entropy",
+                 "segmentsemantic": "cross_entropy", "room_layout": "mse", "autoencoder": "l1", "normal": "l1"}
+
+
+def _transnas_cgs(fam, resolution: int, task_network: bool = False) -> list:  # noqa: ANN001
+    """TransNAS-Bench-101 micro nets, converted at ``resolution`` (the rebuilt TransNAS CG cannot change
+    its input size: fixed-length slices).
+
+    By default each is the class_scene network (the encoder every task shares, with a classifier head),
+    whatever the table's task: one set of scores serves all seven tables. ``task_network=True`` converts
+    the table's own network instead (decoders for autoencoder / normal / segmentsemantic, the 9-tile
+    encoder for jigsaw at its native 64×64 tiles); score it with ``BankConfig(loss=TRANSNAS_LOSS[task])``.
+    """
     from cgpredict.converters import from_torch
     from cgpredict.datasets import build
 
-    return [from_torch(build("transbench101_micro", arch, "class_scene"), input_shape=(1, 3, resolution, resolution),
-                       name=f"transbench101_micro/{arch}@{resolution}") for arch in fam.archs]
+    task = fam.task if task_network else "class_scene"
+    shape = (1, 9, 3, 64, 64) if task == "jigsaw" else (1, 3, resolution, resolution)
+    tag = "x".join(str(v) for v in shape[1:]) if task_network else str(resolution)
+    suffix = f"/{task}" if task_network else ""
+    return [from_torch(build("transbench101_micro", arch, task), input_shape=shape,
+                       name=f"transbench101_micro/{arch}{suffix}@{tag}") for arch in fam.archs]
 
 
 def _write(args: argparse.Namespace, methods: list[str], summary: list, sections: list[str], seconds: float,

@@ -33,21 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def seed_agreement(cgs: list, methods: list[str], seeds: tuple[int, int], inputs: str,
-                   executor: str | None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                   executor: str | None, loss: str = "cross_entropy") -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Seed-0 scores and, per proxy, Spearman between the scores of the two seeds on ``cgs``."""
     from proxy_bank_report import _rho
 
     from cgpredict.proxies.bank import BankConfig, bank_scores_many
 
-    runs = [bank_scores_many(cgs, methods, BankConfig(seed=s, inputs=inputs), progress=False, executor=executor)
-            for s in seeds]
+    runs = [bank_scores_many(cgs, methods, BankConfig(seed=s, inputs=inputs, loss=loss), progress=False,
+                             executor=executor) for s in seeds]
     scores = [{m: np.array([r.scores.get(m, math.nan) for r in run]) for m in methods} for run in runs]
     return scores[0], {m: _rho(scores[0][m], scores[1][m]) for m in methods}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Compute, print and optionally write the report; returns an exit code."""
-    from proxy_bank_report import TABLE_COLUMN, _load, _rho, _transnas_cgs, all_tables, sample_indices, table_column
+    from proxy_bank_report import (TABLE_COLUMN, TRANSNAS_LOSS, _load, _rho, _transnas_cgs, all_tables,
+                                   sample_indices, table_column)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs=2, default=(0, 1), help="the two bank seeds compared")
     parser.add_argument("--inputs", default="natural", choices=("natural", "noise"))
     parser.add_argument("--transnas-resolution", type=int, default=64)
+    parser.add_argument("--transnas-task-network", action="store_true",
+                        help="score each TransNAS table's own network with its task's loss (default: the "
+                             "class_scene network for every task)")
     parser.add_argument("--executor", default=None, help="score uncached nets there (e.g. local:2)")
     parser.add_argument("--report", default=None)
     args = parser.parse_args(argv)
@@ -80,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     for table in tables:
         fam = _load(table, args.data_dir)
         fam = fam.subset(sample_indices(len(fam), args.n, args.sample_seed))
-        cgs = (_transnas_cgs(fam, args.transnas_resolution) if table.family == "transbench101_micro"
+        transnas = table.family == "transbench101_micro"
+        cgs = (_transnas_cgs(fam, args.transnas_resolution, args.transnas_task_network) if transnas
                else fam.cgs(progress=False))
-        first, between = seed_agreement(cgs, methods, tuple(args.seeds), args.inputs, args.executor)
+        loss = TRANSNAS_LOSS[table.task] if transnas and args.transnas_task_network else "cross_entropy"
+        first, between = seed_agreement(cgs, methods, tuple(args.seeds), args.inputs, args.executor, loss)
         labels = np.asarray(fam.labels, dtype=float)
         for m in methods:
             ref = table_column(fam, m)
@@ -103,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
              "seeds' scores of the same nets, the ceiling for agreement with a column computed on any other "
              "batch; *ρ(ours, table)*: our seed-0 score vs the NAS-Bench-Suite-Zero column (a real CIFAR batch); "
              "*table ρ with labels* and *ours ρ with labels*: how well each ranks the nets at all. "
-             f"Wall time {time.perf_counter() - t0:.0f} s.", "",
+             f"Wall time {time.perf_counter() - t0:.0f} s. TransNAS-Bench-101 tables: "
+             + ("each task's own network with its task's loss (`TRANSNAS_LOSS`)" if args.transnas_task_network
+                else "the class_scene network for every task")
+             + f", {args.transnas_resolution}×{args.transnas_resolution} inputs (jigsaw: 9 tiles of 64×64).", "",
              "| table | n | proxy | ρ(seed, seed) | ρ(ours, table) | table ρ with labels | ours ρ with labels |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {t} | {n} | {m} | {f(a)} | {f(b)} | {f(c)} | {f(d)} |" for t, n, m, a, b, c, d in rows]

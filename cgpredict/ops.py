@@ -16,7 +16,8 @@ op type                meaning
 ``matmul``             a product of two activations (e.g. attention scores without SDPA)
 ``batch_norm``         batch normalisation (inference form)
 ``layer_norm``         layer / group / instance / RMS normalisation
-``relu`` ``relu6``     activations (``relu6`` also covers ``hardtanh``)
+``relu`` ``relu6``     activations (``relu6`` also covers ``hardtanh``; ``relu`` also covers
+                       ``leaky_relu``, its slope in ``attrs["negative_slope"]``)
 ``gelu`` ``silu``      ``silu`` is also swish
 ``hardswish``
 ``hardsigmoid``

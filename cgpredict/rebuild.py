@@ -252,6 +252,9 @@ class RebuiltModule(nn.Module):
             return self._layer(node, cls(c, affine=node.params > 0))
         if op == "layer_norm":
             return self._norm(node)
+        if op == "relu" and node.attrs.get("negative_slope"):
+            slope = float(node.attrs["negative_slope"])
+            return lambda m, xs, slope=slope: F.leaky_relu(xs[0], slope)
         if op in ("relu", "relu6", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"):
             fn = getattr(F, op) if op not in ("sigmoid", "tanh") else getattr(torch, op)
             return lambda m, xs, fn=fn: fn(xs[0])

@@ -66,6 +66,7 @@ class OnnxMapper:
             "MatMul": self.matmul,
             "BatchNormalization": self.batch_norm,
             "Clip": self.clip,
+            "LeakyRelu": self.leaky_relu,
             "Add": self.elementwise,
             "Sub": self.elementwise,
             "Mul": self.elementwise,
@@ -373,6 +374,11 @@ class OnnxMapper:
             hi = float(np.asarray(self.v.value(node.input[2])).reshape(-1)[0])
         op = "relu" if lo == 0 and (hi is None or math.isinf(hi)) else "relu6"
         self.emit(op, node, [node.input[0]], params=0)
+
+    def leaky_relu(self, node: onnx.NodeProto) -> None:
+        """LeakyRelu → ``relu`` with ``attrs["negative_slope"]`` (ONNX's ``alpha``, 0.01 by default)."""
+        self.emit("relu", node, self.acts(node)[:1], params=0,
+                  attrs={"negative_slope": float(attr(node, "alpha", 0.01))})
 
     # ------------------------------------------------------------------ elementwise
     def elementwise(self, node: onnx.NodeProto) -> None:

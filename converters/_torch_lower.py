@@ -310,6 +310,11 @@ def _activation(op: str) -> Callable[[_Ctx], None]:
     return handler
 
 
+def _leaky_relu(c: _Ctx) -> None:
+    """``leaky_relu`` is a ``relu`` node whose ``attrs["negative_slope"]`` keeps the slope (0.01 by default)."""
+    c.emit("relu", [c.x], attrs={"negative_slope": float(c.get("negative_slope", 0.01))})
+
+
 def _binary(op: str) -> Callable[[_Ctx], None]:
     def handler(c: _Ctx) -> None:
         c.emit(op, list(c.acts))
@@ -520,6 +525,7 @@ _HANDLERS: dict[str, Callable[[_Ctx], None]] = {
     "addmm": _addmm, "batch_norm": _batch_norm, "norm": _norm,
     **{op: _activation(op) for op in ("relu", "relu6", "gelu", "silu", "hardswish", "hardsigmoid",
                                       "sigmoid", "tanh", "softmax")},
+    "leaky_relu": _leaky_relu,
     "add": _binary("add"), "mul": _binary("mul"), "cat": _cat, "stack": _cat, "split": _split,
     "select": _select, "slice": _select, "narrow": _select,
     "max_pool": _pool("max_pool"), "avg_pool": _pool("avg_pool"),

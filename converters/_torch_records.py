@@ -40,7 +40,7 @@ _ALIASES = {
     "layer_norm": "norm", "native_layer_norm": "norm", "group_norm": "norm",
     "native_group_norm": "norm", "instance_norm": "norm", "rms_norm": "norm",
     # activations
-    "relu": "relu", "relu6": "relu6", "hardtanh": "relu6", "gelu": "gelu", "silu": "silu",
+    "relu": "relu", "leaky_relu": "leaky_relu", "relu6": "relu6", "hardtanh": "relu6", "gelu": "gelu", "silu": "silu",
     "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
     "softmax": "softmax", "log_softmax": "softmax", "_softmax": "softmax", "_log_softmax": "softmax",
     # elementwise binary
@@ -150,6 +150,7 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
     "sdpa": ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"),
     "softmax": ("input", "dim"),
     "relu6": ("input", "min_val", "max_val"),
+    "leaky_relu": ("input", "negative_slope", "inplace"),
     "rnn": ("input", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional",
             "batch_first"),
     "im2col": ("input", "kernel_size", "dilation", "padding", "stride"),

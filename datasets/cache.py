@@ -55,8 +55,11 @@ except ImportError:  # pragma: no cover - no advisory locks on this platform
     fcntl = None  # type: ignore[assignment]
 from cgpredict.ops import OP_INDEX, OP_TYPES
 
+#: Revision of the converters' output at a fixed schema: bumped whenever a model converts to a different
+#: CG (2: ``leaky_relu`` became a ``relu`` node with ``attrs["negative_slope"]`` instead of ``unknown``).
+CONVERTER_REVISION = 2
 #: Identifies the converter output: a bundle written under another version is not reused.
-CONVERTER_VERSION = f"cgpredict-{__version__}+cg{SCHEMA_VERSION}+feat{FEATURE_VERSION}"
+CONVERTER_VERSION = f"cgpredict-{__version__}+cg{SCHEMA_VERSION}+feat{FEATURE_VERSION}+conv{CONVERTER_REVISION}"
 
 #: Environment variable overriding the cache folder.
 CACHE_ENV = "CGPREDICT_CACHE"

@@ -306,7 +306,7 @@ def _custom_op_model() -> onnx.ModelProto:
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
         helper.make_node("Swoosh", ["r"], ["s"], name="custom", domain="my.ops"),
-        helper.make_node("LeakyRelu", ["s"], ["l"], name="leaky"),
+        helper.make_node("Elu", ["s"], ["l"], name="elu"),
         helper.make_node("Add", ["l", "r"], ["y"], name="add"),
     ]
     return _model(nodes, [_vi("x", 1, 4, 3)], [_vi("y", 1, 4, 3)], extra_opsets=[helper.make_opsetid("my.ops", 1)])
@@ -320,10 +320,10 @@ def test_unknown_ops_warn_and_become_unknown_nodes() -> None:
         cg = from_onnx(_custom_op_model())
     uncounted = sorted(str(w.message) for w in caught if issubclass(w.category, UncountedOpWarning))
     assert len(uncounted) == 2  # one per op type, naming the op and the node
-    assert "op 'LeakyRelu' (1 node, at 'leaky')" in uncounted[0] and "0 MACs" in uncounted[0]
+    assert "op 'Elu' (1 node, at 'elu')" in uncounted[0] and "0 MACs" in uncounted[0]
     assert "op 'my.ops.Swoosh' (1 node, at 'custom')" in uncounted[1]
     assert _ops(cg) == ["input", "relu", "unknown", "unknown", "add", "output"]
-    assert [n.source_op for n in cg.nodes if n.op == "unknown"] == ["my.ops.Swoosh", "LeakyRelu"]
+    assert [n.source_op for n in cg.nodes if n.op == "unknown"] == ["my.ops.Swoosh", "Elu"]
     assert cg.nodes[2].out_shape == (1, 4, 3)  # assumed from its input (shape inference skips it)
 
 

@@ -20,7 +20,7 @@ from cgpredict.proxies.bank import DEFAULT_METHODS, PROXIES, BankConfig, bank_sc
 from cgpredict.proxies.zc_activation import meco, naswot, naswot_kernel
 from cgpredict.proxies.zc_aznas import aggregate, expressivity, find_blocks, progressivity, trainability
 from cgpredict.proxies.zc_gradient import jacov_from_jacobian, zico
-from cgpredict.proxies.zc_pass import PassData, _labels, build_net
+from cgpredict.proxies.zc_pass import PassData, _labels, build_net, pass_loss
 from cgpredict.proxies.zc_synflow import synflow_pass
 
 SMALL = BankConfig(batch_size=8)
@@ -110,6 +110,65 @@ def test_gradient_proxies_of_a_linear_model_in_closed_form() -> None:
     expected = float(-(torch.log(lam + 1e-5) + 1 / (lam + 1e-5)).sum())
     assert result.scores["jacov"] == pytest.approx(expected, rel=1e-4)
     assert jacov_from_jacobian(torch.ones(3, 5)) != jacov_from_jacobian(torch.randn(3, 5, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1"])
+def test_regression_losses_give_the_closed_form_gradients(loss: str) -> None:
+    """grad-norm and SNIP of logits = W x under mean-reduced MSE / L1 against seeded normal targets."""
+    cg = _linear_cg()
+    config = BankConfig(batch_size=6, inputs="noise", loss=loss)
+    result = bank_scores(cg, ["grad_norm", "snip"], config, cache=False)
+    w = next(m for m in build_net(cg, config.seed).modules() if isinstance(m, nn.Linear)).weight.detach().double()
+    x = bank_mod._images(cg, config).reshape(6, -1).double()
+    grad = torch.zeros_like(w)
+    for h in range(2):
+        xs = x[h * 3:(h + 1) * 3]
+        logits = xs @ w.t()
+        target = torch.randn((3, 5), generator=torch.Generator().manual_seed(config.seed * 1000 + 17 + h)).double()
+        diff = logits - target
+        dlogits = 2 * diff / diff.numel() if loss == "mse" else torch.sign(diff) / diff.numel()
+        grad += dlogits.t() @ xs
+    assert result.scores["grad_norm"] == pytest.approx(float(grad.norm()), rel=1e-5)
+    assert result.scores["snip"] == pytest.approx(float((w * grad).abs().sum()), rel=1e-5)
+    ce = bank_scores(cg, ["grad_norm"], BankConfig(batch_size=6, inputs="noise"), cache=False)
+    assert ce.scores["grad_norm"] != result.scores["grad_norm"]
+
+
+def test_loss_option_keys_the_cache_and_is_checked() -> None:
+    from cgpredict.commands.proxy import BANK_LOSSES
+    from cgpredict.proxies.zc_pass import LOSSES
+
+    assert BANK_LOSSES == LOSSES  # the CLI offers every loss
+    assert "loss" not in BankConfig().key()  # cross-entropy cache keys are the same as before the option
+    assert BankConfig(loss="mse").key() != BankConfig().key() != BankConfig(loss="l1").key()
+    with pytest.raises(ValueError, match="loss must be one of"):
+        BankConfig(loss="hinge")
+    dense = torch.randn(4, 3, 5, 5)
+    assert pass_loss(dense, 0, 0).shape == ()  # cross-entropy per position of a dense output
+    assert _labels(dense, 0, 0).shape == (4, 5, 5)
+
+
+def test_a_network_of_image_tiles_gets_a_batch_of_tiles() -> None:
+    """A jigsaw-style input (N, tiles, C, H, W): the bank feeds batch × tiles images in that shape."""
+
+    class Tiles(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            feats = [F.relu(self.conv(x[:, i])).mean((2, 3)) for i in range(2)]
+            return self.fc(torch.cat(feats, 1))
+
+    cg = from_torch(Tiles(), input_shape=(1, 2, 3, 8, 8), name="tiles")
+    images = bank_mod._images(cg, SMALL)
+    assert images.shape == (8, 2, 3, 8, 8)
+    flat = bank_mod._batch(3, (8, 8), 16, SMALL.seed, SMALL.inputs)
+    assert torch.equal(images.reshape(16, 3, 8, 8), flat)
+    asked = ["naswot", "meco", "grad_norm", "snip", "fisher", "zico", "synflow"]
+    result = bank_scores(cg, asked, SMALL, cache=False)
+    assert all(m not in result.errors and math.isfinite(result.scores[m]) for m in asked)
 
 
 def test_meco_of_a_map_with_no_more_positions_than_channels_is_exactly_zero() -> None:

@@ -227,3 +227,37 @@ def test_every_torchvision_classifier_round_trips(name: str) -> None:
         warnings.simplefilter("ignore")
         again = from_torch(net, input_shape=(1, 3, side, side))
     _assert_same_graph(cg, again, True)
+
+
+@pytest.mark.parametrize("method", ["auto", "export", "real"])
+def test_leaky_relu_is_a_relu_node_that_keeps_its_slope(method: str) -> None:
+    class Leaky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.act = nn.LeakyReLU(0.2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.leaky_relu(self.act(self.conv(x)))  # slope 0.2, then the default 0.01
+
+    model = Leaky().eval()
+    cg = from_torch(model, input_shape=(2, 3, 6, 6), method=method)
+    relus = [n for n in cg.nodes if n.op == "relu"]
+    assert [n.attrs.get("negative_slope") for n in relus] == [pytest.approx(0.2), pytest.approx(0.01)]
+    assert not [n for n in cg.nodes if n.op == "unknown"]
+    assert CG.from_json(cg.to_json()).nodes[relus[0].id].attrs["negative_slope"] == pytest.approx(0.2)
+    net = cg.to_module().eval()
+    net.layers[f"n{cg.nodes[1].id}"].load_state_dict(model.conv.state_dict())
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-6)  # negative inputs keep their slopes
+
+
+def test_transnas_decoders_rebuild_without_unknown_nodes() -> None:
+    from cgpredict.datasets import build
+
+    model = build("transbench101_micro", (3, 1, 2, 3, 0, 2), "segmentsemantic")
+    cg, cg2, y_ref, y = _round_trip(model, (1, 3, 64, 64))
+    assert "unknown" not in cg.op_histogram()
+    assert y.shape == y_ref.shape == (1, 17, 64, 64)
+    _assert_same_graph(cg, cg2, True)

@@ -47,6 +47,9 @@ from typing import Any
 
 __all__ = ["register", "write_csv"]
 
+#: ``--loss`` choices (:data:`cgpredict.proxies.zc_pass.LOSSES`, named here so the parser does not import torch).
+BANK_LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "l1")
+
 REGRESSION = ("gennas", "eproxy")
 
 
@@ -89,7 +92,7 @@ def _bank_config(args: argparse.Namespace) -> Any:
 
     extra = {"batch_size": args.batch_size} if args.batch_size is not None else {}
     return BankConfig(resolution=args.resolution, seed=args.seed, inputs=args.inputs,
-                      regression_iterations=args.iterations, **extra)
+                      regression_iterations=args.iterations, loss=args.loss, **extra)
 
 
 def _load_sample(args: argparse.Namespace) -> Any:
@@ -316,6 +319,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--target-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--inputs", choices=("natural", "noise"), default="natural")
+    parser.add_argument("--loss", choices=BANK_LOSSES, default="cross_entropy",
+                        help="bank: the gradient proxies' loss against random targets (cross_entropy for class "
+                             "or segmentation outputs, mse/l1 for regression outputs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=None, help="networks trained at once (default 4 on CUDA, 1 on CPU)")
     parser.add_argument("--flops-alpha", type=float, default=0.0, help="FLOPs factor: loss*(1+alpha*norm(MACs)); 0 = off")

@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
-from cgpredict.proxies.zc_pass import PassNeeds, build_net, run_pass
+from cgpredict.proxies.zc_pass import LOSSES, PassNeeds, build_net, run_pass
 from cgpredict.proxies.zc_synflow import synflow_pass
 
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "PROXIES", "BankConfig", "BankResult", "ProxyInfo",
@@ -170,6 +170,10 @@ class BankConfig:
         regression_iterations: SGD steps of GenNAS/Eproxy (``None`` = the preset's).
         init: weight initialisation of the SynFlow and data passes: ``default`` (PyTorch's) or
             ``kaiming_fan_in`` (AZ-NAS's).
+        loss: the data pass's loss against seeded random targets (SNIP, grad-norm, Fisher, ZiCo and the
+            gradient node statistics read its gradients): ``cross_entropy`` for class outputs, also per
+            position for dense ``(N, classes, H, W)`` outputs such as segmentation; ``mse`` (standard
+            normal targets) or ``l1`` for regression outputs (surface normals, reconstructions, layouts).
     """
 
     batch_size: int = 32
@@ -178,6 +182,7 @@ class BankConfig:
     inputs: str = "natural"
     regression_iterations: int | None = None
     init: str = "default"
+    loss: str = "cross_entropy"
 
     def __post_init__(self) -> None:
         from cgpredict.proxies.zc_pass import INITS
@@ -188,14 +193,19 @@ class BankConfig:
             raise ValueError(f"batch_size must be even and >= 4, got {self.batch_size}")
         if self.resolution is not None and self.resolution < 1:
             raise ValueError(f"resolution must be positive, got {self.resolution}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.inputs not in ("natural", "noise"):
             raise ValueError(f"inputs must be 'natural' or 'noise', got {self.inputs!r}")
 
     def key(self) -> str:
-        """A stable text form of the config (``init`` appears only when not the default)."""
+        """A stable text form of the config (``init`` and ``loss`` appear only when not the default,
+        so entries cached before they existed keep their keys)."""
         data = dataclasses.asdict(self)
         if data["init"] == "default":
             del data["init"]
+        if data["loss"] == "cross_entropy":
+            del data["loss"]
         return json.dumps(data, sort_keys=True)
 
 
@@ -230,14 +240,21 @@ class BankResult:
 
 # ------------------------------------------------------------------ computing one group
 def _images(cg: CG, config: BankConfig) -> torch.Tensor:
-    """The seeded input batch of ``cg`` (shared between networks of the same input shape; do not modify)."""
+    """The seeded input batch of ``cg`` (shared between networks of the same input shape; do not modify).
+
+    An input ``(N, C, H, W)`` gets ``batch_size`` images; an input with more leading axes, e.g. the
+    ``(N, tiles, C, H, W)`` of a jigsaw network, gets ``batch_size × tiles`` images in that shape.
+    """
     inputs = cg.input_nodes
-    if len(inputs) != 1 or len(inputs[0].out_shape) != 4:
-        raise ValueError(f"CG {cg.name!r}: the proxy bank needs one image input (N, C, H, W), got "
+    if len(inputs) != 1 or len(inputs[0].out_shape) < 4:
+        raise ValueError(f"CG {cg.name!r}: the proxy bank needs one image input (N, [...,] C, H, W), got "
                          f"{[tuple(n.out_shape) for n in inputs]}")
-    _, c, h, w = (int(s) for s in inputs[0].out_shape)
+    shape = tuple(int(s) for s in inputs[0].out_shape)
+    lead, (c, h, w) = shape[1:-3], shape[-3:]
     size = (config.resolution, config.resolution) if config.resolution is not None else (h, w)
-    return _batch(c, size, config.batch_size, config.seed, config.inputs)
+    per_sample = math.prod(lead)
+    images = _batch(c, size, config.batch_size * per_sample, config.seed, config.inputs)
+    return images.reshape(config.batch_size, *lead, c, *size) if lead else images
 
 
 @lru_cache(maxsize=8)
@@ -270,7 +287,7 @@ def _data_group(cg: CG, config: BankConfig, out: BankResult) -> None:
     n = cg.num_nodes
     net = build_net(cg, config.seed, init=config.init)
     images = _images(cg, config)
-    data = run_pass(cg, net, images, config.seed, PassNeeds(), zc_aznas.find_blocks(cg))
+    data = run_pass(cg, net, images, config.seed, PassNeeds(), zc_aznas.find_blocks(cg), loss=config.loss)
     for name, fn in _DATA_FNS.items():
         try:
             out.scores[name], out.node[name] = fn(data, n)

@@ -5,7 +5,7 @@ Pipeline position: model → CG → rebuilt module → **one shared pass** → p
 
 Most training-free proxies read the same few quantities of a freshly initialised network on one
 batch: the activations of every node (NASWOT, MeCo, AZ-NAS expressivity/progressivity), the
-gradients of a cross-entropy loss with respect to the weights (SNIP, grad-norm, ZiCo) and to the
+gradients of a loss (cross-entropy by default, :func:`pass_loss`) with respect to the weights (SNIP, grad-norm, ZiCo) and to the
 node outputs (Fisher), the Jacobian of the summed logits with respect to the input (Jacobian
 covariance), and block-to-block vector–Jacobian products (AZ-NAS trainability). :func:`run_pass`
 computes all of them in one go on a :class:`~cgpredict.rebuild.RebuiltModule` (``CG.to_module()``),
@@ -13,7 +13,7 @@ so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
 
 * the batch of ``batch_size`` seeded natural images (:mod:`~cgpredict.proxies.inputs`) is split in
   two halves (ZiCo needs gradients of at least two batches); each half runs forward once (batch
-  norm in train mode) and backward once for the cross-entropy loss against seeded random labels;
+  norm in train mode) and backward once for the loss against seeded random labels (or regression targets);
 * on the first half only: the input Jacobian of the summed logits (one extra input-only backward)
   and the block vector–Jacobian products of AZ-NAS (input-only backwards through one block each);
 * what each proxy needs is reduced right away (per-node sums, codes, sample-0 feature maps), so the
@@ -42,7 +42,7 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.ops import CONV_OPS
 
-__all__ = ["INITS", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
+__all__ = ["INITS", "LOSSES", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
 
 WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
 
@@ -143,11 +143,31 @@ def weighted_nodes(cg: CG, net: nn.Module) -> dict[int, nn.Module]:
     return out
 
 
+#: Losses of the data pass against seeded random targets (see :func:`pass_loss`).
+LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "l1")
+
+
 def _labels(logits: torch.Tensor, seed: int, half: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed * 1000 + 17 + half)
     classes = int(logits.shape[1]) if logits.dim() >= 2 else 1
     shape = (logits.shape[0], *logits.shape[2:])
     return torch.randint(max(classes, 1), shape, generator=gen)
+
+
+def pass_loss(outputs: torch.Tensor, seed: int, half: int, loss: str = "cross_entropy") -> torch.Tensor:
+    """The loss of one half of the pass against seeded random targets.
+
+    ``cross_entropy``: random class labels over dim 1, one per sample and (for dense outputs such as
+    ``(N, classes, H, W)`` segmentation maps) per position. ``mse`` / ``l1``: standard normal targets of
+    the output's shape (regression outputs: surface normals, reconstructions, room layouts).
+    """
+    if loss == "cross_entropy":
+        return F.cross_entropy(outputs, _labels(outputs, seed, half))
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    gen = torch.Generator().manual_seed(seed * 1000 + 17 + half)
+    target = torch.randn(tuple(outputs.shape), generator=gen, dtype=outputs.dtype)
+    return F.mse_loss(outputs, target) if loss == "mse" else F.l1_loss(outputs, target)
 
 
 def _rademacher(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
@@ -265,16 +285,17 @@ def _loss_backward(cg: CG, data: PassData, loss: torch.Tensor, acts: list[tuple[
 
 
 def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: PassNeeds,
-             block_ids: list[int]) -> PassData:
+             block_ids: list[int], loss: str = "cross_entropy") -> PassData:
     """Run the shared pass (see the module docstring) of ``net`` (rebuilt from ``cg``) on ``images``.
 
     Args:
         cg: the graph ``net`` was rebuilt from (node ids, ops).
         net: a :class:`~cgpredict.rebuild.RebuiltModule` with ``forward_nodes``.
-        images: ``(B, C, H, W)`` inputs, ``B >= 4`` and even.
+        images: ``(B, C, H, W)`` inputs (or ``(B, ..., C, H, W)``), ``B >= 4`` and even.
         seed: seed of the random labels and of the Rademacher vectors.
         needs: which parts to compute.
         block_ids: AZ-NAS block output nodes (only used with ``needs.blocks``).
+        loss: the gradients' loss against random targets (:data:`LOSSES`, :func:`pass_loss`).
 
     Raises:
         ValueError: a batch that cannot be halved; whatever the network raises when it runs.
@@ -332,12 +353,12 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
                 if v is not None and v.dim() == 4:
                     data.block_feats[bid] = v.detach().permute(0, 2, 3, 1).reshape(-1, v.shape[1])
         if needs.gradients:
-            loss = F.cross_entropy(logits, _labels(logits, seed, h))
+            objective = pass_loss(logits, seed, h, loss)
             acts = [(nid, t) for nid, t in values.items()
                     if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
                     and cg.nodes[nid].op not in ("input", "output")]
             keep_graph = first and (needs.jacobian or needs.blocks)  # the second half's graph is done after this
-            _loss_backward(cg, data, loss, acts, weighted, first, keep_graph)
+            _loss_backward(cg, data, objective, acts, weighted, first, keep_graph)
         if first and needs.jacobian:
             (jac,) = torch.autograd.grad(logits, x, torch.ones_like(logits), retain_graph=True)
             data.jacobian = jac.detach().reshape(half, -1)
