@@ -6,7 +6,8 @@ descriptors → set-relative features → :class:`cgpredict.generalist.Generalis
 
 Tables and samples are those of ``benchmarks/proxies.py --bank`` (same seeded subsample rule, same
 :class:`~cgpredict.proxies.bank.BankConfig`, TransNAS-Bench-101 micro scored as its class_scene
-network at 64×64), so the bank's disk cache answers; a net missing from the cache is computed and
+network at 64×64, or with ``--transnas-task-network`` as each task's own network with its task's loss),
+so the bank's disk cache answers; a net missing from the cache is computed and
 added. Families: NB-101, NB-201 (naslib CIFAR-10 / CIFAR-100 / ImageNet16-120 tables and the
 200-epoch CIFAR-10 table), NB-301, TransNAS-Bench-101 micro (7 tasks), NATS-Bench size space
 (3 tasks). Each family is held out in turn; models train on the others' tables as groups (each
@@ -88,10 +89,13 @@ def _size(table: str, sizes: str) -> int:
 
 
 def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution: int,
-                only: set[str] | None = None, inputs: str = "natural", executor: str | None = None) -> list[TableData]:
+                only: set[str] | None = None, inputs: str = "natural", executor: str | None = None,
+                transnas_task_network: bool = False) -> list[TableData]:
     """Sample every available table as the bank benchmark does and read its bank scores (cache first;
-    ``inputs``: the bank's input images, ``executor``: where uncached nets are scored)."""
-    from proxy_bank_report import _load, _transnas_cgs, all_tables, sample_indices
+    ``inputs``: the bank's input images, ``executor``: where uncached nets are scored;
+    ``transnas_task_network``: a TransNAS table's nets are its task's own networks, scored with the
+    task's loss, instead of the class_scene network)."""
+    from proxy_bank_report import TRANSNAS_LOSS, _load, _transnas_cgs, all_tables, sample_indices
 
     from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
     from cgpredict.proxies.bank import BankConfig, bank_scores_many
@@ -106,10 +110,13 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
             print(f"{table.name}: skipped ({exc})", flush=True)
             continue
         fam = fam.subset(sample_indices(len(fam), _size(table.name, sizes), sample_seed))
-        cgs = (_transnas_cgs(fam, transnas_resolution) if table.family == "transbench101_micro"
+        transnas = table.family == "transbench101_micro"
+        cgs = (_transnas_cgs(fam, transnas_resolution, transnas_task_network) if transnas
                else fam.cgs(progress=False))
+        loss = TRANSNAS_LOSS[table.task] if transnas and transnas_task_network else "cross_entropy"
         t0 = time.perf_counter()
-        results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(inputs=inputs), progress=False, executor=executor)
+        results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(inputs=inputs, loss=loss), progress=False,
+                                   executor=executor)
         fresh = sum(not r.cached for r in results)
         scores = {m: np.array([r.scores.get(m, math.nan) for r in results]) for m in FEATURE_PROXIES}
         raw = GeneralistPredictor(progress=False).columns(cgs, bank=results)
@@ -328,6 +335,10 @@ def report(tables: list[TableData], results: dict, base: dict, weights, args: ar
              f"network is run). Sample seed {args.sample_seed}; {args.seeds} model seeds, each training on a "
              f"seeded {args.fraction:.0%} subsample of every training table. Training groups: every table of "
              f"the other families, each family of total weight 1. Wall time: {seconds:.0f} s.", "",
+             "TransNAS-Bench-101 micro nets: "
+             + ("each task's own network (decoders, jigsaw tiles) scored with its task's loss"
+                if getattr(args, "transnas_task_network", False) else "the class_scene network for every task")
+             + f" at {getattr(args, 'transnas_resolution', 64)}×{getattr(args, 'transnas_resolution', 64)}.", "",
              "Held-out nets per table (all of the table's cached sample): "
              + ", ".join(f"{t.name} {len(t.labels)}" + (f" ({t.failed} with a failed proxy)" if t.failed else "")
                          for t in tables) + ".", ""]
@@ -446,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="per-table sample sizes (exact name or prefix)")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--transnas-resolution", type=int, default=64)
+    parser.add_argument("--transnas-task-network", action="store_true",
+                        help="score each TransNAS table's own network with its task's loss (default: the "
+                             "class_scene network for every task)")
     parser.add_argument("--arms", default=",".join(ARMS), help="ablation arms (the first is reported first)")
     parser.add_argument("--kind", default="ridge", help="ProxyRanker kind of every arm")
     parser.add_argument("--alpha", type=float, default=1.0, help="the ranker's L2 penalty")
@@ -476,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     only = set(args.tables.split(",")) if args.tables else None
     tables = load_tables(args.data_dir, args.sizes, args.sample_seed, args.transnas_resolution, only, args.inputs,
-                         args.executor)
+                         args.executor, args.transnas_task_network)
     results = run_lofo(tables, args.arms.split(","), args.kind, args.seeds, args.fraction, args.shots, args.shot_seeds,
                        args.balance, args.alpha)
     base = {t.name: baselines(t) for t in tables}
