@@ -61,6 +61,48 @@ def test_bank_synflow_equals_the_zero_cost_member_synflow(cnn) -> None:
     assert synflow_pass(cnn, seed=2)[0] == pytest.approx(synflow(cnn, seed=2), rel=1e-12)
 
 
+@pytest.mark.parametrize("squash", [nn.Tanh(), nn.Sigmoid(), nn.Softmax(dim=1)])
+def test_synflow_reads_r_before_a_final_squashing_op(squash: nn.Module) -> None:
+    """A saturated tanh/sigmoid or a softmax would make ∂R/∂θ zero for every network: R is read before it."""
+    body = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    plain = from_torch(body, input_shape=(1, 4))
+    squashed = from_torch(nn.Sequential(*body, squash), input_shape=(1, 4))
+    from cgpredict.proxies.zc_synflow import synflow_ends
+    from cgpredict.proxies.zero_cost import synflow
+
+    assert synflow_ends(squashed) == [n.id for n in squashed.nodes if n.op == "linear"][-1:]
+    assert synflow_pass(squashed, seed=3)[0] == pytest.approx(synflow_pass(plain, seed=3)[0], rel=1e-12)
+    assert math.isfinite(synflow_pass(squashed, seed=3)[0])
+    assert synflow(squashed, seed=3) == pytest.approx(synflow_pass(squashed, seed=3)[0], rel=1e-12)
+
+
+def test_synflow_revision_recomputes_only_the_networks_it_changes(cnn, tmp_path, monkeypatch) -> None:
+    """Entries written before synflow revision 2 stay valid where R did not move (no squashing output);
+    a tanh-output network's old synflow (−inf) is recomputed, the rest of its entry kept."""
+    tanh_cg = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 1), nn.Tanh()),
+                         input_shape=(1, 3, 8, 8), name="tanh_out")
+    for cg in (cnn, tanh_cg):
+        bank_scores(cg, ["synflow", "naswot"], SMALL, cache_dir=tmp_path)
+    for path in tmp_path.rglob("*.npz"):  # rewrite both entries as revision 1 wrote them
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
+        meta.pop("revisions")
+        meta_text = json.dumps(meta, sort_keys=True)
+        np.savez(path, meta=np.array(meta_text), checksum=np.array(bank_mod._checksum(meta_text, arrays)), **arrays)
+    computed = []
+    real = bank_mod._compute_group
+    monkeypatch.setattr(bank_mod, "_compute_group", lambda cg, group, *a: (computed.append((cg.name, group)),
+                                                                          real(cg, group, *a))[1])
+    again = [bank_scores(cg, ["synflow", "naswot"], SMALL, cache_dir=tmp_path) for cg in (cnn, tanh_cg)]
+    assert computed == [("tanh_out", "synflow")]
+    assert again[0].cached and not again[1].cached and math.isfinite(again[1].scores["synflow"])
+    assert "synflow" not in again[1].errors and math.isfinite(again[1].scores["naswot"])
+    computed.clear()
+    bank_scores(tanh_cg, ["synflow", "naswot"], SMALL, cache_dir=tmp_path)
+    assert computed == []  # rewritten at the current revision
+
+
 def test_naswot_kernel_counts_agreements() -> None:
     codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     expected = torch.tensor([[2.0, 1.0, 1.0], [1.0, 2.0, 0.0], [1.0, 0.0, 2.0]], dtype=torch.float64)

@@ -63,12 +63,16 @@ from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
 from cgpredict.proxies.zc_pass import LOSSES, PassNeeds, build_net, run_pass
-from cgpredict.proxies.zc_synflow import synflow_pass
+from cgpredict.proxies.zc_synflow import synflow_ends, synflow_pass
 
-__all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "PROXIES", "BankConfig", "BankResult", "ProxyInfo",
-           "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
+__all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "GROUP_REVISIONS", "PROXIES", "BankConfig", "BankResult",
+           "ProxyInfo", "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
 
 BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
+#: Revision of a group's computation (absent: 1). An entry written under an older revision recomputes
+#: that group only for the networks the change affects (:func:`_stale_groups`), so one proxy's fix does
+#: not discard every cached score. synflow 2: ``R`` is read before a final tanh/sigmoid/softmax.
+GROUP_REVISIONS: dict[str, int] = {"synflow": 2}
 
 
 @dataclass(frozen=True)
@@ -360,9 +364,24 @@ def _checksum(meta_text: str, arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _stale_groups(meta: dict[str, Any], cg: CG) -> set[str]:
+    """Groups of a cache entry computed under an older :data:`GROUP_REVISIONS` entry whose change
+    affects ``cg`` (synflow 1 → 2 changes only networks whose output ends in a squashing op)."""
+    stored = meta.get("revisions", {})
+    stale = set()
+    for group, revision in GROUP_REVISIONS.items():
+        if group not in meta.get("groups", ()) or int(stored.get(group, 1)) >= revision:
+            continue
+        if group == "synflow" and synflow_ends(cg) == list(dict.fromkeys(cg.output_node.inputs)):
+            continue
+        stale.add(group)
+    return stale
+
+
 def _save(path: Path, result: BankResult, groups: Sequence[str]) -> None:
     meta = {"key": path.stem, "scores": {k: (None if math.isnan(v) else v) for k, v in result.scores.items()},
-            "errors": result.errors, "seconds": result.seconds, "groups": sorted(groups)}
+            "errors": result.errors, "seconds": result.seconds, "groups": sorted(groups),
+            "revisions": {g: GROUP_REVISIONS[g] for g in sorted(groups) if g in GROUP_REVISIONS}}
     arrays = {f"node__{k}": v.astype(np.float32) for k, v in result.node.items()}
     meta_text = json.dumps(meta, sort_keys=True)
     with atomic_writer(path) as handle:
@@ -396,7 +415,10 @@ def _load(path: Path, cg: CG, name: str) -> tuple[BankResult, set[str]] | None:
     scores = {k: (math.nan if v is None else float(v)) for k, v in meta["scores"].items()}
     result = BankResult(name=name, scores=scores, node=node, seconds=dict(meta["seconds"]),
                         errors=dict(meta["errors"]), cached=True)
-    return result, set(meta["groups"])
+    stale = _stale_groups(meta, cg)
+    for proxy in [p for p, info in PROXIES.items() if info.group in stale]:  # recomputed by the caller
+        result.scores.pop(proxy, None), result.errors.pop(proxy, None), result.node.pop(proxy, None)
+    return result, set(meta["groups"]) - stale
 
 
 # ------------------------------------------------------------------ public entry points

@@ -4,7 +4,8 @@ Pipeline position: model → CG → rebuilt module → **SynFlow** → bank scor
 
 Tanaka et al., "Pruning neural networks without any data by iteratively conserving synaptic flow",
 NeurIPS 2020; as a NAS proxy Abdelfattah et al., ICLR 2021. Every parameter is replaced by its
-absolute value, the network runs in float64 on one all-ones input, ``R`` is the sum of its outputs,
+absolute value, the network runs in float64 on one all-ones input, ``R`` is the sum of its outputs
+(read before a final ``tanh``/``sigmoid``/``softmax``, which would saturate: :func:`synflow_ends`),
 and the saliency of a conv/linear layer is ``Σ |θ ⊙ ∂R/∂θ|``. The score is ``ln Σ_layers saliency``
 (the same definition as :func:`cgpredict.proxies.zero_cost.synflow`; a network whose output does not
 depend on its weights scores ``−inf`` here, NaN there). Batch norm runs in eval mode:
@@ -22,7 +23,28 @@ import torch
 from cgpredict.cg import CG
 from cgpredict.proxies.zc_pass import build_net, weighted_nodes
 
-__all__ = ["synflow_pass"]
+__all__ = ["SQUASHING_OPS", "synflow_ends", "synflow_pass"]
+
+
+#: Output activations that bound the output: SynFlow's ``R`` is read from their input.
+SQUASHING_OPS = frozenset({"tanh", "sigmoid", "softmax"})
+
+
+def synflow_ends(cg: CG) -> list[int]:
+    """Node ids whose sum is SynFlow's ``R``: the outputs, each read before a final bounded squashing.
+
+    On an all-ones input with absolute weights every activation is large and positive, so a final
+    ``tanh``/``sigmoid`` saturates and a ``softmax`` sums to one per sample: ``∂R/∂θ`` would be exactly
+    zero for every network (a dense-regression decoder ending in ``tanh``, a classifier exported with
+    its softmax). SynFlow measures the synaptic flow of the linearised network, so ``R`` sums the
+    pre-activation those ops squash.
+    """
+    ends = []
+    for nid in cg.output_node.inputs:
+        while cg.nodes[nid].op in SQUASHING_OPS and len(cg.nodes[nid].inputs) == 1:
+            nid = cg.nodes[nid].inputs[0]
+        ends.append(nid)
+    return list(dict.fromkeys(ends))
 
 
 def synflow_pass(cg: CG, seed: int, resolution: int | None = None, init: str = "default") -> tuple[float, np.ndarray]:
@@ -44,10 +66,10 @@ def synflow_pass(cg: CG, seed: int, resolution: int | None = None, init: str = "
         if resolution is not None and len(shape) == 4:
             shape = (1, shape[1], resolution, resolution)
         inputs.append(torch.ones(shape, dtype=torch.float64))
-    out = net(*inputs)
-    outs = out if isinstance(out, tuple) else (out,)
+    ends = synflow_ends(cg)
+    values = net.forward_nodes(*inputs, keep=ends)
     net.zero_grad()
-    sum(o.sum() for o in outs).backward()
+    sum(values[i].sum() for i in ends).backward()
     node = np.full(cg.num_nodes, np.nan, dtype=np.float32)
     total = 0.0
     for nid, module in weighted_nodes(cg, net).items():

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_write_json, remove_orphans
 from cgpredict.proxies.features import cache_root
+from cgpredict.proxies.zc_synflow import synflow_ends
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
 
@@ -59,10 +60,10 @@ def synflow(cg: CG, seed: int = 0) -> float:
             p.abs_()
     shapes = [tuple(n.out_shape) for n in cg.input_nodes]
     inputs = [torch.ones((1, *s[1:]), dtype=torch.float64) for s in shapes]
-    out = net(*inputs)
-    outs = out if isinstance(out, tuple) else (out,)
+    ends = synflow_ends(cg)  # R read before a final tanh/sigmoid/softmax, as the bank's SynFlow
+    values = net.forward_nodes(*inputs, keep=ends)
     net.zero_grad()
-    sum(o.sum() for o in outs).backward()
+    sum(values[i].sum() for i in ends).backward()
     total = 0.0
     for module in net.modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and module.weight.grad is not None:
@@ -113,6 +114,8 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _cache_path(cg: CG, name: str, root: Path) -> Path:
+    if name == "synflow" and synflow_ends(cg) != list(dict.fromkeys(cg.output_node.inputs)):
+        name = "synflow@2"  # R read before a final squashing op changed only these networks' scores
     key = hashlib.sha256(f"zero-cost|{CACHE_VERSION}|{name}|{cg.hash()}".encode()).hexdigest()
     return root / key[:2] / f"{key}.json"
 
