@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", default=None, help="--bank: comma list of table names (default: all)")
     parser.add_argument("--bank-batch", type=int, default=None, help="--bank: batch of the shared pass (default: the bank's)")
     parser.add_argument("--transnas-resolution", type=int, default=64, help="--bank: input side for TransNAS-Bench-101")
+    parser.add_argument("--transnas-task-network", action="store_true",
+                        help="--bank: score each TransNAS table's own network with its task's loss (default: the "
+                             "class_scene network for every task)")
     parser.add_argument("--init", default="default", help="--bank: weight init (default or kaiming_fan_in)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="--bank: score the other tables at this input side (the bank's resolution option)")

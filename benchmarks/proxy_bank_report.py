@@ -120,8 +120,11 @@ def run_bank_report(args: argparse.Namespace) -> int:
         fam = fam.subset(sample_indices(len(fam), n, args.sample_seed))
         config = BankConfig(seed=args.seed, inputs=args.inputs, init=getattr(args, "init", "default"),
                             **({"batch_size": args.bank_batch} if args.bank_batch else {}))
+        task_network = getattr(args, "transnas_task_network", False)
         if table.family == "transbench101_micro":
-            cgs = _transnas_cgs(fam, args.transnas_resolution)
+            cgs = _transnas_cgs(fam, args.transnas_resolution, task_network)
+            if task_network:
+                config = dataclasses.replace(config, loss=TRANSNAS_LOSS[table.task])
         else:
             cgs = fam.cgs(progress=False)
             config = dataclasses.replace(config, resolution=getattr(args, "resolution", None))
@@ -142,7 +145,9 @@ def run_bank_report(args: argparse.Namespace) -> int:
                          PUBLISHED.get(m, {}).get(table.name, ""), failed.get(m, 0)))
         summary.append((table, {**{row[0]: row[1] for row in rows}, **{f"agree:{row[0]}": row[3] for row in rows},
                                 "cpu": cpu["synflow"] + cpu["data"]}))
-        scored_as = (f", scored as the class_scene network at {args.transnas_resolution}×{args.transnas_resolution}"
+        side = f"{args.transnas_resolution}×{args.transnas_resolution}"
+        scored_as = ((f", its own network at {side} with loss {config.loss}" if task_network
+                      else f", scored as the class_scene network at {side}")
                      if table.family == "transbench101_micro" else "")
         if config.resolution:
             scored_as = f", inputs {config.resolution}×{config.resolution}"
