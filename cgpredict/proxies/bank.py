@@ -101,13 +101,15 @@ _HALF = "first half-batch (16), network's input size or `resolution`"
 
 #: Every proxy of the bank, in report order.
 PROXIES: dict[str, ProxyInfo] = {p.name: p for p in (
-    ProxyInfo("synflow", "synflow", "ln Σ|θ⊙∂R/∂θ| over conv/linear weights, |θ| weights, float64, R = Σ outputs",
+    ProxyInfo("synflow", "synflow", "ln Σ|θ⊙∂R/∂θ| over conv/linear weights, |θ| weights, float64, R = Σ outputs "
+              "(read before a final tanh/sigmoid/softmax, which would saturate)",
               "Tanaka et al., NeurIPS'20; Abdelfattah et al., ICLR'21", "one all-ones input, input size or `resolution`",
               "ln(1 + layer saliency)"),
     ProxyInfo("naswot", "data", "ln|det K|, K[i,j] = Σ_ReLU units where samples i, j share the on/off state",
               "Mellor et al., ICML'21", _DATA, "ln|det K_l| of the ReLU's own kernel"),
-    ProxyInfo("snip", "data", "Σ|θ⊙∂L/∂θ|, L = cross-entropy vs seeded random labels", "Lee et al., ICLR'19; Abdelfattah et al., ICLR'21",
-              _DATA, "layer sum"),
+    ProxyInfo("snip", "data", "Σ|θ⊙∂L/∂θ|, L = cross-entropy vs seeded random labels (`BankConfig.loss`: per "
+              "position for dense outputs; `mse`/`l1` vs normal targets for regression outputs)",
+              "Lee et al., ICLR'19; Abdelfattah et al., ICLR'21", _DATA, "layer sum"),
     ProxyInfo("grad_norm", "data", "Σ_layers ‖∂L/∂θ‖₂", "Abdelfattah et al., ICLR'21", _DATA, "layer norm"),
     ProxyInfo("fisher", "data", "Σ_layers fan_in·Σ_c ½·mean_b(Σ_space a⊙∂L/∂a)², a = conv/linear output",
               "Theis et al. 2018; Turner et al., ICLR'20", _DATA, "layer Fisher"),
