@@ -15,7 +15,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def benchmarks_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     yield
-    for name in ("generalist_nb201_full", "proxy_seed_agreement"):
+    for name in ("generalist_nb201_full", "proxy_seed_agreement", "proxy_bank_report"):
         sys.modules.pop(name, None)
 
 
@@ -52,3 +52,31 @@ def test_seed_agreement_is_one_for_seed_free_proxies_and_bounded_for_batch_ones(
     assert -1.0 <= between["snip"] <= 1.0
     assert first["complexity"].shape == (5,) and np.isfinite(first["snip"]).all()
     assert any((tmp_path / "proxies" / "bank").rglob("*.npz"))  # both seeds cached in the redirected folder
+
+
+def test_transnas_task_networks_are_each_tasks_own_network_and_run_in_the_bank(benchmarks_on_path, tmp_path,
+                                                                               monkeypatch):
+    """``--transnas-task-network``: the decoders (leaky ReLU, tanh), the jigsaw tiles and the room-layout
+    head are the tasks' own networks, scored with the task's loss; the default stays class_scene."""
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path))
+    from types import SimpleNamespace
+
+    import proxy_bank_report as report
+
+    from cgpredict.proxies.bank import BankConfig, bank_scores
+
+    arch = (3, 1, 2, 3, 0, 2)
+    shapes = {"segmentsemantic": (1, 17, 32, 32), "normal": (1, 3, 32, 32), "jigsaw": (1, 1000),
+              "room_layout": (1, 9)}
+    for task, out_shape in shapes.items():
+        fam = SimpleNamespace(task=task, archs=[arch])
+        (own,) = report._transnas_cgs(fam, 32, task_network=True)
+        (shared,) = report._transnas_cgs(fam, 32)
+        assert "unknown" not in own.op_histogram()
+        assert tuple(own.output_node.in_shapes[0]) == out_shape
+        assert tuple(shared.output_node.in_shapes[0]) == (1, 63)  # class_scene's head for every task
+        if task != "jigsaw":  # jigsaw keeps its native 9 tiles of 64×64
+            assert tuple(own.input_nodes[0].out_shape) == (1, 3, 32, 32)
+        config = BankConfig(batch_size=4, inputs="noise", loss=report.TRANSNAS_LOSS[task])
+        result = bank_scores(own, ["synflow", "snip", "naswot"], config)
+        assert not result.errors and all(np.isfinite(v) for v in result.scores.values()), (task, result.errors)
