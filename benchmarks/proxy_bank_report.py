@@ -178,8 +178,8 @@ TRANSNAS_LOSS = {"class_scene": "cross_entropy", "class_object": "cross_entropy"
 
 
 def _transnas_cgs(fam, resolution: int, task_network: bool = False) -> list:  # noqa: ANN001
-    """TransNAS-Bench-101 micro nets, converted at ``resolution`` (the rebuilt TransNAS CG cannot change
-    its input size: fixed-length slices).
+    """TransNAS-Bench-101 micro nets, converted at ``resolution`` (the scored size is the CG's own, as in
+    every earlier run, so the bank's cache keys stay the same).
 
     By default each is the class_scene network (the encoder every task shares, with a classifier head),
     whatever the table's task: one set of scores serves all seven tables. ``task_network=True`` converts

@@ -85,15 +85,23 @@ class _Zero(nn.Module):
 
     cg_op = "zero"
 
-    def __init__(self, out_shape: tuple[int, ...]) -> None:
+    def __init__(self, out_shape: tuple[int, ...], in_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.out_shape = tuple(out_shape)
+        self.in_shape = tuple(in_shape) if in_shape is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x * 0`` when shapes agree (keeps the autograd graph), else new zeros."""
+        """``x * 0`` when shapes agree (keeps the autograd graph), else new zeros; spatial sides
+        recorded as an exact stride of the input's follow an input of another size."""
         if tuple(x.shape[1:]) == self.out_shape[1:]:
             return x.mul(0.0)
-        return x.new_zeros((x.shape[0], *self.out_shape[1:]))
+        shape = list(self.out_shape[1:])
+        if self.in_shape is not None and len(self.in_shape) == x.dim() == len(self.out_shape) >= 3:
+            for d in range(2, x.dim()):
+                side_in, side_out = int(self.in_shape[d]), int(self.out_shape[d])
+                if side_out and side_in % side_out == 0 and int(x.shape[d]) != side_in:
+                    shape[d - 1] = -(-int(x.shape[d]) // (side_in // side_out))
+        return x.new_zeros((x.shape[0], *shape))
 
 
 class _Identity(nn.Module):
@@ -304,7 +312,7 @@ class RebuiltModule(nn.Module):
         if op == "identity":
             return self._layer(node, _Identity())
         if op == "zero":
-            return self._layer(node, _Zero(out))
+            return self._layer(node, _Zero(out, ins[0] if ins else None))
         raise RebuildError(f"cannot rebuild {_where(node)}: op {op!r} has no rebuild rule")
 
     def _conv(self, node: Node) -> Any:
@@ -435,6 +443,8 @@ class RebuiltModule(nn.Module):
             sizes = [total - length, length]  # the last, shorter chunk
             return lambda m, xs: torch.split(xs[0], sizes, dim)[1]
         start = min(index, total - length)
+        if 0 < start and start + length == total:  # x[..., a:]: to the end at any input size
+            return lambda m, xs: xs[0].narrow(dim, start, xs[0].shape[dim] - start)
         return lambda m, xs: xs[0].narrow(dim, start, length)
 
     def _pool(self, node: Node) -> Any:

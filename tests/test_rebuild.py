@@ -261,3 +261,26 @@ def test_transnas_decoders_rebuild_without_unknown_nodes() -> None:
     assert "unknown" not in cg.op_histogram()
     assert y.shape == y_ref.shape == (1, 17, 64, 64)
     _assert_same_graph(cg, cg2, True)
+
+
+@pytest.mark.parametrize("family,arch,side", [("transbench101_micro", (3, 0, 2, 3, 1, 2), 256),
+                                              ("nasbench301", None, 32)])
+def test_tail_slices_and_strided_zero_edges_follow_another_input_size(family: str, arch, side: int) -> None:
+    """``x[..., 1:]`` (factorized reductions) and a strided ``none`` edge rebuild for any input size, so a
+    CG converted at full size can be scored at a reduced ``resolution``; at its own size nothing changes."""
+    from cgpredict.datasets import build
+
+    arch = arch if arch is not None else registry.sample(family, 1, seed=0)[0]
+    model = build(family, arch, "class_scene") if family == "transbench101_micro" else build(family, arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = from_torch(model, input_shape=(1, 3, side, side))
+        small = from_torch(model, input_shape=(1, 3, side // 4, side // 4))
+    assert [n.op for n in full.nodes] == [n.op for n in small.nodes]
+    net, reference = full.to_module().eval(), small.to_module().eval()
+    reference.load_state_dict(net.state_dict())  # same nodes, same weights
+    x = torch.randn(2, 3, side // 4, side // 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # the full-size CG at a quarter of its side = the CG converted at that side
+        assert torch.allclose(net(x), reference(x), atol=1e-6)
+        full_x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(2))
+        assert net(full_x).shape == reference(x).shape
