@@ -5,15 +5,17 @@ Pipeline position: model → CG → rebuilt module → **one shared pass** → p
 
 Most training-free proxies read the same few quantities of a freshly initialised network on one
 batch: the activations of every node (NASWOT, MeCo, AZ-NAS expressivity/progressivity), the
-gradients of a loss (cross-entropy by default, :func:`pass_loss`) with respect to the weights (SNIP, grad-norm, ZiCo) and to the
-node outputs (Fisher), the Jacobian of the summed logits with respect to the input (Jacobian
-covariance), and block-to-block vector–Jacobian products (AZ-NAS trainability). :func:`run_pass`
+gradients of a loss (cross-entropy by default, :func:`pass_loss`) with respect to the weights (SNIP,
+grad-norm, ZiCo) and to the node outputs (Fisher), the Jacobian of the summed logits with respect to
+the input (Jacobian covariance), and block-to-block vector–Jacobian products (AZ-NAS trainability).
+:func:`run_pass`
 computes all of them in one go on a :class:`~cgpredict.rebuild.RebuiltModule` (``CG.to_module()``),
 so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
 
 * the batch of ``batch_size`` seeded natural images (:mod:`~cgpredict.proxies.inputs`) is split in
   two halves (ZiCo needs gradients of at least two batches); each half runs forward once (batch
-  norm in train mode) and backward once for the loss against seeded random labels (or regression targets);
+  norm in train mode) and backward once for the loss against seeded random labels (or regression
+  targets);
 * on the first half only: the input Jacobian of the summed logits (one extra input-only backward)
   and the block vector–Jacobian products of AZ-NAS (input-only backwards through one block each);
 * what each proxy needs is reduced right away (per-node sums, codes, sample-0 feature maps), so the
