@@ -93,14 +93,14 @@ class _Zero(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x * 0`` when shapes agree (keeps the autograd graph), else new zeros; spatial sides
         recorded as an exact stride of the input's follow an input of another size."""
-        if tuple(x.shape[1:]) == self.out_shape[1:]:
-            return x.mul(0.0)
         shape = list(self.out_shape[1:])
         if self.in_shape is not None and len(self.in_shape) == x.dim() == len(self.out_shape) >= 3:
             for d in range(2, x.dim()):
                 side_in, side_out = int(self.in_shape[d]), int(self.out_shape[d])
                 if side_out and side_in % side_out == 0 and int(x.shape[d]) != side_in:
                     shape[d - 1] = -(-int(x.shape[d]) // (side_in // side_out))
+        if tuple(x.shape[1:]) == tuple(shape):
+            return x.mul(0.0)
         return x.new_zeros((x.shape[0], *shape))
 
 

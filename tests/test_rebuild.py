@@ -284,3 +284,14 @@ def test_tail_slices_and_strided_zero_edges_follow_another_input_size(family: st
         assert torch.allclose(net(x), reference(x), atol=1e-6)
         full_x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(2))
         assert net(full_x).shape == reference(x).shape
+
+
+def test_a_zero_edge_keeps_the_autograd_graph_at_another_input_size() -> None:
+    from cgpredict.rebuild import _Zero
+
+    same = _Zero((1, 4, 32, 32), (1, 4, 32, 32))
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    assert same(x).shape == (2, 4, 8, 8) and same(x).requires_grad  # x * 0 at any size
+    strided = _Zero((1, 8, 16, 16), (1, 4, 32, 32))
+    assert strided(x).shape == (2, 8, 4, 4)  # stride 2 and the new channel count at a quarter of the side
+    assert strided(torch.randn(2, 4, 32, 32)).shape == (2, 8, 16, 16)
