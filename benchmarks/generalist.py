@@ -95,7 +95,7 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
     ``inputs``: the bank's input images, ``executor``: where uncached nets are scored;
     ``transnas_task_network``: a TransNAS table's nets are its task's own networks, scored with the
     task's loss, instead of the class_scene network)."""
-    from proxy_bank_report import TRANSNAS_LOSS, _load, _transnas_cgs, all_tables, sample_indices
+    from proxy_bank_report import _load, all_tables, sample_indices, scored_networks
 
     from cgpredict.generalist import FEATURE_PROXIES, GeneralistPredictor
     from cgpredict.proxies.bank import BankConfig, bank_scores_many
@@ -110,10 +110,7 @@ def load_tables(data_dir: str, sizes: str, sample_seed: int, transnas_resolution
             print(f"{table.name}: skipped ({exc})", flush=True)
             continue
         fam = fam.subset(sample_indices(len(fam), _size(table.name, sizes), sample_seed))
-        transnas = table.family == "transbench101_micro"
-        cgs = (_transnas_cgs(fam, transnas_resolution, transnas_task_network) if transnas
-               else fam.cgs(progress=False))
-        loss = TRANSNAS_LOSS[table.task] if transnas and transnas_task_network else "cross_entropy"
+        cgs, loss = scored_networks(table, fam, transnas_resolution, transnas_task_network)
         t0 = time.perf_counter()
         results = bank_scores_many(cgs, FEATURE_PROXIES, BankConfig(inputs=inputs, loss=loss), progress=False,
                                    executor=executor)

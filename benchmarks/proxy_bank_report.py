@@ -121,12 +121,9 @@ def run_bank_report(args: argparse.Namespace) -> int:
         config = BankConfig(seed=args.seed, inputs=args.inputs, init=getattr(args, "init", "default"),
                             **({"batch_size": args.bank_batch} if args.bank_batch else {}))
         task_network = getattr(args, "transnas_task_network", False)
-        if table.family == "transbench101_micro":
-            cgs = _transnas_cgs(fam, args.transnas_resolution, task_network)
-            if task_network:
-                config = dataclasses.replace(config, loss=TRANSNAS_LOSS[table.task])
-        else:
-            cgs = fam.cgs(progress=False)
+        cgs, loss = scored_networks(table, fam, args.transnas_resolution, task_network)
+        config = dataclasses.replace(config, loss=loss)
+        if table.family != "transbench101_micro":
             config = dataclasses.replace(config, resolution=getattr(args, "resolution", None))
         t0 = time.perf_counter()
         results = bank_scores_many(cgs, methods, config, progress=False, executor=getattr(args, "executor", None))
@@ -175,6 +172,17 @@ def run_bank_report(args: argparse.Namespace) -> int:
 #: random-target loss when a task's own network is scored.
 TRANSNAS_LOSS = {"class_scene": "cross_entropy", "class_object": "cross_entropy", "jigsaw": "cross_entropy",
                  "segmentsemantic": "cross_entropy", "room_layout": "mse", "autoencoder": "l1", "normal": "l1"}
+
+
+def scored_networks(table: Table, fam, transnas_resolution: int,  # noqa: ANN001
+                    transnas_task_network: bool = False) -> tuple[list, str]:
+    """The CGs a table's sampled nets are scored as, and the bank's loss for them: a TransNAS table's
+    per :func:`_transnas_cgs` (its task's loss for its own network, else cross-entropy), every other
+    table its own CGs with cross-entropy."""
+    if table.family != "transbench101_micro":
+        return fam.cgs(progress=False), "cross_entropy"
+    cgs = _transnas_cgs(fam, transnas_resolution, transnas_task_network)
+    return cgs, TRANSNAS_LOSS[table.task] if transnas_task_network else "cross_entropy"
 
 
 def _transnas_cgs(fam, resolution: int, task_network: bool = False) -> list:  # noqa: ANN001

@@ -47,8 +47,7 @@ def seed_agreement(cgs: list, methods: list[str], seeds: tuple[int, int], inputs
 
 def main(argv: list[str] | None = None) -> int:
     """Compute, print and optionally write the report; returns an exit code."""
-    from proxy_bank_report import (TABLE_COLUMN, TRANSNAS_LOSS, _load, _rho, _transnas_cgs, all_tables,
-                                   sample_indices, table_column)
+    from proxy_bank_report import TABLE_COLUMN, _load, _rho, all_tables, sample_indices, scored_networks, table_column
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CGPREDICT_DATA", ""))
@@ -84,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for table in tables:
         fam = _load(table, args.data_dir)
         fam = fam.subset(sample_indices(len(fam), args.n, args.sample_seed))
-        transnas = table.family == "transbench101_micro"
-        cgs = (_transnas_cgs(fam, args.transnas_resolution, args.transnas_task_network) if transnas
-               else fam.cgs(progress=False))
-        loss = TRANSNAS_LOSS[table.task] if transnas and args.transnas_task_network else "cross_entropy"
+        cgs, loss = scored_networks(table, fam, args.transnas_resolution, args.transnas_task_network)
         first, between = seed_agreement(cgs, methods, tuple(args.seeds), args.inputs, args.executor, loss)
         labels = np.asarray(fam.labels, dtype=float)
         for m in methods:

@@ -40,7 +40,8 @@ _ALIASES = {
     "layer_norm": "norm", "native_layer_norm": "norm", "group_norm": "norm",
     "native_group_norm": "norm", "instance_norm": "norm", "rms_norm": "norm",
     # activations
-    "relu": "relu", "leaky_relu": "leaky_relu", "relu6": "relu6", "hardtanh": "relu6", "gelu": "gelu", "silu": "silu",
+    "relu": "relu", "leaky_relu": "leaky_relu", "relu6": "relu6", "hardtanh": "relu6", "gelu": "gelu",
+    "silu": "silu",
     "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
     "softmax": "softmax", "log_softmax": "softmax", "_softmax": "softmax", "_log_softmax": "softmax",
     # elementwise binary

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from cgpredict.converters import from_onnx
@@ -525,3 +526,15 @@ def test_einsum_batched_matmul_is_a_matmul() -> None:
     with pytest.warns(RuntimeWarning, match="'Einsum'"):  # not a matmul: unknown, uncounted
         cg = from_onnx(_model(outer, [_vi("a", 3), _vi("b", 4)], [_vi("y", 3, 4)], opset=13))
     assert [n.op for n in cg.nodes] == ["input", "input", "unknown", "output"]
+
+
+def test_leaky_relu_is_a_relu_node_with_its_slope() -> None:
+    nodes = [helper.make_node("LeakyRelu", ["x"], ["a"], name="leaky", alpha=0.2),
+             helper.make_node("LeakyRelu", ["a"], ["y"], name="leaky_default")]
+    cg = from_onnx(_model(nodes, [_vi("x", 1, 4, 3)], [_vi("y", 1, 4, 3)]))
+    assert _ops(cg) == ["input", "relu", "relu", "output"]
+    assert [cg.nodes[i].attrs["negative_slope"] for i in (1, 2)] == [pytest.approx(0.2), pytest.approx(0.01)]
+    x = torch.linspace(-2, 2, 12).reshape(1, 4, 3)
+    with torch.no_grad():
+        expected = torch.nn.functional.leaky_relu(torch.nn.functional.leaky_relu(x, 0.2), 0.01)
+        assert torch.allclose(cg.to_module()(x), expected)
