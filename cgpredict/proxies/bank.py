@@ -63,16 +63,17 @@ from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
 from cgpredict.proxies.zc_pass import LOSSES, PassNeeds, build_net, run_pass
-from cgpredict.proxies.zc_synflow import synflow_ends, synflow_pass
+from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_pass
 
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "GROUP_REVISIONS", "PROXIES", "BankConfig", "BankResult",
            "ProxyInfo", "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
 
 BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
-#: Revision of a group's computation (absent: 1). An entry written under an older revision recomputes
-#: that group only for the networks the change affects (:func:`_stale_groups`), so one proxy's fix does
-#: not discard every cached score. synflow 2: ``R`` is read before a final tanh/sigmoid/softmax.
-GROUP_REVISIONS: dict[str, int] = {"synflow": 2}
+#: Group → (revision of its computation, the CGs whose scores that revision changed); absent: revision 1.
+#: An entry written under an older revision recomputes the group only for the CGs the change affects
+#: (:func:`_stale_groups`), so one proxy's fix does not discard every cached score.
+#: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax.
+GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing)}
 
 
 @dataclass(frozen=True)
@@ -368,22 +369,16 @@ def _checksum(meta_text: str, arrays: dict[str, np.ndarray]) -> str:
 
 def _stale_groups(meta: dict[str, Any], cg: CG) -> set[str]:
     """Groups of a cache entry computed under an older :data:`GROUP_REVISIONS` entry whose change
-    affects ``cg`` (synflow 1 → 2 changes only networks whose output ends in a squashing op)."""
+    affects ``cg``."""
     stored = meta.get("revisions", {})
-    stale = set()
-    for group, revision in GROUP_REVISIONS.items():
-        if group not in meta.get("groups", ()) or int(stored.get(group, 1)) >= revision:
-            continue
-        if group == "synflow" and synflow_ends(cg) == list(dict.fromkeys(cg.output_node.inputs)):
-            continue
-        stale.add(group)
-    return stale
+    return {group for group, (revision, affects) in GROUP_REVISIONS.items()
+            if group in meta.get("groups", ()) and int(stored.get(group, 1)) < revision and affects(cg)}
 
 
 def _save(path: Path, result: BankResult, groups: Sequence[str]) -> None:
     meta = {"key": path.stem, "scores": {k: (None if math.isnan(v) else v) for k, v in result.scores.items()},
             "errors": result.errors, "seconds": result.seconds, "groups": sorted(groups),
-            "revisions": {g: GROUP_REVISIONS[g] for g in sorted(groups) if g in GROUP_REVISIONS}}
+            "revisions": {g: GROUP_REVISIONS[g][0] for g in sorted(groups) if g in GROUP_REVISIONS}}
     arrays = {f"node__{k}": v.astype(np.float32) for k, v in result.node.items()}
     meta_text = json.dumps(meta, sort_keys=True)
     with atomic_writer(path) as handle:

@@ -149,8 +149,13 @@ def weighted_nodes(cg: CG, net: nn.Module) -> dict[int, nn.Module]:
 LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "l1")
 
 
+def _target_generator(seed: int, half: int) -> torch.Generator:
+    """The generator of one half's random targets (class labels or regression targets)."""
+    return torch.Generator().manual_seed(seed * 1000 + 17 + half)
+
+
 def _labels(logits: torch.Tensor, seed: int, half: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed * 1000 + 17 + half)
+    gen = _target_generator(seed, half)
     classes = int(logits.shape[1]) if logits.dim() >= 2 else 1
     shape = (logits.shape[0], *logits.shape[2:])
     return torch.randint(max(classes, 1), shape, generator=gen)
@@ -167,8 +172,7 @@ def pass_loss(outputs: torch.Tensor, seed: int, half: int, loss: str = "cross_en
         return F.cross_entropy(outputs, _labels(outputs, seed, half))
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    gen = torch.Generator().manual_seed(seed * 1000 + 17 + half)
-    target = torch.randn(tuple(outputs.shape), generator=gen, dtype=outputs.dtype)
+    target = torch.randn(tuple(outputs.shape), generator=_target_generator(seed, half), dtype=outputs.dtype)
     return F.mse_loss(outputs, target) if loss == "mse" else F.l1_loss(outputs, target)
 
 

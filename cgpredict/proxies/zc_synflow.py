@@ -23,7 +23,7 @@ import torch
 from cgpredict.cg import CG
 from cgpredict.proxies.zc_pass import build_net, weighted_nodes
 
-__all__ = ["SQUASHING_OPS", "synflow_ends", "synflow_pass"]
+__all__ = ["SQUASHING_OPS", "reads_before_squashing", "synflow_ends", "synflow_pass"]
 
 
 #: Output activations that bound the output: SynFlow's ``R`` is read from their input.
@@ -45,6 +45,12 @@ def synflow_ends(cg: CG) -> list[int]:
             nid = cg.nodes[nid].inputs[0]
         ends.append(nid)
     return list(dict.fromkeys(ends))
+
+
+def reads_before_squashing(cg: CG) -> bool:
+    """Whether :func:`synflow_ends` differs from the CG's outputs (the networks whose SynFlow changed
+    when ``R`` began to be read before a final squashing op)."""
+    return synflow_ends(cg) != list(dict.fromkeys(cg.output_node.inputs))
 
 
 def synflow_pass(cg: CG, seed: int, resolution: int | None = None, init: str = "default") -> tuple[float, np.ndarray]:

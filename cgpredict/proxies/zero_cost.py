@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_write_json, remove_orphans
 from cgpredict.proxies.features import cache_root
-from cgpredict.proxies.zc_synflow import synflow_ends
+from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_ends
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
 
@@ -114,7 +114,7 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _cache_path(cg: CG, name: str, root: Path) -> Path:
-    if name == "synflow" and synflow_ends(cg) != list(dict.fromkeys(cg.output_node.inputs)):
+    if name == "synflow" and reads_before_squashing(cg):
         name = "synflow@2"  # R read before a final squashing op changed only these networks' scores
     key = hashlib.sha256(f"zero-cost|{CACHE_VERSION}|{name}|{cg.hash()}".encode()).hexdigest()
     return root / key[:2] / f"{key}.json"
