@@ -22,9 +22,9 @@ import warnings
 
 import torch
 import torchvision
-from tqdm import tqdm
 
 from cgpredict.converters import from_torch
+from cgpredict.quiet import progress_bar
 
 
 def build(name: str) -> tuple[torch.nn.Module, str]:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         names = names[: args.limit]
 
     rows = []
-    for name in tqdm(names, desc="converting", file=sys.stderr):
+    for name in progress_bar(names, desc="converting", file=sys.stderr):
         model, device = build(name)
         shape = (1, 3, 299, 299) if name == "inception_v3" else (1, 3, 224, 224)
         from_torch(model, input_shape=shape)  # warm-up (imports, caches)

@@ -38,7 +38,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 PARAMS_TOL = 0.01
 FLOPS_TOL = 0.02
@@ -58,6 +57,7 @@ def _convert_worker(job: tuple[str, str | None, str]) -> dict[str, Any]:
 def family_cgs(fam: Any, jobs: int, progress: bool = True) -> list[Any]:
     """``fam.cgs()``, filling the cache with ``jobs`` worker processes first when ``jobs > 1``."""
     from cgpredict.cg import CG
+    from cgpredict.quiet import progress_bar
 
     store = fam.cache()
     if jobs > 1 and store is not None:
@@ -68,7 +68,7 @@ def family_cgs(fam: Any, jobs: int, progress: bool = True) -> list[Any]:
             try:
                 with ProcessPoolExecutor(max_workers=jobs) as pool:
                     results = pool.map(_convert_worker, work, chunksize=4)
-                    for i, data in tqdm(zip(missing, results), total=len(missing), desc=f"convert {fam.name}", disable=not progress):
+                    for i, data in progress_bar(zip(missing, results), total=len(missing), desc=f"convert {fam.name}", progress=progress):
                         store.put(keys[i], CG.from_dict(data))
             finally:
                 store.flush()
@@ -151,6 +151,7 @@ def module_params(module: Any, arch: Any, task: str | None) -> int:
 def check_params_exact(families: Sequence[str], data_dir: str | None, limit: int | None) -> bool:
     """Part 1 with ``--params-exact``: every row's built network against the ``params`` column, to the parameter."""
     from cgpredict.datasets import registry
+    from cgpredict.quiet import progress_bar
 
     if registry.resolve_data_dir(data_dir) is None:
         print(f"== params: skipped (no data folder: pass --data-dir or set ${registry.DATA_ENV})")
@@ -169,7 +170,7 @@ def check_params_exact(families: Sequence[str], data_dir: str | None, limit: int
         if limit is not None:
             fam = fam.subset(range(min(limit, len(fam))))
         rows = [i for i in range(len(fam)) if np.isfinite(fam.table_params[i])]
-        ours = np.array([module_params(module, fam.archs[i], task) for i in tqdm(rows, desc=f"params {name}/{task}")])
+        ours = np.array([module_params(module, fam.archs[i], task) for i in progress_bar(rows, desc=f"params {name}/{task}")])
         table = np.rint(fam.table_params[rows] * 1e6).astype(np.int64)
         diff = ours - table
         exact = int((diff == 0).sum())

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from cgpredict.evaluation import load_labelled, split_indices
 from cgpredict.models.contrastive import ContrastiveEncoder
@@ -44,6 +43,7 @@ from cgpredict.models.graph_data import clear_cache, flops_of
 from cgpredict.models.heads import EmbeddingRegressor, PairwiseRanker
 from cgpredict.predictor import Predictor
 from cgpredict.predictor.inputs import clear_canonical_cache
+from cgpredict.quiet import progress_bar
 
 ONE_EPOCH = {"encoder": {"epochs": 1}, "regressor": {"epochs": 1}, "pairwise": {"epochs": 1}, "kgnn": {"epochs": 1}}
 
@@ -81,7 +81,7 @@ def training_time(cgs: list, y: np.ndarray, epochs: int, threads: int, progress:
                 "CL+T": EmbeddingRegressor().epochs, "CL+Pairwise": PairwiseRanker().epochs,
                 "CL+FCM+Pairwise": PairwiseRanker().epochs, "k-GNN": GNNPredictor().epochs}
     out: dict[str, float] = {}
-    bar = tqdm(total=len(defaults), desc="timing members", disable=not progress)
+    bar = progress_bar(total=len(defaults), desc="timing members", progress=progress)
     t0 = time.perf_counter()
     enc = ContrastiveEncoder(epochs=epochs, progress=False).fit(cgs)
     out["encoder"] = time.perf_counter() - t0

@@ -85,7 +85,7 @@ def main() -> None:
     cases = [("nasbench101", "nb101_30k", "cifar10", 1), ("nasbench201", "nb201_200ep", "cifar10", 3),
              ("nats_sss", None, "cifar10", 3)]
     print("| table | nets × tasks | CG nodes | convert ms/net | encode+write ms/net | bundle KB/net | "
-          f"read ms/net | memory KB/CG | fill, 1 process (h) | load one task's bundle (s) |")
+          "read ms/net | memory KB/CG | fill, 1 process (h) | load one task's bundle (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for family, table, task, tasks in cases:
         m = measure(family, table, task, args.n, args.seed, tasks)

@@ -5,9 +5,10 @@ Sits outside the pipeline: the ``cgpredict`` CLI and ``python -m cgpredict.demo`
 notices about their internals. The library itself installs no filter (importing ``cgpredict``
 leaves :mod:`warnings` untouched), and every other warning still shows.
 
-Progress bars: :func:`progress_wanted` decides whether a command draws them (not with ``--quiet``,
-``CGPREDICT_NO_PROGRESS=1`` or when stderr is not a terminal, so logs get no escape junk), and
-:func:`set_progress` switches them on a predictor that is already loaded.
+Progress bars: every bar of the package is a :func:`progress_bar`, drawn only when asked for
+(``progress=True``, not ``--quiet``), ``CGPREDICT_NO_PROGRESS`` is unset and its stream is a terminal
+or a notebook, so logs and pipes get no carriage-return junk. :func:`progress_wanted` makes the same
+decision for a command up front, and :func:`set_progress` switches the bars of a loaded predictor.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def progress_wanted(requested: bool = True, stream: Any = None) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or replaced streams
         return False
+
+
+def progress_bar(iterable: Any = None, *, progress: bool = True, **kwargs: Any) -> Any:
+    """A ``tqdm.auto`` bar over ``iterable`` (or a manual one with ``total=``), off unless ``progress``,
+    ``$CGPREDICT_NO_PROGRESS`` unset and its stream (stderr unless ``file=``) a terminal; in a notebook
+    it is the widget. ``kwargs`` go to tqdm (``desc``, ``unit``, ``total``, ``leave``, ...)."""
+    from tqdm.auto import tqdm
+
+    off = not progress or os.environ.get(NO_PROGRESS_ENV, "") not in ("", "0")
+    return tqdm(iterable, disable=True if off else None, **kwargs)  # None: tqdm's own terminal check
 
 
 def set_progress(predictor: Any, flag: bool) -> Any:

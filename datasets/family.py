@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cgpredict.datasets import registry
 from cgpredict.datasets._table import read_table
 from cgpredict.datasets.cache import CGCache
+from cgpredict.quiet import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -201,7 +201,7 @@ class Family:
         if not missing:
             return out  # type: ignore[return-value]
         desc = f"CGs {self.name}" + (f"/{self.task}" if self.task else "")
-        bar = tqdm(total=len(missing), desc=desc, disable=not progress, unit="net")
+        bar = progress_bar(total=len(missing), desc=desc, progress=progress, unit="net")
         interval, last_flush = FLUSH_INTERVAL_S, time.monotonic()
         try:
             if executor is None:

@@ -462,6 +462,41 @@ def test_progress_bars_are_off_off_terminal_and_on_a_loaded_predictor(monkeypatc
     assert predictor.progress is True
 
 
+def test_progress_bar_draws_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from cgpredict.quiet import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def drawn(stream: io.StringIO, progress: bool = True) -> str:
+        for _ in progress_bar(range(3), desc="work", file=stream, progress=progress, mininterval=0):
+            pass
+        return stream.getvalue()
+
+    assert "work" in drawn(Tty()) and "3/3" in drawn(Tty())
+    assert drawn(io.StringIO()) == ""  # a log file or pipe
+    assert drawn(Tty(), progress=False) == ""
+    monkeypatch.setenv("CGPREDICT_NO_PROGRESS", "1")
+    assert drawn(Tty()) == ""
+
+
+def test_proxy_command_leaves_no_bar_junk_in_a_log(tmp_path: Path) -> None:
+    """``cgpredict proxy`` with stderr to a file: its bars stay off (they used to fill the log)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "scores.csv"
+    done = subprocess.run([sys.executable, "-m", "cgpredict.cli", "proxy", "--family", "nasbench201", "--n", "2",
+                           "--method", "synflow", "-o", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "CGPREDICT_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "proxy" not in done.stderr, done.stderr[:300]
+    assert len(out.read_text().strip().splitlines()) == 3
+
+
 def test_a_cg_asking_for_huge_tensors_is_refused_before_allocation(user: Path) -> None:
     """A schema-valid CG file whose weights or activations would need terabytes is refused by the
     rebuild (search, proxies) with the node named, before anything is allocated."""

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cgpredict.datasets import Family, load_family
 from cgpredict.evaluation import evaluate_model, few_shot, load_labelled, source_split, subset_indices
 from cgpredict.fileio import atomic_writer
+from cgpredict.quiet import progress_bar
 
 from . import fits
 from .config import TransferConfig, has_table, labelled_targets, parse_target
@@ -67,7 +67,7 @@ def run_transfer(config: TransferConfig, log: Callable[[str], None] | None = Non
               if config.shared_encoder else None)
     rows: list[dict[str, Any]] = []
     seeds = range(config.first_seed, config.first_seed + config.seeds)
-    bar = tqdm(total=len(seeds) * (1 + len(config.settings)), desc="transfer protocol", disable=not config.progress)
+    bar = progress_bar(total=len(seeds) * (1 + len(config.settings)), desc="transfer protocol", progress=config.progress)
     for seed in seeds:
         opts = config.predictor_options(seed)
         tr, _val, te = source_split(source, seed, config.split)

@@ -132,7 +132,7 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     """Score MODELs or ``--n`` nets of ``--family`` with the bank; returns rows and failed nets."""
     import math
 
-    from tqdm.auto import tqdm
+    from cgpredict.quiet import progress_bar
 
     from cgpredict.proxies.bank import bank_scores
 
@@ -159,7 +159,7 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
                                    names=[items[i][0].get("model") or items[i][0]["arch"] for i in ready])
         done = dict(zip(ready, results))
     rows, failed = [], 0
-    bar = tqdm(items, unit="net", desc="proxy bank", disable=args.quiet or bool(done))
+    bar = progress_bar(items, unit="net", desc="proxy bank", progress=not (args.quiet or done))
     for index, (head, cg) in enumerate(bar):
         row = dict(head)
         if index in done:
@@ -184,7 +184,7 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
 
 def _family_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     """Score ``--n`` nets of ``--family``; returns the rows and the number of failed scores."""
-    from tqdm.auto import tqdm
+    from cgpredict.quiet import progress_bar
 
     from cgpredict.proxies.features import ProxyConfig, proxy_features
 
@@ -194,7 +194,7 @@ def _family_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
                               target_size=args.target_size, seed=args.seed, inputs=args.inputs)
                for m in args.method}
     rows, failed = [], 0
-    bar = tqdm(total=len(cgs) * len(configs), unit="net", desc=f"proxy {args.family}", disable=args.quiet)
+    bar = progress_bar(total=len(cgs) * len(configs), unit="net", desc=f"proxy {args.family}", progress=not args.quiet)
     for i, cg in enumerate(cgs):
         row: dict[str, Any] = {"arch": fam.key(i)}
         if fam.labels is not None:

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
 
 from cgpredict.executors.base import Executor, Outcome, cg_from_json, cg_to_json
 from cgpredict.fileio import atomic_write_json
+from cgpredict.quiet import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     from cgpredict.cg import CG
@@ -139,7 +139,7 @@ def run_cached(executor: Executor, fn: Callable[[CG], Any], cgs: Sequence[CG], c
         else:
             known[h] = cached
     if todo:
-        bar = tqdm(total=len(todo), desc=f"{executor.name}: {config_key}"[:60], unit="net", disable=not progress)
+        bar = progress_bar(total=len(todo), desc=f"{executor.name}: {config_key}"[:60], unit="net", progress=progress)
         try:
             for position, outcome in executor.map_chunks(fn, [cgs[i] for i in todo], chunk_size,
                                                          encode=cg_to_json, decode=cg_from_json):

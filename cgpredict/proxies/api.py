@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.proxies import eproxy, gennas
@@ -30,6 +29,7 @@ from cgpredict.proxies.cg_taps import CGTapModel, cg_taps, find_cg_taps
 from cgpredict.proxies.core import ProxyResult, run_regression, timed
 from cgpredict.proxies.inputs import make_inputs
 from cgpredict.proxies.taps import TapModel, count_macs_hooks, find_taps
+from cgpredict.quiet import progress_bar
 
 __all__ = ["METHODS", "apply_flops_factor", "score", "score_many"]
 
@@ -282,7 +282,7 @@ def score_many(
     want_macs = flops_alpha != 0.0
     results: list[ProxyResult | None] = [None] * len(items)
     pending = list(range(len(items)))
-    bar = tqdm(total=len(items), unit="net", desc=f"{method}:{preset}", disable=not progress)
+    bar = progress_bar(total=len(items), unit="net", desc=f"{method}:{preset}", progress=progress)
     lock = threading.Lock()
 
     def prepare(i: int) -> tuple[_Prepared | None, ProxyResult | None, float]:

@@ -57,13 +57,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
 from cgpredict.proxies.zc_pass import LOSSES, PassNeeds, build_net, run_pass
 from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_pass
+from cgpredict.quiet import progress_bar
 
 __all__ = ["BANK_CACHE_VERSION", "DEFAULT_METHODS", "GROUP_REVISIONS", "PROXIES", "BankConfig", "BankResult",
            "ProxyInfo", "bank_scores", "bank_scores_many", "check_methods", "parse_methods"]
@@ -502,7 +502,7 @@ def _remote_results(items: list[CG], wanted: tuple[str, ...], config: BankConfig
     out: list[BankResult | None] = [entry if groups <= done else None for entry, done in entries]
     todo = [i for i, r in enumerate(out) if r is None]
     runner = get_executor(executor)
-    bar = tqdm(total=len(todo), desc="proxy bank", unit="net", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="proxy bank", unit="net", progress=progress)
     try:
         for position, outcome in runner.map_chunks(_BankTask(wanted, config), [items[i] for i in todo]):
             i = todo[position]
@@ -548,7 +548,7 @@ def bank_scores_many(cgs: Iterable[CG], methods: Iterable[str] | None = None, co
         return _remote_results(items, wanted, config or BankConfig(), cache, root, labels, executor, progress)
     out = []
     failed = 0
-    bar = tqdm(items, desc="proxy bank", unit="net", disable=not progress)
+    bar = progress_bar(items, desc="proxy bank", unit="net", progress=progress)
     for i, cg in enumerate(bar):
         res = bank_scores(cg, wanted, config, cache=cache, cache_dir=cache_dir, name=labels[i])
         failed += any(m in res.errors for m in wanted)

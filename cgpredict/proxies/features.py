@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer, remove_orphans
+from cgpredict.quiet import progress_bar
 
 __all__ = ["GRAPH_FEATURES", "INIT_SCHEMES", "NODE_FEATURES", "ProxyConfig", "ProxyFeatures", "apply_init", "cache_root", "neutral",
            "proxy_features", "proxy_features_many"]
@@ -339,6 +339,6 @@ def proxy_features_many(cgs: Iterable[CG] | Sequence[CG], config: ProxyConfig | 
     """:func:`proxy_features` for many CGs, with a tqdm bar (nets/s, ETA; cache hits are instant)."""
     items = list(cgs)
     out = []
-    for cg in tqdm(items, desc=f"proxy features ({(config or ProxyConfig()).method})", unit="net", disable=not progress):
+    for cg in progress_bar(items, desc=f"proxy features ({(config or ProxyConfig()).method})", unit="net", progress=progress):
         out.append(proxy_features(cg, config, cache=cache, cache_dir=cache_dir))
     return out

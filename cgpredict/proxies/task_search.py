@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.proxies.features import INIT_SCHEMES, ProxyConfig, proxy_features
 from cgpredict.proxies.signals import SignalSpec
+from cgpredict.quiet import progress_bar
 
 __all__ = ["EPROXY_SETTINGS", "EPROXY_SPACE", "GENNAS_SETTINGS", "GENNAS_SPACE", "TaskSearchResult",
            "genome_to_config", "search_proxy_task"]
@@ -213,7 +213,7 @@ def search_proxy_task(
     rng = random.Random(seed)
     memo: dict[tuple, float] = {}
     history: list[tuple[dict[str, Any], float]] = []
-    bar = tqdm(total=population + cycles, desc=f"proxy-task search ({method})", unit="eval", disable=not progress)
+    bar = progress_bar(total=population + cycles, desc=f"proxy-task search ({method})", unit="eval", progress=progress)
 
     def evaluate(genome: dict[str, Any]) -> float:
         key = tuple(sorted((k, repr(v)) for k, v in genome.items()))

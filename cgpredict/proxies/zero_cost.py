@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_write_json, remove_orphans
 from cgpredict.proxies.features import cache_root
 from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_ends
+from cgpredict.quiet import progress_bar
 
 __all__ = ["ZERO_COST", "check_names", "naswot", "synflow", "zero_cost_scores"]
 
@@ -163,7 +163,7 @@ def zero_cost_scores(cgs: Sequence[CG], name: str = "synflow", *, cache: bool = 
     check_names([name])
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     out = np.full(len(cgs), np.nan)
-    for i, cg in enumerate(tqdm(cgs, desc=f"zero-cost ({name})", unit="net", disable=not progress)):
+    for i, cg in enumerate(progress_bar(cgs, desc=f"zero-cost ({name})", unit="net", progress=progress)):
         path = _cache_path(cg, name, root)
         if cache:
             hit, cached = _load(path)

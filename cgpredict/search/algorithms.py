@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cgpredict.gc_pause import gc_paused
+from cgpredict.quiet import progress_bar
 from cgpredict.search.objective import Objective, pareto_front
 from cgpredict.search.spaces import SearchSpace
 
@@ -119,7 +119,7 @@ class _Evaluator:
         self.seen: dict[Hashable, Candidate] = {}
         self.history: list[Candidate] = []
         self.queries = 0
-        self.bar = tqdm(total=max_queries or total, desc=desc, unit="query", disable=not progress, leave=False)
+        self.bar = progress_bar(total=max_queries or total, desc=desc, unit="query", progress=progress, leave=False)
 
     @property
     def exhausted(self) -> bool:

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_write, atomic_writer
+from cgpredict.quiet import progress_bar
 from cgpredict.search.algorithms import METHODS, SearchResult
 from cgpredict.search.export import export_cg, relocate, search_output_folder
 from cgpredict.search.objective import Objective
@@ -164,7 +164,7 @@ def write_results(result: SearchResult, start: CG, outdir: str | Path, onnx: boo
     rows: list[dict[str, Any]] = []
     start_pred = result.start.pred if result.start is not None else math.nan
     with search_output_folder(out) as tmp:
-        for rank, cand in enumerate(tqdm(result.top, desc="export", disable=not progress, leave=False), start=1):
+        for rank, cand in enumerate(progress_bar(result.top, desc="export", progress=progress, leave=False), start=1):
             info = {"rank": rank, "pred": cand.pred, "macs": int(cand.flops), "params": int(cand.params),
                     "objective": cand.value, "query": cand.query, "moves": " | ".join(cand.moves)}
             rec = export_cg(cand.item, tmp / f"rank{rank:02d}", start=start, onnx=onnx, info=info)
