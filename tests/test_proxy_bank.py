@@ -103,6 +103,63 @@ def test_synflow_revision_recomputes_only_the_networks_it_changes(cnn, tmp_path,
     assert computed == []  # rewritten at the current revision
 
 
+def _signal_cg():  # noqa: ANN202
+    """A 1-D convolutional net over ``(N, C, L)`` signals (speech-style features)."""
+    net = nn.Sequential(nn.Conv1d(6, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU(), nn.Conv1d(8, 8, 3, padding=1),
+                        nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 5))
+    return from_torch(net, input_shape=(1, 6, 16), name="signal_net")
+
+
+def test_a_non_image_network_runs_on_noise_of_its_input_shape() -> None:
+    """A 1-D conv net and an MLP are scored (seeded noise inputs); the proxies defined on (C, H, W)
+    maps are NaN with the reason, the others finite and seeded."""
+    signal = _signal_cg()
+    mlp = from_torch(nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)), input_shape=(1, 12), name="mlp")
+    for cg in (signal, mlp):
+        first, second = (bank_scores(cg, DEFAULT_METHODS, SMALL, cache=False) for _ in range(2))
+        for m in ("synflow", "naswot", "snip", "grad_norm", "fisher", "jacov", "zico", "complexity"):
+            assert math.isfinite(first.scores[m]) and m not in first.errors, (cg.name, m, first.errors.get(m))
+            assert first.scores[m] == second.scores[m]
+        for m in ("meco", "expressivity", "progressivity", "trainability"):
+            assert math.isnan(first.scores[m]) and first.errors[m].startswith("undefined:"), (cg.name, m)
+    other_seed = bank_scores(signal, ["snip"], BankConfig(batch_size=8, seed=1), cache=False)
+    assert other_seed.scores["snip"] != bank_scores(signal, ["snip"], SMALL, cache=False).scores["snip"]
+
+
+def test_an_undefined_proxy_names_why() -> None:
+    silu = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.SiLU(), nn.Conv2d(4, 4, 3, padding=1), nn.SiLU(),
+                                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
+                      input_shape=(1, 3, 8, 8), name="silu_net")
+    r = bank_scores(silu, DEFAULT_METHODS, SMALL, cache=False)
+    assert math.isnan(r.scores["naswot"]) and "no ReLU" in r.errors["naswot"]
+    assert math.isfinite(r.scores["meco"]) and math.isfinite(r.scores["snip"])
+
+
+def test_data_revision_recomputes_entries_of_non_image_networks_only(cnn, tmp_path, monkeypatch) -> None:
+    """A non-image network's entry from before data revision 2 (when it could not run) is recomputed;
+    an image network's entry stays valid."""
+    signal = _signal_cg()
+    for cg in (cnn, signal):
+        bank_scores(cg, ["naswot"], SMALL, cache_dir=tmp_path)
+    failed = bank_mod._cache_path(signal, SMALL, tmp_path)
+    for path in tmp_path.rglob("*.npz"):  # as revision 1 wrote them (the signal net's failure recorded)
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
+        meta.pop("revisions", None)
+        if path == failed:
+            meta["scores"]["naswot"], meta["errors"]["naswot"] = None, "ValueError: needs one image input"
+        meta_text = json.dumps(meta, sort_keys=True)
+        np.savez(path, meta=np.array(meta_text), checksum=np.array(bank_mod._checksum(meta_text, arrays)), **arrays)
+    computed = []
+    real = bank_mod._compute_group
+    monkeypatch.setattr(bank_mod, "_compute_group", lambda cg, group, *a: (computed.append((cg.name, group)),
+                                                                          real(cg, group, *a))[1])
+    again = [bank_scores(cg, ["naswot"], SMALL, cache_dir=tmp_path) for cg in (cnn, signal)]
+    assert computed == [("signal_net", "data")]
+    assert again[0].cached and math.isfinite(again[1].scores["naswot"]) and "naswot" not in again[1].errors
+
+
 def test_naswot_kernel_counts_agreements() -> None:
     codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     expected = torch.tensor([[2.0, 1.0, 1.0], [1.0, 2.0, 0.0], [1.0, 0.0, 2.0]], dtype=torch.float64)
@@ -409,6 +466,27 @@ def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
     assert _cli(az) == 0
     rows = list(csv.DictReader(out.open()))
     assert "az_nas" in rows[0] and float(rows[0]["az_nas"]) == pytest.approx(float(rows[1]["az_nas"]))  # same net, same rank
+
+
+def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch) -> None:
+    """``--input-shape`` converts a MODEL at a non-image shape (a 1-D conv net over (40, 50) features)."""
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "speech.py"
+    source.write_text("from torch import nn\n"
+                      "class Speech(nn.Sequential):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__(nn.Conv1d(40, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),\n"
+                      "                         nn.Flatten(), nn.Linear(8, 4))\n")
+    out = tmp_path / "speech.csv"
+    assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "--method", "synflow,snip,meco", "--batch-size", "8",
+                 "-q", "-o", str(out)]) == 0
+    row = next(csv.DictReader(out.open()))
+    assert math.isfinite(float(row["synflow"])) and math.isfinite(float(row["snip"]))
+    assert math.isnan(float(row["meco"])) and "meco: undefined" in row["error"]
+    assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "--method", "gennas", "-q", "-o",
+                 str(tmp_path / "g.csv")]) == 2  # the regression proxies alone train square images
+    with pytest.raises(SystemExit):
+        _cli([f"{source}:Speech", "--input-shape", "1,forty", "-o", str(tmp_path / "x.csv")])
 
 
 def test_a_degenerate_network_ranks_lowest_not_nan(cnn) -> None:

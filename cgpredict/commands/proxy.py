@@ -13,8 +13,9 @@ write one row per network: ``model`` (or ``arch`` and ``label`` in family mode),
 proxy (higher is better, empty/NaN where it failed), ``az_nas`` (AZ-NAS's rank aggregate over the
 networks of this CSV, when its four scores are asked for), ``seconds`` and ``error``
 (``proxy: reason`` for each failed proxy). Scores are cached on disk per (CG, configuration); a rerun pays nothing.
-A MODEL is converted to its CG first (at ``--input-size``, or its family's input size) and scored
-on the module rebuilt from it.
+A MODEL is converted to its CG first (at ``--input-shape``, else ``--input-size``, or its family's
+input size) and scored on the module rebuilt from it; a non-image input (``N,C,L`` signals, ``N,D``
+features) is scored on seeded noise of its shape.
 
 Regression proxies (``--method gennas`` / ``eproxy``, a trained few-step proxy; alone, MODELs are
 trained as modules, not CGs)::
@@ -82,6 +83,15 @@ def _methods(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"--method: {exc}") from exc
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    from cgpredict.model_spec import parse_input_shape
+
+    try:
+        return parse_input_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _is_bank(methods: list[str]) -> bool:
     """Whether the bank path runs (any training-free proxy asked for)."""
     return any(m not in REGRESSION for m in methods)
@@ -113,18 +123,19 @@ def _load_sample(args: argparse.Namespace) -> Any:
     return fam
 
 
-def _model_cg(spec: str, input_size: int) -> Any:
-    """The CG of a MODEL spec: a family arch at its family's input size, else converted at ``input_size``."""
+def _model_cg(spec: str, input_size: int, input_shape: tuple[int, ...] | None = None) -> Any:
+    """The CG of a MODEL spec: converted at ``input_shape`` when given, else a family arch at its family's
+    input size, else at ``(1, 3, input_size, input_size)``."""
     from cgpredict.converters import from_torch
     from cgpredict.proxies.specs import _family, load_model
 
     kind, sep, rest = spec.partition(":")
     family = _family(kind) if sep and rest and not kind.endswith(".py") else None
-    shape = tuple(family.INPUT_SHAPE) if family is not None else (1, 3, input_size, input_size)
+    shape = input_shape or (tuple(family.INPUT_SHAPE) if family is not None else (1, 3, input_size, input_size))
     if spec.endswith(".onnx"):
         from cgpredict.model_spec import spec_to_cg
 
-        return spec_to_cg(spec)
+        return spec_to_cg(spec, input_shape=input_shape)
     return from_torch(load_model(spec), input_shape=shape, name=spec)
 
 
@@ -146,7 +157,7 @@ def _bank_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
         items = []
         for spec in args.models:
             try:
-                items.append(({"model": spec}, _model_cg(spec, args.input_size)))
+                items.append(({"model": spec}, _model_cg(spec, args.input_size, args.input_shape)))
             except Exception as exc:  # noqa: BLE001 - a model that cannot be loaded or converted is a failed row
                 items.append(({"model": spec}, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]))
     done: dict[int, Any] = {}
@@ -264,6 +275,10 @@ def _run(args: argparse.Namespace) -> int:
     if len(args.method) != 1:
         print("cgpredict proxy: several methods are only supported with --family", file=sys.stderr)
         return 2
+    if args.input_shape is not None:
+        print("cgpredict proxy: --input-shape applies to the training-free proxies of the bank; "
+              "gennas/eproxy alone train MODELs on square images of --input-size", file=sys.stderr)
+        return 2
 
     builders = [lambda spec=spec: load_model(spec) for spec in args.models]
     results = score_many(
@@ -318,6 +333,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "ImageNet-size nets)")
     parser.add_argument("--target-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--input-shape", type=_input_shape, default=None, metavar="N,C,...",
+                        help="training-free proxies: convert MODELs at this input shape, batch first (e.g. "
+                             "1,40,100 for a 1-D conv net; non-image inputs are scored on seeded noise)")
     parser.add_argument("--inputs", choices=("natural", "noise"), default="natural")
     parser.add_argument("--loss", choices=BANK_LOSSES, default="cross_entropy",
                         help="bank: the gradient proxies' loss against random targets (cross_entropy for class "

@@ -72,8 +72,19 @@ BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 #: Group → (revision of its computation, the CGs whose scores that revision changed); absent: revision 1.
 #: An entry written under an older revision recomputes the group only for the CGs the change affects
 #: (:func:`_stale_groups`), so one proxy's fix does not discard every cached score.
-#: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax.
-GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing)}
+#: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax. data 2: a non-image input runs (on
+#: noise of its shape) instead of failing, and an undefined proxy says why (e.g. NASWOT without a ReLU).
+
+
+def _data_revision_2(cg: CG) -> bool:
+    """Whether data-pass revision 2 changes ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
+    or no ReLU (its NASWOT was NaN without a reason)."""
+    return (any(len(n.out_shape) < 4 for n in cg.input_nodes)
+            or not any(n.op == "relu" for n in cg.nodes))
+
+
+GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),
+                                                                "data": (2, _data_revision_2)}
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,7 @@ class BankConfig:
         resolution: side of the square inputs; ``None`` = the CG's own input size. A smaller side
             scores an ImageNet-size network cheaply where it runs at that size (convolutional nets).
         seed: weights, images, labels and random vectors all derive from it.
-        inputs: ``natural`` photo crops or ``noise``.
+        inputs: ``natural`` photo crops or ``noise`` (images; any other input always gets noise of its shape).
         regression_iterations: SGD steps of GenNAS/Eproxy (``None`` = the preset's).
         init: weight initialisation of the SynFlow and data passes: ``default`` (PyTorch's) or
             ``kaiming_fan_in`` (AZ-NAS's).
@@ -251,17 +262,29 @@ def _images(cg: CG, config: BankConfig) -> torch.Tensor:
 
     An input ``(N, C, H, W)`` gets ``batch_size`` images; an input with more leading axes, e.g. the
     ``(N, tiles, C, H, W)`` of a jigsaw network, gets ``batch_size × tiles`` images in that shape.
+    Any other float input, ``(N, D)`` features or ``(N, C, L)`` / ``(N, T, D)`` sequences (a 1-D
+    convolutional speech net, a transformer over embeddings), gets seeded standard-normal noise of its
+    own shape: natural crops and ``resolution`` are for images.
     """
     inputs = cg.input_nodes
-    if len(inputs) != 1 or len(inputs[0].out_shape) < 4:
-        raise ValueError(f"CG {cg.name!r}: the proxy bank needs one image input (N, [...,] C, H, W), got "
+    if len(inputs) != 1 or len(inputs[0].out_shape) < 2:
+        raise ValueError(f"CG {cg.name!r}: the proxy bank needs one input (N, ...), got "
                          f"{[tuple(n.out_shape) for n in inputs]}")
     shape = tuple(int(s) for s in inputs[0].out_shape)
+    if len(shape) < 4:
+        return _noise_batch(shape[1:], config.batch_size, config.seed)
     lead, (c, h, w) = shape[1:-3], shape[-3:]
     size = (config.resolution, config.resolution) if config.resolution is not None else (h, w)
     per_sample = math.prod(lead)
     images = _batch(c, size, config.batch_size * per_sample, config.seed, config.inputs)
     return images.reshape(config.batch_size, *lead, c, *size) if lead else images
+
+
+@lru_cache(maxsize=8)
+def _noise_batch(sample_shape: tuple[int, ...], batch_size: int, seed: int) -> torch.Tensor:
+    """Seeded standard-normal inputs ``(batch_size, *sample_shape)`` of a non-image network."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, *sample_shape), generator=gen)
 
 
 @lru_cache(maxsize=8)
@@ -275,6 +298,16 @@ def _batch(channels: int, size: tuple[int, int], batch_size: int, seed: int, kin
         return images
     return noise_images(batch_size, max(size), seed, channels=channels)[..., : size[0], : size[1]]
 
+
+#: Why a data-pass proxy is undefined for a network (checked when its score comes out NaN).
+_UNDEFINED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "naswot": (lambda d: not d.codes, "undefined: the network has no ReLU (NASWOT reads ReLU on/off codes)"),
+    "meco": (lambda d: not d.sample0, "undefined: no (C, H, W) feature map with C ≥ 2 and H·W ≥ 2"),
+    "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (a (C, H, W) feature map)"),
+    "progressivity": (lambda d: len(d.block_feats) < 2, "undefined: fewer than two AZ-NAS blocks"),
+    "trainability": (lambda d: len(d.block_feats) < 2,
+                     "undefined: fewer than two AZ-NAS blocks (it reads the Jacobian between blocks)"),
+}
 
 _DATA_FNS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
     "naswot": zc_activation.naswot, "meco": zc_activation.meco,
@@ -301,6 +334,10 @@ def _data_group(cg: CG, config: BankConfig, out: BankResult) -> None:
         except Exception as exc:  # noqa: BLE001 - one proxy failing leaves the others
             out.scores[name], out.node[name] = math.nan, np.full(n, np.nan, dtype=np.float32)
             out.errors[name] = _reason(exc)
+            continue
+        undefined, why = _UNDEFINED.get(name, (None, ""))
+        if math.isnan(out.scores[name]) and undefined is not None and undefined(data):
+            out.errors[name] = why
     out.node["grad_mean"], out.node["grad_std"] = zc_gradient.act_grad_stats(data, n)
 
 
