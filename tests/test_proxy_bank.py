@@ -126,12 +126,24 @@ def test_a_non_image_network_runs_on_noise_of_its_input_shape() -> None:
     assert other_seed.scores["snip"] != bank_scores(signal, ["snip"], SMALL, cache=False).scores["snip"]
 
 
+@pytest.mark.parametrize("act", [nn.ReLU6(), nn.SiLU(), nn.GELU(), nn.Hardswish(), nn.LeakyReLU(0.1)],
+                         ids=lambda a: type(a).__name__)
+def test_naswot_reads_every_rectifier_like_relu(act: nn.Module) -> None:
+    """One activation after the same seeded conv: its on/off codes, and so NASWOT, equal ReLU's."""
+    def cg_with(a: nn.Module):  # noqa: ANN202
+        return from_torch(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), a, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                        nn.Linear(4, 5)), input_shape=(1, 3, 8, 8), name="one_act")
+    ours, relu = (bank_scores(cg_with(a), ["naswot"], SMALL, cache=False) for a in (act, nn.ReLU()))
+    assert math.isfinite(ours.scores["naswot"]) and "naswot" not in ours.errors
+    assert ours.scores["naswot"] == pytest.approx(relu.scores["naswot"], abs=1e-9)
+
+
 def test_an_undefined_proxy_names_why() -> None:
-    silu = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.SiLU(), nn.Conv2d(4, 4, 3, padding=1), nn.SiLU(),
+    tanh = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(),
                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
-                      input_shape=(1, 3, 8, 8), name="silu_net")
-    r = bank_scores(silu, DEFAULT_METHODS, SMALL, cache=False)
-    assert math.isnan(r.scores["naswot"]) and "no ReLU" in r.errors["naswot"]
+                      input_shape=(1, 3, 8, 8), name="tanh_net")
+    r = bank_scores(tanh, DEFAULT_METHODS, SMALL, cache=False)
+    assert math.isnan(r.scores["naswot"]) and r.errors["naswot"].startswith("undefined: the network has no rectifier")
     assert math.isfinite(r.scores["meco"]) and math.isfinite(r.scores["snip"])
 
 
@@ -157,6 +169,8 @@ def test_data_revision_recomputes_entries_of_non_image_networks_only(cnn, tmp_pa
                                                                           real(cg, group, *a))[1])
     again = [bank_scores(cg, ["naswot"], SMALL, cache_dir=tmp_path) for cg in (cnn, signal)]
     assert computed == [("signal_net", "data")]
+    relu6 = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6()), input_shape=(1, 3, 8, 8))
+    assert bank_mod._data_revisions(relu6) and not bank_mod._data_revisions(cnn)  # NASWOT reads ReLU6 since 3
     assert again[0].cached and math.isfinite(again[1].scores["naswot"]) and "naswot" not in again[1].errors
 
 

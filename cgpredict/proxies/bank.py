@@ -61,7 +61,7 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
-from cgpredict.proxies.zc_pass import LOSSES, PassNeeds, build_net, run_pass
+from cgpredict.proxies.zc_pass import LOSSES, RECTIFIER_OPS, PassNeeds, build_net, run_pass
 from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_pass
 from cgpredict.quiet import progress_bar
 
@@ -73,18 +73,20 @@ BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 #: An entry written under an older revision recomputes the group only for the CGs the change affects
 #: (:func:`_stale_groups`), so one proxy's fix does not discard every cached score.
 #: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax. data 2: a non-image input runs (on
-#: noise of its shape) instead of failing, and an undefined proxy says why (e.g. NASWOT without a ReLU).
+#: noise of its shape) instead of failing, and an undefined proxy says why; data 3: NASWOT reads every
+#: rectifier (ReLU6, GELU, SiLU, hard-swish too), not only ReLU.
 
 
-def _data_revision_2(cg: CG) -> bool:
-    """Whether data-pass revision 2 changes ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
-    or no ReLU (its NASWOT was NaN without a reason)."""
-    return (any(len(n.out_shape) < 4 for n in cg.input_nodes)
-            or not any(n.op == "relu" for n in cg.nodes))
+def _data_revisions(cg: CG) -> bool:
+    """Whether data-pass revisions 2–3 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
+    a rectifier other than ReLU (NASWOT now reads it) or no ReLU at all (NaN now with its reason)."""
+    ops = {n.op for n in cg.nodes}
+    return (any(len(n.out_shape) < 4 for n in cg.input_nodes) or "relu" not in ops
+            or bool(ops & (RECTIFIER_OPS - {"relu"})))
 
 
 GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),
-                                                                "data": (2, _data_revision_2)}
+                                                                "data": (3, _data_revisions)}
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,9 @@ PROXIES: dict[str, ProxyInfo] = {p.name: p for p in (
               "(read before a final tanh/sigmoid/softmax, which would saturate)",
               "Tanaka et al., NeurIPS'20; Abdelfattah et al., ICLR'21", "one all-ones input, input size or `resolution`",
               "ln(1 + layer saliency)"),
-    ProxyInfo("naswot", "data", "ln|det K|, K[i,j] = Σ_ReLU units where samples i, j share the on/off state",
-              "Mellor et al., ICML'21", _DATA, "ln|det K_l| of the ReLU's own kernel"),
+    ProxyInfo("naswot", "data", "ln|det K|, K[i,j] = Σ_rectifier units (ReLU, ReLU6, GELU, SiLU, hard-swish) where "
+              "samples i, j share the on/off state",
+              "Mellor et al., ICML'21", _DATA, "ln|det K_l| of the activation's own kernel"),
     ProxyInfo("snip", "data", "Σ|θ⊙∂L/∂θ|, L = cross-entropy vs seeded random labels (`BankConfig.loss`: per "
               "position for dense outputs; `mse`/`l1` vs normal targets for regression outputs)",
               "Lee et al., ICLR'19; Abdelfattah et al., ICLR'21", _DATA, "layer sum"),
@@ -301,7 +304,8 @@ def _batch(channels: int, size: tuple[int, int], batch_size: int, seed: int, kin
 
 #: Why a data-pass proxy is undefined for a network (checked when its score comes out NaN).
 _UNDEFINED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "naswot": (lambda d: not d.codes, "undefined: the network has no ReLU (NASWOT reads ReLU on/off codes)"),
+    "naswot": (lambda d: not d.codes, "undefined: the network has no rectifier activation (NASWOT reads the "
+                                        "on/off codes of ReLU, ReLU6, GELU, SiLU, hard-swish)"),
     "meco": (lambda d: not d.sample0, "undefined: no (C, H, W) feature map with C ≥ 2 and H·W ≥ 2"),
     "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (a (C, H, W) feature map)"),
     "progressivity": (lambda d: len(d.block_feats) < 2, "undefined: fewer than two AZ-NAS blocks"),

@@ -8,6 +8,9 @@ proxies** → bank scores / node features → predictor.
   sample; ``K[i, j] = Σ_relu (units where samples i and j agree)`` and the score is
   ``ln |det K|`` (``−inf`` when K is singular: two samples share every code, e.g. a network whose
   output ignores its input). Per node: ``ln |det K_l|`` of that ReLU's own kernel (NaN when singular).
+  The paper's networks use ReLU; here every rectifier-type activation counts (ReLU6, leaky ReLU,
+  GELU, SiLU, hard-swish: each is positive exactly where its input is, so "active" means the same),
+  so MobileNet-, EfficientNet- and transformer-style networks have a NASWOT score too.
 * **MeCo** (Jiang et al., "MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum
   Eigenvalue of Correlation", NeurIPS 2023): for every layer output, the ``C×C`` Pearson
   correlation matrix of its channels over the spatial positions of *one* sample; the score is the
@@ -49,7 +52,7 @@ def _logdet(kernel: torch.Tensor, singular: float = math.nan) -> float:
 
 
 def naswot(data: PassData, num_nodes: int) -> tuple[float, np.ndarray]:
-    """``(ln |det K|, per-node ln |det K_l|)``; NaN score when the network has no ReLU."""
+    """``(ln |det K|, per-node ln |det K_l|)``; NaN score when the network has no rectifier activation."""
     node = np.full(num_nodes, np.nan, dtype=np.float32)
     if not data.codes:
         return math.nan, node

@@ -44,9 +44,12 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.ops import CONV_OPS
 
-__all__ = ["INITS", "LOSSES", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
+__all__ = ["INITS", "LOSSES", "RECTIFIER_OPS", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
 
 WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
+#: Rectifier-type activations, whose output is positive exactly where their input is (ReLU and its
+#: leaky form, ReLU6, GELU, SiLU, hard-swish): NASWOT's on/off codes are read from them.
+RECTIFIER_OPS = frozenset({"relu", "relu6", "gelu", "silu", "hardswish"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class PassData:
 
     Attributes:
         batch: total batch size (both halves).
-        codes: relu node id → ``(batch, units)`` 0/1 float codes (both halves stacked).
+        codes: rectifier node id (:data:`RECTIFIER_OPS`) → ``(batch, units)`` 0/1 float codes, unit on
+            iff its output is positive (both halves stacked).
         sample0: node id → ``(C, H·W)`` feature map of the first sample (4-D nodes with C, H·W ≥ 2).
         block_ids: AZ-NAS block output node ids (shallowest first).
         block_feats: block id → ``(B/2·H·W, C)`` features of the first half.
@@ -320,7 +324,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             module.eval()
     weighted = weighted_nodes(cg, net) if needs.gradients else {}
     data.weights = {nid: m.weight.detach() for nid, m in weighted.items()}
-    relu_ids = {n.id for n in cg.nodes if n.op == "relu"}
+    relu_ids = {n.id for n in cg.nodes if n.op in RECTIFIER_OPS}
     out_inputs = cg.output_node.inputs
     gen = torch.Generator().manual_seed(seed * 1000 + 3)
     codes: dict[int, list] = {}  # relu id → [(batch, units) codes, halves written]
