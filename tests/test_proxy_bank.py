@@ -111,17 +111,20 @@ def _signal_cg():  # noqa: ANN202
 
 
 def test_a_non_image_network_runs_on_noise_of_its_input_shape() -> None:
-    """A 1-D conv net and an MLP are scored (seeded noise inputs); the proxies defined on (C, H, W)
-    maps are NaN with the reason, the others finite and seeded."""
+    """A 1-D conv net and an MLP are scored (seeded noise inputs), finite and seeded; the MLP has no
+    channel-first feature map, so MeCo and the AZ-NAS block scores are NaN with the reason."""
     signal = _signal_cg()
     mlp = from_torch(nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)), input_shape=(1, 12), name="mlp")
     for cg in (signal, mlp):
         first, second = (bank_scores(cg, DEFAULT_METHODS, SMALL, cache=False) for _ in range(2))
-        for m in ("synflow", "naswot", "snip", "grad_norm", "fisher", "jacov", "zico", "complexity"):
+        defined = ["synflow", "naswot", "snip", "grad_norm", "fisher", "jacov", "zico", "complexity"]
+        map_scores = ["meco", "expressivity", "progressivity", "trainability"]  # need channel-first maps
+        for m in defined + (map_scores if cg is signal else []):
             assert math.isfinite(first.scores[m]) and m not in first.errors, (cg.name, m, first.errors.get(m))
             assert first.scores[m] == second.scores[m]
-        for m in ("meco", "expressivity", "progressivity", "trainability"):
-            assert math.isnan(first.scores[m]) and first.errors[m].startswith("undefined:"), (cg.name, m)
+        if cg is mlp:
+            for m in map_scores:
+                assert math.isnan(first.scores[m]) and first.errors[m].startswith("undefined:"), m
     other_seed = bank_scores(signal, ["snip"], BankConfig(batch_size=8, seed=1), cache=False)
     assert other_seed.scores["snip"] != bank_scores(signal, ["snip"], SMALL, cache=False).scores["snip"]
 
@@ -136,6 +139,32 @@ def test_naswot_reads_every_rectifier_like_relu(act: nn.Module) -> None:
     ours, relu = (bank_scores(cg_with(a), ["naswot"], SMALL, cache=False) for a in (act, nn.ReLU()))
     assert math.isfinite(ours.scores["naswot"]) and "naswot" not in ours.errors
     assert ours.scores["naswot"] == pytest.approx(relu.scores["naswot"], abs=1e-9)
+
+
+def test_a_1d_conv_net_scores_as_the_same_net_on_a_1xL_image() -> None:
+    """MeCo and the AZ-NAS block scores of a Conv1d net over (C, L) equal those of the Conv2d net with
+    (1, k) kernels over (C, 1, L) with the same weights and inputs."""
+    from cgpredict.proxies.zc_pass import PassNeeds, feature_map_rank, run_pass
+
+    def net(dims: int) -> nn.Module:
+        conv = (lambda a, b: nn.Conv1d(a, b, 3, padding=1)) if dims == 1 else (lambda a, b: nn.Conv2d(a, b, (1, 3), padding=(0, 1)))
+        bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
+        return nn.Sequential(nn.Sequential(conv(6, 8), bn(8), nn.ReLU()), nn.Sequential(conv(8, 8), bn(8), nn.ReLU()),
+                             nn.Sequential(conv(8, 8), bn(8), nn.ReLU()), pool, nn.Flatten(), nn.Linear(8, 5))
+    one = from_torch(net(1), input_shape=(1, 6, 16), name="one_d")
+    two = from_torch(net(2), input_shape=(1, 6, 1, 16), name="two_d")
+    assert feature_map_rank(one) == 3 and feature_map_rank(two) == 4
+    blocks = find_blocks(one)
+    assert blocks == find_blocks(two) and len(blocks) == 4
+    x = torch.randn(8, 6, 16, generator=torch.Generator().manual_seed(0))
+    # the last block is the global pool: (1, 16) → (1, 1) has no 2-D stride, so a 1×L image has no
+    # Jacobian term there while the 1-D net (like a real H×W image net) has one; compare the others
+    data = [run_pass(cg, build_net(cg, 0), images, 0, PassNeeds(), blocks[:-1])
+            for cg, images in ((one, x), (two, x[:, :, None, :]))]
+    for fn in (meco, expressivity, progressivity, trainability):
+        a, b = (fn(d, cg.num_nodes)[0] for d, cg in zip(data, (one, two)))
+        assert math.isfinite(a) and a == pytest.approx(b, rel=1e-5, abs=1e-6), fn.__name__
 
 
 def test_an_undefined_proxy_names_why() -> None:
@@ -496,7 +525,7 @@ def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch) -> Non
                  "-q", "-o", str(out)]) == 0
     row = next(csv.DictReader(out.open()))
     assert math.isfinite(float(row["synflow"])) and math.isfinite(float(row["snip"]))
-    assert math.isnan(float(row["meco"])) and "meco: undefined" in row["error"]
+    assert math.isfinite(float(row["meco"])) and row["error"] == ""
     assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "--method", "gennas", "-q", "-o",
                  str(tmp_path / "g.csv")]) == 2  # the regression proxies alone train square images
     with pytest.raises(SystemExit):

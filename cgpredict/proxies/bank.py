@@ -74,11 +74,12 @@ BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 #: (:func:`_stale_groups`), so one proxy's fix does not discard every cached score.
 #: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax. data 2: a non-image input runs (on
 #: noise of its shape) instead of failing, and an undefined proxy says why; data 3: NASWOT reads every
-#: rectifier (ReLU6, GELU, SiLU, hard-swish too), not only ReLU.
+#: rectifier (ReLU6, GELU, SiLU, hard-swish too), not only ReLU; data 4: a 1-D conv net's (N, C, L) maps
+#: feed MeCo and the AZ-NAS block scores.
 
 
 def _data_revisions(cg: CG) -> bool:
-    """Whether data-pass revisions 2–3 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
+    """Whether data-pass revisions 2–4 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
     a rectifier other than ReLU (NASWOT now reads it) or no ReLU at all (NaN now with its reason)."""
     ops = {n.op for n in cg.nodes}
     return (any(len(n.out_shape) < 4 for n in cg.input_nodes) or "relu" not in ops
@@ -86,7 +87,7 @@ def _data_revisions(cg: CG) -> bool:
 
 
 GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),
-                                                                "data": (3, _data_revisions)}
+                                                                "data": (4, _data_revisions)}
 
 
 @dataclass(frozen=True)
@@ -306,8 +307,10 @@ def _batch(channels: int, size: tuple[int, int], batch_size: int, seed: int, kin
 _UNDEFINED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "naswot": (lambda d: not d.codes, "undefined: the network has no rectifier activation (NASWOT reads the "
                                         "on/off codes of ReLU, ReLU6, GELU, SiLU, hard-swish)"),
-    "meco": (lambda d: not d.sample0, "undefined: no (C, H, W) feature map with C ≥ 2 and H·W ≥ 2"),
-    "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (a (C, H, W) feature map)"),
+    "meco": (lambda d: not d.sample0, "undefined: no channel-first feature map (C, H, W) or, in a 1-D conv "
+                                      "net, (C, L) with C ≥ 2 and H·W (L) ≥ 2"),
+    "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (a (C, H, W) or 1-D (C, L) "
+                                                  "feature map)"),
     "progressivity": (lambda d: len(d.block_feats) < 2, "undefined: fewer than two AZ-NAS blocks"),
     "trainability": (lambda d: len(d.block_feats) < 2,
                      "undefined: fewer than two AZ-NAS blocks (it reads the Jacobian between blocks)"),

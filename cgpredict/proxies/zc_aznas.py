@@ -36,15 +36,16 @@ import torch
 from scipy.stats import rankdata
 
 from cgpredict.cg import CG
-from cgpredict.proxies.zc_pass import PassData
+from cgpredict.proxies.zc_pass import PassData, feature_map_rank
 
 __all__ = ["aggregate", "complexity", "expressivity", "find_blocks", "progressivity", "trainability"]
 
 def find_blocks(cg: CG) -> list[int]:
     """Node ids of the primary block outputs of ``cg`` (see the module docstring), shallowest first."""
+    rank = feature_map_rank(cg)
     members: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for node in cg.nodes:
-        if len(node.out_shape) != 4 or node.op in ("input", "output"):
+        if len(node.out_shape) != rank or node.op in ("input", "output"):
             continue
         parts = node.name.split(".") if node.name else []
         for depth, part in enumerate(parts):
@@ -54,12 +55,14 @@ def find_blocks(cg: CG) -> list[int]:
     if best is not None and len(best[1]) >= 2:
         blocks = sorted(max(ids) for ids in best[1].values())
         first = min(min(ids) for ids in best[1].values())
-        first_inputs = [i for i in cg.nodes[first].inputs if len(cg.nodes[i].out_shape) == 4
+        first_inputs = [i for i in cg.nodes[first].inputs if len(cg.nodes[i].out_shape) == rank
                         and cg.nodes[i].op != "input"]
         stem = max(first_inputs) if first_inputs else None
         return ([stem] if stem is not None and stem not in blocks else []) + blocks
     from cgpredict.proxies.cg_taps import find_cg_taps
 
+    if rank != 4:  # the stage-tap fallback reads (N, C, H, W) maps only
+        return []
     try:
         return find_cg_taps(cg)
     except ValueError:  # no 4-D feature map: no blocks, the AZ-NAS block proxies are NaN

@@ -44,7 +44,8 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.ops import CONV_OPS
 
-__all__ = ["INITS", "LOSSES", "RECTIFIER_OPS", "PassData", "PassNeeds", "build_net", "run_pass", "weighted_nodes"]
+__all__ = ["INITS", "LOSSES", "RECTIFIER_OPS", "PassData", "PassNeeds", "build_net", "feature_map_rank", "run_pass",
+           "weighted_nodes"]
 
 WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
 #: Rectifier-type activations, whose output is positive exactly where their input is (ReLU and its
@@ -185,6 +186,25 @@ def _rademacher(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
     return torch.randint(0, 2, tuple(shape), generator=gen, dtype=torch.float32).mul_(2.0).sub_(1.0)
 
 
+def _unshuffle(g: torch.Tensor, stride: int) -> torch.Tensor:
+    """Space-to-channel of an ``(N, C, H, W)`` map (``pixel_unshuffle``) or its 1-D analogue for
+    ``(N, C, L)``: ``(N, C·s, L/s)`` with channel ``c·s + k`` holding position ``l·s + k``."""
+    if g.dim() == 4:
+        return F.pixel_unshuffle(g, stride)
+    n, c, length = g.shape
+    return g.reshape(n, c, length // stride, stride).permute(0, 1, 3, 2).reshape(n, c * stride, length // stride)
+
+
+def feature_map_rank(cg: CG) -> int:
+    """Rank of the channel-first feature maps MeCo and the AZ-NAS block scores read: 3 for a 1-D
+    convolutional net over ``(N, C, L)`` signals, else 4 (``(N, C, H, W)`` images; a transformer's
+    ``(N, T, D)`` tokens are not channel-first maps)."""
+    if (len(cg.input_nodes) == 1 and len(cg.input_nodes[0].out_shape) == 3
+            and any(n.op in CONV_OPS and len(n.out_shape) == 3 for n in cg.nodes)):
+        return 3
+    return 4
+
+
 def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) -> float | None:
     """Largest singular value of the sampled block Jacobian (AZ-NAS trainability), ``None`` for identity."""
     g_out = _rademacher(f_out.shape, gen).to(f_out.dtype)
@@ -193,15 +213,17 @@ def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) 
         return math.nan
     if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
         return None
-    if g_in.dim() == 4 and g_out.dim() == 4 and g_in.shape[2] != g_out.shape[2]:
-        stride = int(g_in.shape[2] // max(g_out.shape[2], 1))
-        if stride > 1 and g_in.shape[2] % stride == 0 and g_in.shape[3] % stride == 0:
-            g_in = F.pixel_unshuffle(g_in, stride)
-    if g_in.dim() != 4 or g_out.dim() != 4 or g_in.shape[2:] != g_out.shape[2:]:
+    if g_in.dim() not in (3, 4) or g_out.dim() != g_in.dim():
         return math.nan
-    n = g_out.shape[0] * g_out.shape[2] * g_out.shape[3]
-    a = g_in.permute(0, 2, 3, 1).reshape(n, -1)
-    b = g_out.permute(0, 2, 3, 1).reshape(n, -1)
+    if g_in.shape[2] != g_out.shape[2]:
+        stride = int(g_in.shape[2] // max(g_out.shape[2], 1))
+        if stride > 1 and all(d % stride == 0 for d in g_in.shape[2:]):
+            g_in = _unshuffle(g_in, stride)
+    if g_in.shape[2:] != g_out.shape[2:]:
+        return math.nan
+    n = g_out.shape[0] * math.prod(g_out.shape[2:])
+    a = g_in.movedim(1, -1).reshape(n, -1)
+    b = g_out.movedim(1, -1).reshape(n, -1)
     mat = (a.t() @ b / n).double()
     return _top_singular_value(mat)
 
@@ -325,6 +347,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
     weighted = weighted_nodes(cg, net) if needs.gradients else {}
     data.weights = {nid: m.weight.detach() for nid, m in weighted.items()}
     relu_ids = {n.id for n in cg.nodes if n.op in RECTIFIER_OPS}
+    map_rank = feature_map_rank(cg)
     out_inputs = cg.output_node.inputs
     gen = torch.Generator().manual_seed(seed * 1000 + 3)
     codes: dict[int, list] = {}  # relu id → [(batch, units) codes, halves written]
@@ -352,16 +375,16 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             if first:
                 for node in cg.nodes:
                     v = values.get(node.id)
-                    if node.op in ("input", "output") or v is None or v.dim() != 4:
+                    if node.op in ("input", "output") or v is None or v.dim() != map_rank:
                         continue
-                    c, hw = int(v.shape[1]), int(v.shape[2] * v.shape[3])
+                    c, hw = int(v.shape[1]), math.prod(int(d) for d in v.shape[2:])
                     if c >= 2 and hw >= 2:
                         data.sample0[node.id] = v[0].detach().reshape(c, hw)
         if first and needs.blocks:
             for bid in block_ids:
                 v = values.get(bid)
-                if v is not None and v.dim() == 4:
-                    data.block_feats[bid] = v.detach().permute(0, 2, 3, 1).reshape(-1, v.shape[1])
+                if v is not None and v.dim() == map_rank:
+                    data.block_feats[bid] = v.detach().movedim(1, -1).reshape(-1, v.shape[1])
         if needs.gradients:
             objective = pass_loss(logits, seed, h, loss)
             acts = [(nid, t) for nid, t in values.items()
