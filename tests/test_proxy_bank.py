@@ -76,6 +76,29 @@ def test_synflow_reads_r_before_a_final_squashing_op(squash: nn.Module) -> None:
     assert synflow(squashed, seed=3) == pytest.approx(synflow_pass(squashed, seed=3)[0], rel=1e-12)
 
 
+def _as_revision_1(root, failures=None) -> None:  # noqa: ANN001
+    """Rewrite every bank entry under ``root`` as revision 1 wrote it (no ``revisions``), with
+    ``failures[path]``'s proxies NaN and their reasons."""
+    for path in root.rglob("*.npz"):
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
+        meta.pop("revisions", None)
+        for name, reason in (failures or {}).get(path, {}).items():
+            meta["scores"][name], meta["errors"][name] = None, reason
+        meta_text = json.dumps(meta, sort_keys=True)
+        np.savez(path, meta=np.array(meta_text), checksum=np.array(bank_mod._checksum(meta_text, arrays)), **arrays)
+
+
+def _record_computed_groups(monkeypatch) -> list:  # noqa: ANN001
+    """A list that collects ``(cg name, group)`` for every group the bank computes from now on."""
+    computed: list = []
+    real = bank_mod._compute_group
+    monkeypatch.setattr(bank_mod, "_compute_group", lambda cg, group, *a: (computed.append((cg.name, group)),
+                                                                          real(cg, group, *a))[1])
+    return computed
+
+
 def test_synflow_revision_recomputes_only_the_networks_it_changes(cnn, tmp_path, monkeypatch) -> None:
     """Entries written before synflow revision 2 stay valid where R did not move (no squashing output);
     a tanh-output network's old synflow (−inf) is recomputed, the rest of its entry kept."""
@@ -83,17 +106,8 @@ def test_synflow_revision_recomputes_only_the_networks_it_changes(cnn, tmp_path,
                          input_shape=(1, 3, 8, 8), name="tanh_out")
     for cg in (cnn, tanh_cg):
         bank_scores(cg, ["synflow", "naswot"], SMALL, cache_dir=tmp_path)
-    for path in tmp_path.rglob("*.npz"):  # rewrite both entries as revision 1 wrote them
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            arrays = {k: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
-        meta.pop("revisions")
-        meta_text = json.dumps(meta, sort_keys=True)
-        np.savez(path, meta=np.array(meta_text), checksum=np.array(bank_mod._checksum(meta_text, arrays)), **arrays)
-    computed = []
-    real = bank_mod._compute_group
-    monkeypatch.setattr(bank_mod, "_compute_group", lambda cg, group, *a: (computed.append((cg.name, group)),
-                                                                          real(cg, group, *a))[1])
+    _as_revision_1(tmp_path)
+    computed = _record_computed_groups(monkeypatch)
     again = [bank_scores(cg, ["synflow", "naswot"], SMALL, cache_dir=tmp_path) for cg in (cnn, tanh_cg)]
     assert computed == [("tanh_out", "synflow")]
     assert again[0].cached and not again[1].cached and math.isfinite(again[1].scores["synflow"])
@@ -183,19 +197,8 @@ def test_data_revision_recomputes_entries_of_non_image_networks_only(cnn, tmp_pa
     for cg in (cnn, signal):
         bank_scores(cg, ["naswot"], SMALL, cache_dir=tmp_path)
     failed = bank_mod._cache_path(signal, SMALL, tmp_path)
-    for path in tmp_path.rglob("*.npz"):  # as revision 1 wrote them (the signal net's failure recorded)
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            arrays = {k: np.asarray(data[k]) for k in data.files if k.startswith("node__")}
-        meta.pop("revisions", None)
-        if path == failed:
-            meta["scores"]["naswot"], meta["errors"]["naswot"] = None, "ValueError: needs one image input"
-        meta_text = json.dumps(meta, sort_keys=True)
-        np.savez(path, meta=np.array(meta_text), checksum=np.array(bank_mod._checksum(meta_text, arrays)), **arrays)
-    computed = []
-    real = bank_mod._compute_group
-    monkeypatch.setattr(bank_mod, "_compute_group", lambda cg, group, *a: (computed.append((cg.name, group)),
-                                                                          real(cg, group, *a))[1])
+    _as_revision_1(tmp_path, {failed: {"naswot": "ValueError: needs one image input"}})  # its old failure
+    computed = _record_computed_groups(monkeypatch)
     again = [bank_scores(cg, ["naswot"], SMALL, cache_dir=tmp_path) for cg in (cnn, signal)]
     assert computed == [("signal_net", "data")]
     relu6 = from_torch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6()), input_shape=(1, 3, 8, 8))
@@ -486,14 +489,17 @@ def _cli(argv: list[str]) -> int:
     return args.func(args)
 
 
+def _sequential_file(path, cls: str, layers: str):  # noqa: ANN001, ANN202
+    """Write a MODEL file defining ``cls`` as ``nn.Sequential(layers)``; returns its path."""
+    path.write_text(f"from torch import nn\nclass {cls}(nn.Sequential):\n    def __init__(self):\n"
+                    f"        super().__init__({layers})\n")
+    return path
+
+
 def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
-    source = tmp_path / "nets.py"
-    source.write_text("from torch import nn\n"
-                      "class Tiny(nn.Sequential):\n"
-                      "    def __init__(self):\n"
-                      "        super().__init__(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
-                      "                         nn.Flatten(), nn.Linear(4, 2))\n")
+    source = _sequential_file(tmp_path / "nets.py", "Tiny", "nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), "
+                              "nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)")
     out = tmp_path / "scores.csv"
     argv = [f"{source}:Tiny", f"{source}:Missing", "--method", "synflow,naswot,meco", "--input-size", "8",
             "--batch-size", "8", "-q", "-o", str(out)]
@@ -514,12 +520,8 @@ def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
 def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch) -> None:
     """``--input-shape`` converts a MODEL at a non-image shape (a 1-D conv net over (40, 50) features)."""
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
-    source = tmp_path / "speech.py"
-    source.write_text("from torch import nn\n"
-                      "class Speech(nn.Sequential):\n"
-                      "    def __init__(self):\n"
-                      "        super().__init__(nn.Conv1d(40, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),\n"
-                      "                         nn.Flatten(), nn.Linear(8, 4))\n")
+    source = _sequential_file(tmp_path / "speech.py", "Speech", "nn.Conv1d(40, 8, 5, padding=2), nn.ReLU(), "
+                              "nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 4)")
     out = tmp_path / "speech.csv"
     assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "--method", "synflow,snip,meco", "--batch-size", "8",
                  "-q", "-o", str(out)]) == 0
