@@ -200,6 +200,26 @@ def test_local_search_improves_respects_budget_and_reproduces(nets) -> None:
     assert traj.size == res.queries and np.all(np.diff(traj[np.isfinite(traj)]) >= 0)
 
 
+def test_a_start_no_move_applies_to_is_refused_and_a_missed_budget_names_the_moves(nets) -> None:
+    """An MLP has no site for any move: refused up front. A 1-D conv net has only activation swaps,
+    which cannot cut FLOPs: the warning says so instead of only asking for more iterations."""
+    import torch.nn as nn
+
+    from cgpredict.search.mutations import applicable
+
+    mlp = from_torch(nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 5)), input_shape=(1, 12), name="mlp")
+    with pytest.raises(ValueError, match="no mutation applies to mlp"):
+        search_cg(mlp, _dw_scorer, flops_budget=0.8, progress=False)
+    assert {"kernel_size", "width", "add_block"} <= set(applicable(nets["resnet18"]))
+    signal = from_torch(nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv1d(16, 16, 3, padding=1),
+                                      nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(16, 4)),
+                        input_shape=(1, 8, 32), name="signal")
+    assert applicable(signal) == ("activation",)
+    with pytest.warns(UserWarning, match="moves that apply to the start: activation"):
+        res = search_cg(signal, _dw_scorer, flops_budget=0.5, iterations=2, topk=2, mutants=2, progress=False)
+    assert res.best is None and res.start_moves == ("activation",)
+
+
 def test_soft_penalty_can_exceed_budget_hard_cannot(nets) -> None:
     start = nets["mobilenet_v2"]
 

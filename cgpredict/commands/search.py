@@ -96,8 +96,9 @@ def _run(args: argparse.Namespace) -> int:
                            run_check=args.run_check, explore=args.explore, seed=args.seed, progress=progress)
     rows = write_results(result, start, out, onnx=not args.no_onnx, progress=progress)
     if not rows:
-        print(f"cgpredict search: no candidate met the budget after {result.queries} queries; "
-              "raise --flops-budget, --iterations or use --penalty", file=sys.stderr)
+        print(f"cgpredict search: no candidate met the budget after {result.queries} queries (moves that apply to "
+              f"{start.name}: {', '.join(result.start_moves)}); raise --flops-budget, --iterations or use --penalty",
+              file=sys.stderr)
         return 1
     if not args.quiet:
         s = result.start

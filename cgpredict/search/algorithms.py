@@ -70,6 +70,7 @@ class SearchResult:
     history: list[Candidate]
     queries: int
     top: list[Candidate]
+    start_moves: tuple[str, ...] = ()  # the mutations with a site on the start network (set by search_cg)
 
     @property
     def best(self) -> Candidate | None:
@@ -83,8 +84,9 @@ class SearchResult:
         if self.start is None or not math.isfinite(self.start.pred):
             return None
         if self.best is None:
+            moves = f"; moves that apply to the start: {', '.join(self.start_moves)}" if self.start_moves else ""
             return (f"no candidate met the budget after {self.queries} queries "
-                    f"(start predicts {self.start.pred:.3f})")
+                    f"(start predicts {self.start.pred:.3f}{moves})")
         if self.best.pred >= self.start.pred:
             return None
         return (f"the best candidate within the budget predicts {self.best.pred:.3f}, below the start's "

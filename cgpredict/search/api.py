@@ -29,6 +29,7 @@ from cgpredict.fileio import atomic_write, atomic_writer
 from cgpredict.quiet import progress_bar
 from cgpredict.search.algorithms import METHODS, SearchResult
 from cgpredict.search.export import export_cg, relocate, search_output_folder
+from cgpredict.search.mutations import applicable
 from cgpredict.search.objective import Objective
 from cgpredict.search.spaces import CGSpace
 
@@ -95,6 +96,11 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
     if flops_budget is not None and not flops_budget > 0:
         raise ValueError(f"flops budget must be a positive fraction of the start's MACs, got {flops_budget}")
     space = CGSpace(start, scorer, mutations=mutations, flops_mode=flops_mode, run_check=run_check)
+    moves = applicable(start, space.mutations)
+    if not moves:
+        raise ValueError(f"no mutation applies to {start.name or 'the start network'}: the moves edit 2-D "
+                         "convolutions ((N, C, H, W) maps), their activations and residual adds; asked for: "
+                         f"{', '.join(m.name for m in space.mutations)}")
     budget = None if flops_budget is None else flops_budget * start.macs(flops_mode)
     objective = Objective(budget, penalty)
     if method == "local":
@@ -108,6 +114,7 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
         else:
             result = METHODS["random"](space, start, objective, max_queries=queries, topk=topk, seed=seed,
                                        progress=progress)
+    result.start_moves = moves
     message = result.below_start()
     if message:
         warnings.warn(f"{start.name or 'start'}: {message}", UserWarning, stacklevel=2)

@@ -460,6 +460,11 @@ def get_mutations(names: Sequence[str] | None = None) -> list[Mutation]:
     return [MUTATIONS[n] for n in names]
 
 
+def applicable(cg: CG, mutations: Sequence[Mutation] | None = None) -> tuple[str, ...]:
+    """Names of the mutations (default: all) with at least one site in ``cg``."""
+    return tuple(m.name for m in (mutations if mutations is not None else MUTATIONS.values()) if m.sites(cg))
+
+
 def mutate(cg: CG, rng: np.random.Generator, mutations: Sequence[Mutation] | None = None,
            max_tries: int = 8) -> CG | None:
     """One random mutant of ``cg``: a mutation kind chosen uniformly among those that apply, then a
