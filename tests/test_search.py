@@ -201,7 +201,7 @@ def test_local_search_improves_respects_budget_and_reproduces(nets) -> None:
 
 
 def test_a_start_no_move_applies_to_is_refused_and_a_missed_budget_names_the_moves(nets) -> None:
-    """An MLP has no site for any move: refused up front. A 1-D conv net has only activation swaps,
+    """An MLP has no site for any move: refused up front. A one-conv 1-D net has only activation swaps,
     which cannot cut FLOPs: the warning says so instead of only asking for more iterations."""
     import torch.nn as nn
 
@@ -211,13 +211,38 @@ def test_a_start_no_move_applies_to_is_refused_and_a_missed_budget_names_the_mov
     with pytest.raises(ValueError, match="no mutation applies to mlp"):
         search_cg(mlp, _dw_scorer, flops_budget=0.8, progress=False)
     assert {"kernel_size", "width", "add_block"} <= set(applicable(nets["resnet18"]))
-    signal = from_torch(nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv1d(16, 16, 3, padding=1),
-                                      nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(16, 4)),
-                        input_shape=(1, 8, 32), name="signal")
-    assert applicable(signal) == ("activation",)
+    one_conv = from_torch(nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                        nn.Flatten(), nn.Linear(16, 4)), input_shape=(1, 8, 32), name="one_conv")
+    assert applicable(one_conv) == ("activation",)
     with pytest.warns(UserWarning, match="moves that apply to the start: activation"):
-        res = search_cg(signal, _dw_scorer, flops_budget=0.5, iterations=2, topk=2, mutants=2, progress=False)
+        res = search_cg(one_conv, _dw_scorer, flops_budget=0.5, iterations=2, topk=2, mutants=2, progress=False)
     assert res.best is None and res.start_moves == ("activation",)
+
+
+def test_width_moves_edit_a_1d_conv_net_exactly() -> None:
+    """Width on (N, C, L) maps: the mutant's MACs and params equal those of the same net built at the
+    new width, it runs, and a search under a FLOPs budget finds such mutants."""
+    import torch.nn as nn
+
+    from cgpredict.search.mutations import applicable
+
+    def signal(c: int) -> CG:
+        return from_torch(nn.Sequential(nn.Conv1d(8, c, 3, padding=1), nn.BatchNorm1d(c), nn.ReLU(),
+                                        nn.Conv1d(c, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                        nn.Flatten(), nn.Linear(16, 4)), input_shape=(1, 8, 32), name="signal")
+    start = signal(16)
+    assert "width" in applicable(start)
+    width = MUTATIONS["width"]
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        child = width.apply(start, width.sites(start)[0], rng)
+        if child is None:
+            continue
+        run_check(child)
+        same = signal(child.nodes[width.sites(start)[0]].out_shape[1])
+        assert (child.flops, child.params) == (same.flops, same.params)
+    res = search_cg(start, _dw_scorer, flops_budget=0.8, iterations=3, topk=2, mutants=4, progress=False)
+    assert res.best is not None and all(c.flops <= 0.8 * start.flops for c in res.top)
 
 
 def test_soft_penalty_can_exceed_budget_hard_cannot(nets) -> None:

@@ -14,7 +14,7 @@ name                what it does
 ``to_separable``    conv k×k → depthwise k×k + BN + act + pointwise 1×1
 ``to_inverted``     conv k×k → 1×1 expand (×t) + BN + act + depthwise k×k + BN + act + 1×1
 ``to_dense``        depthwise(+expansion) … pointwise run → one dense k×k conv (inverse moves)
-``width``           the channel count inside a conv → … → conv run (expansion / width)
+``width``           the channel count inside a conv → … → conv run (2-D or 1-D convs)
 ``add_skip``        x ↦ x + y for an earlier node y of the same shape
 ``drop_skip``       a residual add keeps only its main branch
 ``remove_block``    a residual add keeps only its identity input (the block disappears)
@@ -246,7 +246,7 @@ class ToDense(Mutation):
 
 
 class Width(Mutation):
-    """Change the channels produced by a conv and consumed by the next dense conv(s)."""
+    """Change the channels produced by a conv and consumed by the next dense conv(s) (2-D or 1-D maps)."""
 
     name = "width"
     factors = (0.5, 0.75, 1.5, 2.0)
@@ -254,6 +254,7 @@ class Width(Mutation):
     @staticmethod
     def _region(cg: CG, succ: list[list[int]], site: int) -> tuple[list[int], list[int]] | None:
         """(followers whose channels change, terminal dense convs) reachable from ``site``."""
+        rank = len(cg.nodes[site].out_shape)  # (N, C, H, W) maps, or (N, C, L) in a 1-D conv net
         followers: list[int] = []
         terminals: list[int] = []
         stack = list(succ[site])
@@ -264,11 +265,11 @@ class Width(Mutation):
                 continue
             seen.add(i)
             node = cg.nodes[i]
-            if node.op in CHANNEL_FOLLOWERS and len(node.inputs) == 1 and len(node.out_shape) == 4:
+            if node.op in CHANNEL_FOLLOWERS and len(node.inputs) == 1 and len(node.out_shape) == rank:
                 followers.append(i)
                 stack.extend(succ[i])
             elif (node.op == "conv" and len(node.inputs) == 1 and node.weight_shape is not None
-                  and len(node.out_shape) == 4 and not node.attrs.get("transposed")):
+                  and len(node.out_shape) == rank and not node.attrs.get("transposed")):
                 terminals.append(i)
             else:
                 return None
@@ -276,7 +277,7 @@ class Width(Mutation):
 
     def sites(self, cg: CG) -> list[int]:
         succ = cg.successors()
-        return [n.id for n in cg.nodes if n.op == "conv" and len(n.out_shape) == 4 and n.weight_shape is not None
+        return [n.id for n in cg.nodes if n.op == "conv" and len(n.out_shape) in (3, 4) and n.weight_shape is not None
                 and not n.attrs.get("transposed") and self._region(cg, succ, n.id) is not None]
 
     def apply(self, cg: CG, site: int, rng: np.random.Generator) -> CG | None:
