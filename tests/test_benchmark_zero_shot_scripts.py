@@ -15,7 +15,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def benchmarks_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     yield
-    for name in ("generalist_nb201_full", "proxy_seed_agreement", "proxy_bank_report"):
+    for name in ("generalist_nb201_full", "proxy_seed_agreement", "proxy_bank_report", "meco_layers"):
         sys.modules.pop(name, None)
 
 
@@ -80,3 +80,23 @@ def test_transnas_task_networks_are_each_tasks_own_network_and_run_in_the_bank(b
         config = BankConfig(batch_size=4, inputs="noise", loss=report.TRANSNAS_LOSS[task])
         result = bank_scores(own, ["synflow", "snip", "naswot"], config)
         assert not result.errors and all(np.isfinite(v) for v in result.scores.values()), (task, result.errors)
+
+
+def test_meco_of_sample_zero_is_the_banks_meco_and_other_samples_differ(benchmarks_on_path) -> None:
+    """``meco_layers.meco_per_sample``: sample 0 reproduces the bank's MeCo (same weights, batch and
+    batch statistics); the other samples of the batch give their own values."""
+    from torch import nn
+
+    from meco_layers import meco_per_sample
+
+    from cgpredict.converters import from_torch
+    from cgpredict.proxies.bank import BankConfig, bank_scores
+
+    cg = from_torch(nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1),
+                                  nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)),
+                    input_shape=(1, 3, 8, 8), name="meco_probe")
+    config = BankConfig(batch_size=8, inputs="noise")
+    per = meco_per_sample(cg, config, 4)
+    assert per.shape == (4,) and np.all(np.isfinite(per))
+    assert per[0] == pytest.approx(bank_scores(cg, ["meco"], config, cache=False).scores["meco"], rel=1e-9)
+    assert len(set(np.round(per, 9))) == 4
