@@ -143,6 +143,41 @@ def test_a_non_image_network_runs_on_noise_of_its_input_shape() -> None:
     assert other_seed.scores["snip"] != bank_scores(signal, ["snip"], SMALL, cache=False).scores["snip"]
 
 
+def test_aznas_blocks_are_the_networks_own_blocks() -> None:
+    """Every stage of a ResNet (not only the first), the cells of a NATS net (not one cell's edges), one
+    of two parallel paths; data-pass revision 5 recomputes exactly the entries whose blocks moved."""
+    import torchvision
+
+    from cgpredict.datasets import load_family
+
+    def names(cg) -> list[str]:  # noqa: ANN001
+        return [cg.nodes[i].name for i in find_blocks(cg)]
+
+    r18 = from_torch(torchvision.models.resnet18(num_classes=10), input_shape=(1, 3, 32, 32))
+    assert names(r18) == ["maxpool"] + [f"layer{s}.{b}.relu" for s in (1, 2, 3, 4) for b in (0, 1)]
+    nats = load_family("nats_sss", n=1, seed=0).cgs(progress=False)[0]
+    assert names(nats)[1:] == [f"cells.{k}" for k in range(len(names(nats)) - 1)]
+    nb201 = load_family("nasbench201", n=1, seed=0).cgs(progress=False)[0]
+    assert bank_mod._data_revisions(nats) and bank_mod._data_revisions(r18) and not bank_mod._data_revisions(nb201)
+
+    class TwoPaths(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            def block() -> nn.Module:  # noqa: ANN202
+                return nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.a = nn.Sequential(block(), block())
+            self.b = nn.Sequential(block(), block(), block())
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            x = self.stem(x)
+            return self.head((self.a(x) + self.b(x)).mean((2, 3)))
+
+    paths = from_torch(TwoPaths(), input_shape=(1, 3, 8, 8))
+    assert names(paths) == ["stem", "b.0.1", "b.1.1", "b.2.1"]
+
+
 @pytest.mark.parametrize("act", [nn.ReLU6(), nn.SiLU(), nn.GELU(), nn.Hardswish(), nn.LeakyReLU(0.1)],
                          ids=lambda a: type(a).__name__)
 def test_naswot_reads_every_rectifier_like_relu(act: nn.Module) -> None:

@@ -75,19 +75,21 @@ BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 #: synflow 2: ``R`` is read before a final tanh/sigmoid/softmax. data 2: a non-image input runs (on
 #: noise of its shape) instead of failing, and an undefined proxy says why; data 3: NASWOT reads every
 #: rectifier (ReLU6, GELU, SiLU, hard-swish too), not only ReLU; data 4: a 1-D conv net's (N, C, L) maps
-#: feed MeCo and the AZ-NAS block scores.
+#: feed MeCo and the AZ-NAS block scores; data 5: AZ-NAS blocks are the network's own (the cells of a
+#: NATS net, not one cell's edges; every stage of a ResNet, not the first).
 
 
 def _data_revisions(cg: CG) -> bool:
-    """Whether data-pass revisions 2–4 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
-    a rectifier other than ReLU (NASWOT now reads it) or no ReLU at all (NaN now with its reason)."""
+    """Whether data-pass revisions 2–5 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
+    a rectifier other than ReLU (NASWOT now reads it), no ReLU at all (NaN now with its reason), or
+    other AZ-NAS blocks."""
     ops = {n.op for n in cg.nodes}
     return (any(len(n.out_shape) < 4 for n in cg.input_nodes) or "relu" not in ops
-            or bool(ops & (RECTIFIER_OPS - {"relu"})))
+            or bool(ops & (RECTIFIER_OPS - {"relu"})) or zc_aznas.find_blocks(cg) != zc_aznas.blocks_revision_1(cg))
 
 
 GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),
-                                                                "data": (4, _data_revisions)}
+                                                                "data": (5, _data_revisions)}
 
 
 @dataclass(frozen=True)

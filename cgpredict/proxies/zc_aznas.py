@@ -19,9 +19,14 @@ batch, seen as ``B·H·W`` samples of ``C`` channels.
 The final AZ-NAS ranking is set-level: :func:`aggregate` sums ``ln(rank_m / N)`` over the proxies
 (non-linear ranking aggregation), so a network must rank high on every proxy to rank high overall.
 
-Blocks of a CG: the module list with the most numbered children (``cells.0``, ``cells.1``… or
-``encoder.layers.0``…), each block ending at its last 4-D node (topological order), preceded by the
-stem output (the 4-D input of the first block). Without such names, the stage taps of
+Blocks of a CG: the numbered children of its module lists (``cells.0``, ``cells.1``…,
+``encoder.layers.0``…; a ResNet's ``layer1.0`` … ``layer4.1`` chained in depth), each block ending at
+its last feature-map node (topological order), preceded by the stem output (the map input of the
+first block). A list counts when most of its children hold several nodes (not a ``Sequential`` stem
+of single layers) and it is not inside a numbered child of another list (a cell's edges are not
+blocks); of lists side by side (parallel paths) the one with more children is kept. With no such
+list, the children of the list with the most numbered children (every layer of a flat
+``Sequential``); without numbered names, the stage taps of
 :func:`~cgpredict.proxies.cg_taps.find_cg_taps` (none for a network without feature maps).
 """
 
@@ -38,11 +43,11 @@ from scipy.stats import rankdata
 from cgpredict.cg import CG
 from cgpredict.proxies.zc_pass import PassData, feature_map_rank
 
-__all__ = ["aggregate", "complexity", "expressivity", "find_blocks", "progressivity", "trainability"]
+__all__ = ["aggregate", "blocks_revision_1", "complexity", "expressivity", "find_blocks", "progressivity",
+           "trainability"]
 
-def find_blocks(cg: CG) -> list[int]:
-    """Node ids of the primary block outputs of ``cg`` (see the module docstring), shallowest first."""
-    rank = feature_map_rank(cg)
+def _numbered_lists(cg: CG, rank: int) -> dict[str, dict[int, list[int]]]:
+    """Module-list prefix → numbered child → ids of its channel-first map nodes (``cells`` → ``0`` → …)."""
     members: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for node in cg.nodes:
         if len(node.out_shape) != rank or node.op in ("input", "output"):
@@ -51,14 +56,77 @@ def find_blocks(cg: CG) -> list[int]:
         for depth, part in enumerate(parts):
             if part.isdigit():
                 members[".".join(parts[:depth])][int(part)].append(node.id)
+    return members
+
+
+def _with_stem(cg: CG, children: list[list[int]], rank: int) -> list[int]:
+    """Each child's last node, preceded by the stem output (the map input of the first child)."""
+    blocks = sorted(max(ids) for ids in children)
+    first = min(min(ids) for ids in children)
+    first_inputs = [i for i in cg.nodes[first].inputs if len(cg.nodes[i].out_shape) == rank
+                    and cg.nodes[i].op != "input"]
+    stem = max(first_inputs) if first_inputs else None
+    return ([stem] if stem is not None and stem not in blocks else []) + blocks
+
+
+def _depends_on(cg: CG, node: int, ancestor: int) -> bool:
+    """Whether ``node``'s output depends on ``ancestor``'s (node ids are in topological order)."""
+    stack, seen = [node], set()
+    while stack:
+        v = stack.pop()
+        if v == ancestor:
+            return True
+        for u in cg.nodes[v].inputs:
+            if u >= ancestor and u not in seen:
+                seen.add(u)
+                stack.append(u)
+    return False
+
+
+def _block_lists(cg: CG, members: dict[str, dict[int, list[int]]]) -> list[str]:
+    """The module lists whose numbered children are the network's blocks, shallowest first.
+
+    A list qualifies with at least two numbered children, most of them made of several nodes (blocks,
+    not the single layers of a ``Sequential`` stem), and when it is not inside a numbered child of
+    another list (a cell's edges are not blocks of the network). Lists that follow one another in
+    depth (``layer1``, ``layer2``, … of a ResNet) are chained; of lists that run side by side (two
+    parallel paths), the one with more children is kept.
+    """
+    groups = {p: kids for p, kids in members.items() if len(kids) >= 2}
+
+    def nested(p: str) -> bool:
+        return any(p.startswith(f"{q}.") and p[len(q) + 1:].split(".")[0].isdigit() for q in groups if q != p)
+
+    lists = [p for p, kids in groups.items() if not nested(p)
+             and 2 * sum(len(ids) >= 2 for ids in kids.values()) > len(kids)]
+    span = {p: (min(min(ids) for ids in groups[p].values()), max(max(ids) for ids in groups[p].values()))
+            for p in lists}
+    chain: list[str] = []
+    for p in sorted(lists, key=lambda q: span[q]):
+        if chain and not (span[p][0] > span[chain[-1]][1] and _depends_on(cg, span[p][0], span[chain[-1]][1])):
+            if len(groups[p]) > len(groups[chain[-1]]):  # side by side with the last kept list
+                chain[-1] = p
+            continue
+        chain.append(p)
+    return chain
+
+
+def find_blocks(cg: CG) -> list[int]:
+    """Node ids of the primary block outputs of ``cg`` (see the module docstring), shallowest first."""
+    rank = feature_map_rank(cg)
+    members = _numbered_lists(cg, rank)
+    lists = _block_lists(cg, members)
+    if lists:
+        return _with_stem(cg, [ids for p in lists for ids in members[p].values()], rank)
+    return _largest_list_blocks(cg, members, rank)
+
+
+def _largest_list_blocks(cg: CG, members: dict[str, dict[int, list[int]]], rank: int) -> list[int]:
+    """The children of the list with the most numbered children (every layer of a flat ``Sequential``),
+    else the stage taps."""
     best = max(members.items(), key=lambda kv: (len(kv[1]), -len(kv[0])), default=None)
     if best is not None and len(best[1]) >= 2:
-        blocks = sorted(max(ids) for ids in best[1].values())
-        first = min(min(ids) for ids in best[1].values())
-        first_inputs = [i for i in cg.nodes[first].inputs if len(cg.nodes[i].out_shape) == rank
-                        and cg.nodes[i].op != "input"]
-        stem = max(first_inputs) if first_inputs else None
-        return ([stem] if stem is not None and stem not in blocks else []) + blocks
+        return _with_stem(cg, list(best[1].values()), rank)
     from cgpredict.proxies.cg_taps import find_cg_taps
 
     if rank != 4:  # the stage-tap fallback reads (N, C, H, W) maps only
@@ -67,6 +135,14 @@ def find_blocks(cg: CG) -> list[int]:
         return find_cg_taps(cg)
     except ValueError:  # no 4-D feature map: no blocks, the AZ-NAS block proxies are NaN
         return []
+
+
+def blocks_revision_1(cg: CG) -> list[int]:
+    """The blocks before data-pass revision 5 (the single module list with the most numbered children,
+    even a cell's edges or one stage of several); kept to tell which cached entries that revision
+    changed."""
+    rank = feature_map_rank(cg)
+    return _largest_list_blocks(cg, _numbered_lists(cg, rank), rank)
 
 
 def _entropy(feats: torch.Tensor) -> float:
