@@ -18,7 +18,7 @@ vocabulary``, the setting its leave-one-family-out runs chose).
 
 Example::
 
-    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py --force
+    CGPREDICT_DATA=/work/shared/data OMP_NUM_THREADS=1 python benchmarks/train_generalist.py --force --inputs noise
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "cgpredict" / "checkpoints"), help="folder of the checkpoints")
     parser.add_argument("--only", default="", help="train only this checkpoint (generalist or generalist_demo)")
     parser.add_argument("--force", action="store_true", help="replace existing checkpoint folders")
-    parser.add_argument("--inputs", default="natural", choices=("natural", "noise"),
-                        help="the proxy bank's input images, stored in the checkpoint (its `bank` parameter)")
+    parser.add_argument("--inputs", default="noise", choices=("natural", "noise"),
+                        help="the proxy bank's input images, stored in the checkpoint (its `bank` parameter; "
+                             "default: noise, as the shipped checkpoints)")
     args = parser.parse_args(argv)
     if not args.data_dir:
         print("set CGPREDICT_DATA or pass --data-dir", file=sys.stderr)

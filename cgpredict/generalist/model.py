@@ -70,7 +70,7 @@ OOD_COVERAGE = 0.9
 FINETUNE_STRENGTH = 0.1
 #: Default multiplier of the ridge penalty on the structure columns (CG descriptors, pooled node
 #: statistics) of the proxy ranker; picked by leave-one-family-out over 1, 3, 10, 30, 100, 1000
-#: (family-mean zero-shot Spearman 0.637, 0.659, 0.667, 0.669, 0.670, 0.670 in
+#: (family-mean zero-shot Spearman 0.663, 0.689, 0.697, 0.700, 0.701, 0.701 in
 #: ``benchmarks/results/generalist_lofo_noise.md``; 50-shot as good as with 1).
 STRUCTURE_PENALTY = 100.0
 #: Reference values kept per training group and column (quantiles; keeps checkpoints small).
