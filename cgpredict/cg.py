@@ -232,6 +232,20 @@ class CG:
                 succ[src].append(node.id)
         return succ
 
+    def reaches(self, a: int, b: int) -> bool:
+        """Whether node ``b``'s output depends on node ``a``'s (ids are topological, so only ids ≥ ``a``
+        are searched)."""
+        stack, seen = [b], set()
+        while stack:
+            i = stack.pop()
+            if i == a:
+                return True
+            for src in self.nodes[i].inputs:
+                if src >= a and src not in seen:
+                    seen.add(src)
+                    stack.append(src)
+        return False
+
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise ``ValueError`` if the graph breaks one of the module-level conventions."""

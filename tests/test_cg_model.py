@@ -133,3 +133,24 @@ def test_hash_structure_equals_node_dicts_without_names():
         assert cg.structure_dict() == reference
         text = json.dumps(reference, sort_keys=True, separators=(",", ":"))
         assert cg.hash() == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_reaches_follows_inputs_not_node_order() -> None:
+    """``CG.reaches(a, b)``: b depends on a through the inputs; a sibling branch does not."""
+    from torch import nn
+
+    from cgpredict.converters import from_torch
+
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.a(x) + self.b(x)
+
+    cg = from_torch(Branches(), input_shape=(1, 3, 4, 4))
+    a, b = (next(n.id for n in cg.nodes if n.name == name) for name in ("a", "b"))
+    add = next(n.id for n in cg.nodes if n.op == "add")
+    assert cg.reaches(a, add) and cg.reaches(b, add) and cg.reaches(0, add)
+    assert not cg.reaches(min(a, b), max(a, b)) and not cg.reaches(add, a)

@@ -69,20 +69,6 @@ def _with_stem(cg: CG, children: list[list[int]], rank: int) -> list[int]:
     return ([stem] if stem is not None and stem not in blocks else []) + blocks
 
 
-def _depends_on(cg: CG, node: int, ancestor: int) -> bool:
-    """Whether ``node``'s output depends on ``ancestor``'s (node ids are in topological order)."""
-    stack, seen = [node], set()
-    while stack:
-        v = stack.pop()
-        if v == ancestor:
-            return True
-        for u in cg.nodes[v].inputs:
-            if u >= ancestor and u not in seen:
-                seen.add(u)
-                stack.append(u)
-    return False
-
-
 def _block_lists(cg: CG, members: dict[str, dict[int, list[int]]]) -> list[str]:
     """The module lists whose numbered children are the network's blocks, shallowest first.
 
@@ -103,7 +89,7 @@ def _block_lists(cg: CG, members: dict[str, dict[int, list[int]]]) -> list[str]:
             for p in lists}
     chain: list[str] = []
     for p in sorted(lists, key=lambda q: span[q]):
-        if chain and not (span[p][0] > span[chain[-1]][1] and _depends_on(cg, span[p][0], span[chain[-1]][1])):
+        if chain and not (span[p][0] > span[chain[-1]][1] and cg.reaches(span[chain[-1]][1], span[p][0])):
             if len(groups[p]) > len(groups[chain[-1]]):  # side by side with the last kept list
                 chain[-1] = p
             continue

@@ -318,20 +318,6 @@ class Width(Mutation):
         return ed.finish(f"width: {_label(node)} {c} -> {new_c} channels")
 
 
-def _is_ancestor(cg: CG, a: int, b: int) -> bool:
-    """Whether node ``a`` reaches node ``b`` (ids are topological, so only ids ≥ a are searched)."""
-    stack, seen = [b], set()
-    while stack:
-        i = stack.pop()
-        if i == a:
-            return True
-        for src in cg.nodes[i].inputs:
-            if src >= a and src not in seen:
-                seen.add(src)
-                stack.append(src)
-    return False
-
-
 def _residual_adds(cg: CG) -> list[tuple[int, int, int]]:
     """``(add id, identity input, branch input)`` for 2-input adds whose one input feeds the other."""
     out = []
@@ -339,7 +325,7 @@ def _residual_adds(cg: CG) -> list[tuple[int, int, int]]:
         if node.op != "add" or len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
             continue
         a, b = sorted(node.inputs)
-        if _is_ancestor(cg, a, b):
+        if cg.reaches(a, b):
             out.append((node.id, a, b))
     return out
 
