@@ -38,11 +38,16 @@ def hide_known_warnings() -> None:
 NO_PROGRESS_ENV = "CGPREDICT_NO_PROGRESS"
 
 
+def _off_by_env() -> bool:
+    """Whether ``$CGPREDICT_NO_PROGRESS`` turns the bars off (set to anything but ``0``)."""
+    return os.environ.get(NO_PROGRESS_ENV, "") not in ("", "0")
+
+
 def progress_wanted(requested: bool = True, stream: Any = None) -> bool:
     """Whether to draw progress bars: ``requested`` (e.g. not ``--quiet``), ``$CGPREDICT_NO_PROGRESS``
     unset, and ``stream`` (default ``sys.stderr``) a terminal — bars written to a log file or a pipe
     are carriage-return junk, so they are off there."""
-    if not requested or os.environ.get(NO_PROGRESS_ENV, "") not in ("", "0"):
+    if not requested or _off_by_env():
         return False
     stream = sys.stderr if stream is None else stream
     try:
@@ -57,7 +62,7 @@ def progress_bar(iterable: Any = None, *, progress: bool = True, **kwargs: Any) 
     it is the widget. ``kwargs`` go to tqdm (``desc``, ``unit``, ``total``, ``leave``, ...)."""
     from tqdm.auto import tqdm
 
-    off = not progress or os.environ.get(NO_PROGRESS_ENV, "") not in ("", "0")
+    off = not progress or _off_by_env()
     return tqdm(iterable, disable=True if off else None, **kwargs)  # None: tqdm's own terminal check
 
 

@@ -85,7 +85,7 @@ def _data_revisions(cg: CG) -> bool:
     other AZ-NAS blocks."""
     ops = {n.op for n in cg.nodes}
     return (any(len(n.out_shape) < 4 for n in cg.input_nodes) or "relu" not in ops
-            or bool(ops & (RECTIFIER_OPS - {"relu"})) or zc_aznas.find_blocks(cg) != zc_aznas.blocks_revision_1(cg))
+            or bool(ops & (RECTIFIER_OPS - {"relu"})) or zc_aznas.blocks_moved_since_revision_1(cg))
 
 
 GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),

@@ -43,7 +43,7 @@ from scipy.stats import rankdata
 from cgpredict.cg import CG
 from cgpredict.proxies.zc_pass import PassData, feature_map_rank
 
-__all__ = ["aggregate", "blocks_revision_1", "complexity", "expressivity", "find_blocks", "progressivity",
+__all__ = ["aggregate", "blocks_moved_since_revision_1", "complexity", "expressivity", "find_blocks", "progressivity",
            "trainability"]
 
 def _numbered_lists(cg: CG, rank: int) -> dict[str, dict[int, list[int]]]:
@@ -123,12 +123,15 @@ def _largest_list_blocks(cg: CG, members: dict[str, dict[int, list[int]]], rank:
         return []
 
 
-def blocks_revision_1(cg: CG) -> list[int]:
-    """The blocks before data-pass revision 5 (the single module list with the most numbered children,
-    even a cell's edges or one stage of several); kept to tell which cached entries that revision
-    changed."""
+def blocks_moved_since_revision_1(cg: CG) -> bool:
+    """Whether :func:`find_blocks` differs for ``cg`` from the blocks before data-pass revision 5 (the
+    single module list with the most numbered children, even a cell's edges or one stage of
+    several); tells which cached entries that revision changed. Reads the names once."""
     rank = feature_map_rank(cg)
-    return _largest_list_blocks(cg, _numbered_lists(cg, rank), rank)
+    members = _numbered_lists(cg, rank)
+    lists = _block_lists(cg, members)
+    return bool(lists) and (_with_stem(cg, [ids for p in lists for ids in members[p].values()], rank)
+                            != _largest_list_blocks(cg, members, rank))
 
 
 def _entropy(feats: torch.Tensor) -> float:

@@ -8,9 +8,8 @@ batch: the activations of every node (NASWOT, MeCo, AZ-NAS expressivity/progress
 gradients of a loss (cross-entropy by default, :func:`pass_loss`) with respect to the weights (SNIP,
 grad-norm, ZiCo) and to the node outputs (Fisher), the Jacobian of the summed logits with respect to
 the input (Jacobian covariance), and block-to-block vector–Jacobian products (AZ-NAS trainability).
-:func:`run_pass`
-computes all of them in one go on a :class:`~cgpredict.rebuild.RebuiltModule` (``CG.to_module()``),
-so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
+:func:`run_pass` computes all of them in one go on a :class:`~cgpredict.rebuild.RebuiltModule`
+(``CG.to_module()``), so every proxy's score and per-node statistics are keyed by ``cg.nodes`` ids:
 
 * the batch of ``batch_size`` seeded natural images (:mod:`~cgpredict.proxies.inputs`) is split in
   two halves (ZiCo needs gradients of at least two batches); each half runs forward once (batch
@@ -346,11 +345,11 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             module.eval()
     weighted = weighted_nodes(cg, net) if needs.gradients else {}
     data.weights = {nid: m.weight.detach() for nid, m in weighted.items()}
-    relu_ids = {n.id for n in cg.nodes if n.op in RECTIFIER_OPS}
+    rectifier_ids = {n.id for n in cg.nodes if n.op in RECTIFIER_OPS}
     map_rank = feature_map_rank(cg)
     out_inputs = cg.output_node.inputs
     gen = torch.Generator().manual_seed(seed * 1000 + 3)
-    codes: dict[int, list] = {}  # relu id → [(batch, units) codes, halves written]
+    codes: dict[int, list] = {}  # rectifier id → [(batch, units) codes, halves written]
     grad_any = needs.gradients or needs.jacobian or needs.blocks
     for h in range(2):
         x = images[h * half:(h + 1) * half].clone()
@@ -361,7 +360,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             values = net.forward_nodes(x)
         logits = values[out_inputs[0]]
         if needs.activations:
-            for nid in relu_ids:
+            for nid in rectifier_ids:
                 v = values.get(nid)
                 if v is not None:
                     flat = v.detach().reshape(half, -1)

@@ -99,8 +99,8 @@ def search_cg(start: CG, scorer: Callable[[list[CG]], np.ndarray], flops_budget:
     moves = applicable(start, space.mutations)
     if not moves:
         raise ValueError(f"no mutation applies to {start.name or 'the start network'}: the moves edit 2-D "
-                         "convolutions ((N, C, H, W) maps; widths also 1-D ones), activations and residual adds; asked for: "
-                         f"{', '.join(m.name for m in space.mutations)}")
+                         "convolutions ((N, C, H, W) maps; widths also 1-D ones), activations and residual adds; "
+                         f"asked for: {', '.join(m.name for m in space.mutations)}")
     budget = None if flops_budget is None else flops_budget * start.macs(flops_mode)
     objective = Objective(budget, penalty)
     if method == "local":
