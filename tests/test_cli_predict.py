@@ -330,6 +330,8 @@ def test_predict_torchvision_models_no_proxies(run_cli, tmp_path: Path, monkeypa
      "--weighting applies to the GENNAPE"),
     (["finetune", "--labels", "L", "--family", "nasbench201", "-o", "new.ckpt", "--pretrained", "nb101",
       "--strength", "1"], "--strength applies to the generalist only"),
+    (["finetune", "--labels", "L", "--family", "nasbench201", "-o", "new.ckpt", "--pretrained", "nb101",
+      "--no-graph-kernel"], "--no-graph-kernel applies to the generalist only"),
 ])
 def test_options_of_the_other_predictor_kind_are_refused_before_any_work(
         run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -357,13 +359,13 @@ def test_finetune_the_generalist_writes_a_generalist_checkpoint(run_cli, tmp_pat
     argv = ["finetune", "--labels", labels, "--family", "nasbench201", "-o", out, "-q"]
     assert run_cli(*argv) == 0
     text = capsys.readouterr().out
-    assert "fine-tuned the generalist on 12 nets" in text
+    assert "fine-tuned the generalist on 12 nets" in text and "graph kernel: leave-one-out SRCC on these nets" in text
     before, after = map(float, re.search(r"SRCC on these nets: (-?[0-9.]+) before, (-?[0-9.]+) after", text).groups())
     assert after > before  # in-sample: the labels moved the ranker towards them
     tuned = load_predictor(out, progress=False)  # dispatched on config.json's format
     assert isinstance(tuned, GeneralistPredictor)
     assert json.loads((out / "config.json").read_text())["format"] == GENERALIST_FORMAT
-    assert tuned.card_["finetuned"]["n"] == 12
+    assert tuned.card_["finetuned"]["n"] == 12 and tuned.card_["finetuned"]["graph_kernel"] and tuned.kernel_ is not None
     base = GeneralistPredictor.pretrained(progress=False)
     np.testing.assert_allclose(tuned.ranker_.prior_coef_, base.ranker_.coef_)  # pulled towards the shipped one
     assert not np.allclose(tuned.ranker_.coef_, base.ranker_.coef_)
@@ -374,8 +376,9 @@ def test_finetune_the_generalist_writes_a_generalist_checkpoint(run_cli, tmp_pat
     assert run_cli("predict", "torchvision:resnet18", "--checkpoint", out, "--no-proxies") == 0
     assert "score" in capsys.readouterr().out
     assert run_cli(*argv) == 2 and "--force" in capsys.readouterr().err
-    assert run_cli(*argv, "--force", "--strength", 100) == 0
+    assert run_cli(*argv, "--force", "--strength", 100, "--no-graph-kernel") == 0
     strong = load_predictor(out, progress=False)
+    assert strong.kernel_ is None and not strong.card_["finetuned"]["graph_kernel"]
     # a strong pull keeps the coefficients nearer the generalist's
     assert (np.linalg.norm(strong.ranker_.coef_ - base.ranker_.coef_)
             < np.linalg.norm(tuned.ranker_.coef_ - base.ranker_.coef_))

@@ -129,7 +129,7 @@ def test_finetune_can_give_a_shrunk_structure_column_weight():
     j = model.ranker_features.index("depth_max")
     before = model.ranker_.coef_[j]
     shots, labels = _synthetic(rng, 50, len(model.column_names), model.column_names.index("depth_max"))
-    model.finetune([None] * 50, labels, raw=shots)
+    model.finetune([None] * 50, labels, raw=shots, graph_kernel=False)
     assert model.ranker_.coef_[j] > before + 0.3
     test_raw, test_y = _synthetic(rng, 200, len(model.column_names), model.column_names.index("depth_max"))
     assert spearman(test_y, model.predict([None] * 200, raw=test_raw)) > 0.7
@@ -187,17 +187,19 @@ def test_finetune_shrinks_towards_the_generalist_and_learns_the_new_family():
     new_raw, new_y = _synthetic(rng, 120, len(names), b)  # a family where another proxy ranks
     before = spearman(new_y[50:], model.predict([None] * 70, raw=new_raw[50:]))
     strong = GeneralistPredictor(progress=False).fit([None] * 200, y, ["train"] * 200, raw=raw)
-    strong.finetune([None] * 50, new_y[:50], raw=new_raw[:50], strength=1e6)
+    strong.finetune([None] * 50, new_y[:50], raw=new_raw[:50], strength=1e6, graph_kernel=False)
     np.testing.assert_allclose(strong.ranker_.coef_, prior, atol=1e-4)  # infinite pull: unchanged
-    model.finetune([None] * 50, new_y[:50], raw=new_raw[:50])
+    with pytest.raises(ValueError, match="entry 0 is NoneType, not a CG"):
+        model.finetune([None] * 50, new_y[:50], raw=new_raw[:50])  # the graph kernel needs the graphs
+    model.finetune([None] * 50, new_y[:50], raw=new_raw[:50], graph_kernel=False)
     np.testing.assert_array_equal(model.ranker_.prior_coef_, prior)
     after = spearman(new_y[50:], model.predict([None] * 70, raw=new_raw[50:]))
     assert after > before + 0.3 and after > 0.6
     with pytest.raises(ValueError, match="at least 3"):
-        model.finetune([None] * 3, [1.0, 1.0, 1.0], raw=new_raw[:3])
+        model.finetune([None] * 3, [1.0, 1.0, 1.0], raw=new_raw[:3], graph_kernel=False)
     with pytest.raises(ValueError, match="ridge kind only"):
         GeneralistPredictor(kind="consensus", progress=False).fit(
-            [None] * 200, y, ["t"] * 200, raw=raw).finetune([None] * 50, new_y[:50], raw=new_raw[:50])
+            [None] * 200, y, ["t"] * 200, raw=raw).finetune([None] * 50, new_y[:50], raw=new_raw[:50], graph_kernel=False)
 
 
 def test_checkpoint_round_trip_and_format_check(tmp_path):

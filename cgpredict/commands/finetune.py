@@ -17,8 +17,10 @@ Example::
 **The generalist** (default; a generalist ``--checkpoint``) is adapted with
 :meth:`~cgpredict.generalist.GeneralistPredictor.finetune`: a ridge fit of its ranker on your
 nets' set-relative features and within-set label ranks, pulled towards the pretrained
-coefficients by ``--strength`` (default: the checkpoint's ``alpha``). The proxy bank runs on each
-net (disk-cached). The folder it writes is a generalist checkpoint.
+coefficients by ``--strength`` (default 0.1), then a Weisfeiler-Lehman graph-kernel ridge on your
+nets' graphs that learns what those features miss (its weights picked by leave-one-out on your nets;
+``--no-graph-kernel``: the linear step only). The proxy bank runs on each net (disk-cached). The
+folder it writes is a generalist checkpoint.
 
 **A GENNAPE predictor** (``--pretrained nb101`` or a GENNAPE ``--checkpoint``): keeps the
 contrastive encoder and FCM clusters of the starting checkpoint, trains the heads and the k-GNN
@@ -108,7 +110,7 @@ CHECKPOINT_ENTRY = re.compile(r"^(config\.json|weights\.pt|MODEL_CARD\.md|bag\d+
 GENNAPE_ONLY = {"epochs": "--epochs", "adapt": "--adapt", "weight_folds": "--weight-folds", "weighting": "--weighting",
                 "weight_temperature": "--weight-temperature", "proxy": "--proxy", "zero_cost": "--zero-cost"}
 #: Options that only the generalist reads.
-GENERALIST_ONLY = {"strength": "--strength"}
+GENERALIST_ONLY = {"strength": "--strength", "no_graph_kernel": "--no-graph-kernel"}
 #: GENNAPE fine-tuning defaults of the options left unset.
 DEFAULT_EPOCHS = 100
 DEFAULT_WEIGHT_FOLDS = 2
@@ -201,18 +203,27 @@ def _finetune_generalist(model: Any, cgs: list, y: np.ndarray, out: Path, args: 
     """Adapt a generalist to the labelled nets (``GeneralistPredictor.finetune``) and save it to ``out``."""
     from cgpredict.fileio import atomic_directory
 
+    from cgpredict.generalist.model import FINETUNE_STRENGTH
+
     raw = model.columns(cgs)  # the proxy bank runs once (disk-cached); both calls below reuse it
     before = model.predict(cgs, raw=raw)
-    model.finetune(cgs, y, strength=args.strength, raw=raw)
+    model.finetune(cgs, y, strength=args.strength, raw=raw, graph_kernel=not args.no_graph_kernel)
     after = model.predict(cgs, raw=raw)
-    strength = model.alpha if args.strength is None else args.strength
-    card = {**getattr(model, "card_", {}),
-            "finetuned": {"labels": Path(args.labels).name, "n": len(cgs), "strength": strength}}
+    strength = FINETUNE_STRENGTH if args.strength is None else args.strength
+    kernel = getattr(model, "kernel_", None)
+    facts = {"labels": Path(args.labels).name, "n": len(cgs), "strength": strength, "graph_kernel": kernel is not None}
+    if kernel is not None:
+        facts["graph_kernel_picks"] = [list(c) for c in kernel.selected_]
+    card = {**getattr(model, "card_", {}), "finetuned": facts}
     with atomic_directory(out) as tmp:  # the previous checkpoint survives any crash before the swap
         model.save(tmp, card=card)
     print(f"fine-tuned the generalist on {len(cgs)} nets from {args.labels} (pull towards the pretrained "
           f"ranker: strength {strength:g})")
     _report(y, before, after)
+    if kernel is not None:
+        beta, lam, loo = kernel.selected_[0]
+        print(f"graph kernel: leave-one-out SRCC on these nets {loo:.3f} (in-sample SRCC above is optimistic; "
+              f"best pick: weight of the linear score {beta:g}, ridge {lam:g})")
     print("(in-sample: these nets trained the ranker; scores rank a set, they are not accuracies)")
     print(f"wrote {out} (use it with --checkpoint {out})")
     return 0
@@ -270,7 +281,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="the label column of --labels (default: val_accuracy, label, accuracy or y)")
     parser.add_argument("--strength", type=float, default=None,
                         help="generalist only: pull of the fine-tuned ranker towards the pretrained one "
-                             "(default: the checkpoint's alpha; larger = closer to the generalist)")
+                             "(default 0.1; larger = closer to the generalist)")
+    parser.add_argument("--no-graph-kernel", action="store_true",
+                        help="generalist only: skip the Weisfeiler-Lehman graph-kernel step (the linear re-weighting only)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"GENNAPE only: fine-tuning epochs of the heads and the k-GNN (default {DEFAULT_EPOCHS})")
     parser.add_argument("--adapt", action="store_true",
