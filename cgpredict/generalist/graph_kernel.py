@@ -6,8 +6,8 @@ networks (:func:`wl_kernel`) → **ShotKernelRidge**, fitted on the few labelled
 
 The generalist reads each network through ~40 set-relative columns; fine-tuning on a family's own
 labels re-weights them. What those columns cannot say is *which* operations sit where: on NB-301, 50
-labelled nets fine-tune the linear ranker to 0.75 Spearman, while a kernel on the nets' graphs alone
-reaches 0.83 from the same 50 (``benchmarks/results/generalist_lofo_noise.md``). The kernel is the
+labelled nets fine-tune the linear ranker to 0.753 Spearman, and adding this kernel ridge to 0.819
+(``benchmarks/results/generalist_lofo_noise.md``, 5 draws). The kernel is the
 Weisfeiler-Lehman subtree kernel (Shervashidze et al., JMLR 2011), used for NAS by NAS-BOWL (Ru et al.,
 ICLR 2021): each node starts with a label (op, kernel, stride), which ``iterations`` times becomes the
 label of the node together with the sorted labels of its inputs; a network is its bag of labels of
