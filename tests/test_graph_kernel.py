@@ -123,3 +123,13 @@ def test_generalist_finetune_with_the_graph_kernel_round_trips_and_needs_graphs(
         tuned.predict([None] * 3, raw=np.zeros((3, len(model.column_names))))
     # an un-fine-tuned generalist still saves and loads without a kernel
     assert GeneralistPredictor.load(model.save(tmp_path / "base"), progress=False).cg_kernel_ is None
+
+
+def test_identical_shots_with_a_constant_base_give_finite_scores():
+    """Three copies of one graph, one base score, three labels: nothing to learn, and no blow-up."""
+    bags = [wl_features(_cell(("conv", "conv", "relu")))] * 3
+    model = ShotKernelRidge().fit(bags, np.zeros(3), [1.0, 2.0, 3.0])
+    other = wl_features(_cell(("pool", "conv", "relu")))
+    scores = model.predict(bags + [other], np.zeros(4))
+    assert np.all(np.isfinite(scores)) and np.all(np.abs(scores) < 1e3)
+    assert scores[0] == scores[1] == scores[2]

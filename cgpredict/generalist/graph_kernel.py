@@ -100,8 +100,9 @@ def wl_kernel(a: Sequence[Mapping[str, int]], b: Sequence[Mapping[str, int]]) ->
 
 
 def _standardise(v: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of ``v`` (a deviation of ~0, e.g. a constant score: 1)."""
     sd = float(np.std(v))
-    return float(np.mean(v)), sd if sd > 0 else 1.0
+    return float(np.mean(v)), sd if sd > 1e-9 * max(1.0, float(np.max(np.abs(v)))) else 1.0
 
 
 class ShotKernelRidge(Estimator):
