@@ -512,3 +512,24 @@ def test_cli_search_keeps_the_gennape_predictor_on_request(tmp_path, capsys) -> 
     assert cli.main(["search", spec, "--pretrained", "nb101", "--predictor", str(tmp_path), "-o",
                      str(tmp_path / "x")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_search_runs_the_bank_on_an_executor_with_the_same_scores(tmp_path, monkeypatch, capsys) -> None:
+    """``--executor local:2`` scores each round's candidates in worker processes: same search, same scores."""
+    from cgpredict import cli
+
+    spec = "nasbench201:(0, 2, 3, 2, 3, 1)"
+    argv = ["search", spec, "--iterations", "1", "--topk", "2", "--mutants", "2", "--no-onnx", "-q"]
+    runs = {}
+    for name, extra in (("workers", ["--executor", "local:2"]), ("here", [])):
+        monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / f"cache_{name}"))  # each run computes its own scores
+        assert cli.main([*argv, *extra, "-o", str(tmp_path / name)]) == 0
+        runs[name] = json.loads((tmp_path / name / "search.json").read_text())
+        assert any((tmp_path / f"cache_{name}").rglob("*.npz"))
+    assert runs["workers"]["start"]["pred"] == pytest.approx(runs["here"]["start"]["pred"])
+    assert [r["pred"] for r in runs["workers"]["top"]] == pytest.approx([r["pred"] for r in runs["here"]["top"]])
+    capsys.readouterr()
+    assert cli.main([*argv, "--executor", "local:2", "--pretrained", "nb101", "-o", str(tmp_path / "x")]) == 2
+    assert "--executor applies to the generalist only" in capsys.readouterr().err
+    assert cli.main([*argv, "--executor", "gpu:9", "-o", str(tmp_path / "x")]) == 2
+    assert "--executor 'gpu:9'" in capsys.readouterr().err

@@ -16,7 +16,8 @@ predicts accuracies). A generalist scores every candidate against **one fixed re
 the stored training group nearest in FLOPs to the start network, so scores of different batches
 (and runs) are comparable; they are ranking scores, not accuracies. It runs the proxy bank on
 every candidate (disk-cached; seconds per ImageNet-size network) unless ``--no-proxies``
-(graph-only ranker, fast). Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
+(graph-only ranker, fast); ``--executor local:N`` scores each round's candidates in N processes.
+Writes ``rank01/`` … (``model.cg.json``, ``model.py``,
 ``model.onnx``, ``diff.txt``), ``results.csv``, ``pareto.csv``, ``search.json`` and ``search.png``
 (trajectory and Pareto front) to the output folder, plus a manifest of those entries. The folder
 is checked before the search: an existing one is replaced only with ``--force``, and only if it
@@ -31,6 +32,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,15 +41,17 @@ from cgpredict.commands import predictor_args
 __all__ = ["register"]
 
 
-def _scorer(args: argparse.Namespace) -> Callable[[list], np.ndarray]:
-    """The batch scorer the options name: a :class:`GeneralistScorer` (anchor it on the start) or a
-    GENNAPE predictor's ``predict``."""
+def _scorer(args: argparse.Namespace, executor: Any = None) -> Callable[[list], np.ndarray]:
+    """The batch scorer the options name: a :class:`GeneralistScorer` (anchor it on the start; its proxy
+    bank runs on ``executor`` when one is given) or a GENNAPE predictor's ``predict``."""
     from cgpredict.commands.predict import load_predictor
     from cgpredict.ranking import GeneralistScorer, predicts_accuracy
 
     predictor = load_predictor(args.predictor, progress=False, pretrained=args.pretrained)
     if predicts_accuracy(predictor):
         return predictor.predict
+    if executor is not None:
+        predictor.executor = executor
     return GeneralistScorer(predictor, use_proxies=not args.no_proxies)
 
 
@@ -60,7 +64,11 @@ def _check_args(args: argparse.Namespace) -> Path:
 
     spec = check_model_arg(args.model)
     generalist = is_generalist(predictor_folder(args.predictor, args.pretrained, flag="--predictor"))
-    check_kind_options(args, generalist, generalist_only={"no_proxies": "--no-proxies"})
+    check_kind_options(args, generalist, generalist_only={"no_proxies": "--no-proxies", "executor": "--executor"})
+    if args.executor is not None and args.executor.partition(":")[0] not in ("local", "ray"):
+        from cgpredict.executors.api import SPEC_HELP
+
+        raise UsageError(f"--executor {args.executor!r}: expected {SPEC_HELP}")
     for name in ("iterations", "topk", "mutants"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
@@ -79,21 +87,30 @@ def _run(args: argparse.Namespace) -> int:
     out = _check_args(args)
     progress = progress_wanted(not args.quiet)
     start = resolve_start(args.model, args.input_shape)  # a bad start fails before the predictor loads
-    scorer = _scorer(args)
-    what = "predicted"
-    if hasattr(scorer, "anchor"):
-        group = scorer.anchor(start)
-        what = "score"
-        if not args.quiet:
-            print(f"generalist scores against the training group {group!r} (nearest in FLOPs to the start); "
-                  "scores rank networks, they are not accuracies")
-    mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
-    with warnings.catch_warnings():  # said once below, in the CLI's own words
-        warnings.simplefilter("ignore", UserWarning)
-        result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty, method=args.method,
-                           iterations=args.iterations, topk=args.topk, mutants=args.mutants,
-                           max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
-                           run_check=args.run_check, explore=args.explore, seed=args.seed, progress=progress)
+    executor = None
+    if args.executor is not None:
+        from cgpredict.executors import get_executor
+
+        executor = get_executor(args.executor)
+    try:
+        scorer = _scorer(args, executor)
+        what = "predicted"
+        if hasattr(scorer, "anchor"):
+            group = scorer.anchor(start)
+            what = "score"
+            if not args.quiet:
+                print(f"generalist scores against the training group {group!r} (nearest in FLOPs to the start); "
+                      "scores rank networks, they are not accuracies")
+        mutations = [m.strip() for m in args.mutations.split(",")] if args.mutations else None
+        with warnings.catch_warnings():  # said once below, in the CLI's own words
+            warnings.simplefilter("ignore", UserWarning)
+            result = search_cg(start, scorer, flops_budget=args.flops_budget, penalty=args.penalty,
+                               method=args.method, iterations=args.iterations, topk=args.topk, mutants=args.mutants,
+                               max_queries=args.max_queries, mutations=mutations, flops_mode=args.flops_mode,
+                               run_check=args.run_check, explore=args.explore, seed=args.seed, progress=progress)
+    finally:
+        if executor is not None:
+            executor.close()
     rows = write_results(result, start, out, onnx=not args.no_onnx, progress=progress)
     if not rows:
         print(f"cgpredict search: no candidate met the budget after {result.queries} queries (moves that apply to "
@@ -139,6 +156,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--explore", type=float, default=0.5,
                         help="local search, hard budget: share of parents kept over the budget (default 0.5)")
     parser.add_argument("--max-queries", type=int, default=None, help="stop after this many predictor queries")
+    parser.add_argument("--executor", default=None, metavar="SPEC",
+                        help="generalist only: run the proxy bank on each round's candidates on this executor: "
+                             "'local:N' (N processes) or 'ray' / 'ray:ADDRESS'; same scores")
     parser.add_argument("--mutations", default=None, help="comma-separated mutation names (default: all)")
     parser.add_argument("--flops-mode", default="torchvision", help="MAC counting mode of the budget")
     parser.add_argument("--run-check", action="store_true", help="build and run every candidate (slow)")
