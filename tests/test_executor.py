@@ -72,6 +72,21 @@ def test_process_pool_sends_cg_json_and_gives_the_same_numbers(nb201_cgs, broken
     assert not pool[5].ok and pool[5].error == here[5].error
 
 
+def worker_pid(_item) -> int:
+    return os.getpid()
+
+
+def test_pool_outlives_one_map_call_until_close() -> None:
+    """A caller mapping batch after batch (a search: one batch per round) pays the workers' start-up once."""
+    with LocalExecutor(workers=2) as runner:
+        first = {o.value for o in runner.map(worker_pid, list(range(8)), chunk_size=1)}
+        second = {o.value for o in runner.map(worker_pid, list(range(8)), chunk_size=1)}
+        assert os.getpid() not in first and second <= first  # the same worker processes
+    assert runner._pool is None  # closed: the workers are gone; a later map starts new ones
+    assert os.getpid() not in {o.value for o in runner.map(worker_pid, [0, 1], chunk_size=1)}
+    runner.close()
+
+
 def test_pool_refuses_a_function_it_cannot_send(nb201_cgs) -> None:
     with pytest.raises(ExecutorError, match="cannot be sent to worker processes"):
         LocalExecutor(workers=2).map(lambda cg: cg.num_nodes, nb201_cgs[:3])

@@ -239,7 +239,7 @@ def test_cli_search_force_replaces_an_earlier_search_only(user: Path, capsys: py
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from cgpredict.commands import search as search_command
 
-    monkeypatch.setattr(search_command, "_scorer", lambda args: flops_scorer)
+    monkeypatch.setattr(search_command, "_scorer", lambda args, executor=None: flops_scorer)
     argv = ["search", "net.py:TinyNet", "--input-shape", "1,3,8,8", "--iterations", 1, "--mutants", 3, "--no-onnx",
             "-q", "-o", "out"]
     assert run(capsys, *argv, "--topk", 3)[0] == 0

@@ -7,7 +7,10 @@ default backend of :func:`cgpredict.executors.get_executor`.
 uses spawned worker processes like ``Family.cgs(workers=N)`` (fork is unsafe once torch has
 started threads): items go in chunks, at most two chunks per worker are in flight (so a long run
 never holds every encoded item at once), each worker runs torch on ``threads`` thread(s), and a
-pool broken by a dead worker is restarted and its chunks resent, up to ``max_retries`` times.
+pool broken by a dead worker is restarted and its chunks resent, up to ``max_retries`` times. The
+pool outlives one ``map`` call: a caller that maps many small batches (a search scores one batch
+per round) pays the workers' start-up (spawn + ``import torch``, seconds) once, until
+:meth:`~LocalExecutor.close` (or the end of a ``with`` block).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class LocalExecutor(ExecutorBase):
         self._workers = int(workers)
         self.threads = threads
         self.max_retries = int(max_retries)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     @property
     def workers(self) -> int:
@@ -75,9 +79,8 @@ class LocalExecutor(ExecutorBase):
         todo = list(chunk_ranges(len(items), size))
         todo.reverse()  # pop() from the end sends chunks in input order
         tries: dict[int, int] = {}
-        context = multiprocessing.get_context("spawn")
         while todo:
-            pool = concurrent.futures.ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            pool = self._live_pool()
             running: dict[concurrent.futures.Future, range] = {}
             broken: list[range] = []
             finished = False
@@ -103,10 +106,11 @@ class LocalExecutor(ExecutorBase):
                         for index, (value, error) in zip(chunk, results):
                             yield index, Outcome(value=value, error=error)
                 finished = True
-            finally:  # interrupted (Ctrl-C, consumer gone) or broken: do not wait for chunks still out
+            finally:  # interrupted (Ctrl-C, consumer gone) or broken: drop the pool, without waiting for chunks out
                 for future in running:
                     future.cancel()
-                pool.shutdown(wait=finished and not broken, cancel_futures=True)
+                if not finished or broken:
+                    self._drop_pool(wait=False)
             for chunk in broken:  # the pool died under these chunks: resend or give up on them
                 tries[chunk.start] = tries.get(chunk.start, 0) + 1
                 if tries[chunk.start] > self.max_retries:
@@ -115,3 +119,19 @@ class LocalExecutor(ExecutorBase):
                                                    "times running this item's chunk", fault=True)
                 else:
                     todo.append(chunk)
+
+    def _live_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The worker pool, started on first use (spawned: fork is unsafe once torch runs threads)."""
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        return self._pool
+
+    def _drop_pool(self, wait: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later ``map`` starts new ones)."""
+        self._drop_pool(wait=True)
