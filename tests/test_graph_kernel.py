@@ -52,7 +52,7 @@ def test_wl_features_ignore_width_and_are_stable_across_processes():
     assert out.stdout.strip() == str(sorted(wl_features(narrow).items()))
 
 
-def test_wl_kernel_is_a_cosine_of_the_bags():
+def test_wl_kernel_is_a_cosine_of_the_bags(monkeypatch):
     cells = [_cell(o) for o in (("conv", "conv", "relu"), ("conv", "pool", "relu"), ("pool", "pool", "sigmoid"))]
     bags = [wl_features(c) for c in cells]
     k = wl_kernel(bags, bags)
@@ -61,6 +61,8 @@ def test_wl_kernel_is_a_cosine_of_the_bags():
     assert 0 < k[0, 1] < 1 and k[0, 1] > k[0, 2]  # one op changed vs two ops and the last layer
     # against a bag with labels the first list never saw: its norm still counts them
     np.testing.assert_allclose(wl_kernel(bags[:1], bags[2:]), k[:1, 2:])
+    monkeypatch.setattr("cgpredict.generalist.graph_kernel._KERNEL_CHUNK", 2)  # large sets go in chunks
+    np.testing.assert_allclose(wl_kernel(bags, bags), k)
 
 
 def _space(rng, n):

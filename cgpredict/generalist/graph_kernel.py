@@ -43,6 +43,8 @@ KERNEL_LAMBDAS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 #: At most this many shots enter the kernel ridge (a seeded subsample above it): the fit solves
 #: ``len(KERNEL_BETAS)`` eigenproblems of this size.
 KERNEL_MAX_SHOTS = 2000
+#: Networks of the second argument of :func:`wl_kernel` made dense at a time.
+_KERNEL_CHUNK = 1024
 
 
 def _node_label(node) -> str:  # noqa: ANN001 - a cgpredict Node
@@ -91,12 +93,16 @@ def wl_kernel(a: Sequence[Mapping[str, int]], b: Sequence[Mapping[str, int]]) ->
     for bag in a:
         for label in bag:
             vocabulary.setdefault(label, len(vocabulary))
-    xa, xb = _matrix(a, vocabulary), _matrix(b, vocabulary)
+    xa = _matrix(a, vocabulary)
     na = np.linalg.norm(xa, axis=1, keepdims=True)
-    nb = np.sqrt(np.array([[sum(c * c for c in bag.values())] for bag in b], dtype=float)).reshape(-1, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k = (xa / np.where(na > 0, na, 1.0)) @ (xb / np.where(nb > 0, nb, 1.0)).T
-    return k
+    xa = xa / np.where(na > 0, na, 1.0)
+    out = np.zeros((len(a), len(b)))
+    for start in range(0, len(b), _KERNEL_CHUNK):  # dense rows of b in chunks: memory ∝ chunk × vocabulary
+        part = b[start: start + _KERNEL_CHUNK]
+        xb = _matrix(part, vocabulary)
+        nb = np.sqrt(np.array([sum(c * c for c in bag.values()) for bag in part], dtype=float)).reshape(-1, 1)
+        out[:, start: start + len(part)] = xa @ (xb / np.where(nb > 0, nb, 1.0)).T
+    return out
 
 
 def _standardise(v: np.ndarray) -> tuple[float, float]:
