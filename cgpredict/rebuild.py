@@ -42,7 +42,9 @@ activations                        the ``torch.nn.functional`` function (softmax
 ``sdpa``                           ``F.scaled_dot_product_attention(q, k, v[, mask])``
 ``identity`` / ``zero``            modules with ``cg_op`` set (recorded back as one node each)
 ``output``                         ``forward`` returns its input (a tuple when there are several)
-``unknown``                        :class:`RebuildError` naming the node and its ``source_op``
+``unknown``                        an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` from the configuration its
+                                   converter recorded (``attrs["rnn"]``), returning the sequence output;
+                                   any other: :class:`RebuildError` naming the node and its ``source_op``
 =================================  ======================================================================
 
 A weighted node whose ``params`` is 0 although its layer has weights (a weight shared with an
@@ -58,6 +60,7 @@ proxies use to read stage taps and per-node statistics aligned with ``cg.nodes``
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,6 +77,12 @@ _SPLIT_SOURCES = frozenset({
     "split", "chunk", "unbind", "split_with_sizes", "tensor_split", "unsafe_split", "unsafe_chunk",
     "split_", "chunk_",
 })
+
+
+#: Recurrent layers :meth:`RebuiltModule._rnn` rebuilds: ``source_op`` → (module class, fixed options).
+_RNN_MODULES: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
+    "lstm": (nn.LSTM, {}), "gru": (nn.GRU, {}), "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"})}
 
 
 class RebuildError(CGConversionError, ValueError):
@@ -239,6 +248,8 @@ class RebuiltModule(nn.Module):
         if op in ("input", "output"):
             return None
         if op == "unknown":
+            if node.source_op in _RNN_MODULES and isinstance(node.attrs.get("rnn"), dict):
+                return self._rnn(node)
             raise RebuildError(f"cannot rebuild {_where(node)} of CG {self.cg.name!r}: unknown op "
                                f"{node.source_op!r} has no executable meaning")
         if op in ("conv", "depthwise_conv", "grouped_conv"):
@@ -314,6 +325,38 @@ class RebuiltModule(nn.Module):
         if op == "zero":
             return self._layer(node, _Zero(out, ins[0] if ins else None))
         raise RebuildError(f"cannot rebuild {_where(node)}: op {op!r} has no rebuild rule")
+
+    def _rnn(self, node: Node) -> Any:
+        """A recurrent layer (``unknown`` node of source ``lstm``/``gru``/``rnn_*`` whose converter
+        recorded its configuration in ``attrs["rnn"]``): the torch module, its sequence output."""
+        cfg = node.attrs["rnn"]
+        ins = [tuple(s) for s in node.in_shapes]
+        if not ins or len(ins[0]) != 3:
+            raise RebuildError(f"cannot rebuild {_where(node)}: a recurrent layer over a rank-{len(ins[0]) if ins else 0} "
+                               "input (a batched (N, T, C) or (T, N, C) sequence is needed)")
+        cls, extra = _RNN_MODULES[node.source_op]
+        options = dict(extra)
+        if int(cfg.get("proj_size", 0)):
+            options["proj_size"] = int(cfg["proj_size"])
+        module = cls(ins[0][-1], int(cfg["hidden_size"]), num_layers=int(cfg["num_layers"]), bias=bool(cfg["bias"]),
+                     batch_first=bool(cfg["batch_first"]), bidirectional=bool(cfg["bidirectional"]), **options)
+        width = (int(cfg.get("proj_size", 0)) or int(cfg["hidden_size"])) * (2 if cfg["bidirectional"] else 1)
+        if tuple(node.out_shape)[-1:] != (width,):
+            raise RebuildError(f"cannot rebuild {_where(node)}: its output {tuple(node.out_shape)} does not end in "
+                               f"the {width} features its recorded configuration {cfg} gives")
+        key = f"n{node.id}"
+        self.layers[key] = module
+        states = len(node.inputs) - 1  # initial states given as inputs: (h0, c0) for an LSTM, h0 otherwise
+
+        def run(m: nn.Module, xs: list[torch.Tensor], k: str = key) -> torch.Tensor:
+            layer = m.layers[k]
+            with warnings.catch_warnings():  # torch's notice that oneDNN lacks LSTM projections: not the user's concern
+                warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
+                if states == 0:
+                    return layer(xs[0])[0]
+                return layer(xs[0], tuple(xs[1:]) if states > 1 else xs[1])[0]
+
+        return run
 
     def _conv(self, node: Node) -> Any:
         ws = node.weight_shape

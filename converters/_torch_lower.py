@@ -502,11 +502,36 @@ def _rnn(c: _Ctx) -> None:
     weights = [r for r in iter_refs(params) if len(r.shape) == 2 and not c.low.is_act(r)]
     macs = rnn_steps(tuple(x.shape), bool(c.get("batch_first", False))) * sum(math.prod(r.shape) for r in weights)
     main = next(o for o in c.outs if o is not None)
+    attrs: dict[str, Any] = {"macs": int(macs)}
+    config = _rnn_config(unknown_name(c.name), weights, c)
+    if config is not None:
+        attrs["rnn"] = config
     c.low.emit("unknown", [r for r in c.acts], main, module=c.module, source=unknown_name(c.name),
-               statics=c.statics(), attrs={"macs": int(macs)})
+               statics=c.statics(), attrs=attrs)
     for o in c.outs:
         if o is not None and o is not main:
             c.low.emit("unknown", [main], o, module=c.module, source=unknown_name(c.name), attrs={"macs": 0})
+
+
+#: Gates per recurrent layer kind (rows of ``w_ih`` = gates × hidden size).
+RNN_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def _rnn_config(kind: str, weights: list[Ref], c: _Ctx) -> dict[str, Any] | None:
+    """What :mod:`cgpredict.rebuild` needs to rebuild the layer (``hidden_size``, ``num_layers``,
+    ``bidirectional``, ``batch_first``, ``bias``, ``proj_size``), or ``None`` when the weights do not
+    read as one (then the node stays a plain ``unknown``)."""
+    gates = RNN_GATES.get(kind)
+    layers = int(c.get("num_layers", 1))
+    bidirectional = bool(c.get("bidirectional", False))
+    per_direction = 3 if kind == "lstm" and len(weights) == 3 * layers * (2 if bidirectional else 1) else 2
+    if gates is None or len(weights) != per_direction * layers * (2 if bidirectional else 1):
+        return None
+    hidden = int(weights[0].shape[0]) // gates
+    proj = int(weights[1].shape[1]) if per_direction == 3 else 0
+    return {"hidden_size": hidden, "num_layers": layers, "bidirectional": bidirectional,
+            "batch_first": bool(c.get("batch_first", False)), "bias": bool(c.get("has_biases", True)),
+            "proj_size": proj}
 
 
 def _embedding(c: _Ctx) -> None:

@@ -80,9 +80,12 @@ module whose class has ``cg_op = "<op>"``              one node of that op (insi
 (``col2im``)                                           "col2im", "kernel_size", …}`` (``source_op``
                                                        keeps the op when chains collapse)
 ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (``lstm``, ``gru``,    ``unknown``, ``attrs={"macs": steps × Σ numel
-``rnn_tanh``, ``rnn_relu``)                            (2-D weights)}`` (LSTM: 4·(in+H)·H per layer
-                                                       and direction and step, GRU 3·…); ``h_n``/``c_n``
-                                                       read it with ``{"macs": 0}``
+``rnn_tanh``, ``rnn_relu``)                            (2-D weights), "rnn": {hidden_size, num_layers,
+                                                       bidirectional, batch_first, bias, proj_size}}``
+                                                       (LSTM: 4·(in+H)·H per layer and direction and
+                                                       step, GRU 3·…; ``rnn`` lets ``CG.to_module``
+                                                       rebuild the layer); ``h_n``/``c_n`` read it
+                                                       with ``{"macs": 0}`` (not rebuildable)
 ``F.embedding``                                        ``unknown``, ``attrs={"macs": 0}``; table = params
 ``x[i] = y`` on an activation                          ``unknown`` (source_op ``setitem``)
 anything else on an activation                         Python functions: recorded through their inner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -295,3 +296,59 @@ def test_a_zero_edge_keeps_the_autograd_graph_at_another_input_size() -> None:
     strided = _Zero((1, 8, 16, 16), (1, 4, 32, 32))
     assert strided(x).shape == (2, 8, 4, 4)  # stride 2 and the new channel count at a quarter of the side
     assert strided(torch.randn(2, 4, 32, 32)).shape == (2, 8, 16, 16)
+
+
+class _Recurrent(nn.Module):
+    """A 1-D conv front end, then a recurrent layer over time, then a classifier (an ASR-style net)."""
+
+    def __init__(self, kind: str, bidirectional: bool, layers: int, proj: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(12, 16, 3, padding=1)
+        options = {"proj_size": proj} if proj else {}
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind](
+            16, 8, num_layers=layers, batch_first=True, bidirectional=bidirectional, **options)
+        self.fc = nn.Linear((proj or 8) * (2 if bidirectional else 1), 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(torch.relu(self.conv(x)).transpose(1, 2))
+        return self.fc(out.mean(1))
+
+
+@pytest.mark.parametrize("kind, bidirectional, layers, proj", [
+    ("lstm", True, 1, 0), ("gru", False, 2, 0), ("rnn", True, 2, 0), ("lstm", False, 2, 4)])
+def test_recurrent_layers_rebuild_from_their_recorded_configuration(kind, bidirectional, layers, proj) -> None:
+    from cgpredict.proxies.bank import bank_scores
+
+    net = _Recurrent(kind, bidirectional, layers, proj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch.export's notes on RNN flat weights
+        cg = from_torch(net, input_shape=(1, 12, 20))
+        rnn = next(n for n in cg.nodes if n.op == "unknown")
+        assert rnn.attrs["rnn"] == {"hidden_size": 8, "num_layers": layers, "bidirectional": bidirectional,
+                                    "batch_first": True, "bias": True, "proj_size": proj}
+        rebuilt = cg.to_module()
+        assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in net.parameters())
+        again = from_torch(rebuilt, input_shape=(1, 12, 20))
+    assert again.hash() == cg.hash() and again.flops == cg.flops
+    assert rebuilt(torch.randn(3, 12, 20)).shape == (3, 5)
+    # the proxies that need a rebuilt network now run (before: every one NaN, "unknown op 'lstm'")
+    wanted = ("synflow", "snip", "zico", "meco")
+    result = bank_scores(cg, wanted, cache=False)
+    assert all(math.isfinite(result.scores[m]) and m not in result.errors for m in wanted), result.errors
+
+
+def test_a_recurrent_layer_read_for_its_final_state_names_that_node() -> None:
+    """``h_n`` is not derivable from the sequence output: that node stays unrebuildable, and says so."""
+    class LastState(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(12, 8, batch_first=True)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            _, h = self.gru(x.transpose(1, 2))
+            return self.fc(h[-1])
+
+    cg = from_torch(LastState(), input_shape=(1, 12, 20))
+    with pytest.raises(RebuildError, match="unknown op 'gru'"):
+        cg.to_module()
