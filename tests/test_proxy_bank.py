@@ -552,7 +552,7 @@ def test_cli_bank_csv_and_output_guard(tmp_path, monkeypatch) -> None:
     assert "az_nas" in rows[0] and float(rows[0]["az_nas"]) == pytest.approx(float(rows[1]["az_nas"]))  # same net, same rank
 
 
-def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch) -> None:
+def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch, capsys) -> None:
     """``--input-shape`` converts a MODEL at a non-image shape (a 1-D conv net over (40, 50) features)."""
     monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
     source = _sequential_file(tmp_path / "speech.py", "Speech", "nn.Conv1d(40, 8, 5, padding=2), nn.ReLU(), "
@@ -563,8 +563,11 @@ def test_cli_scores_a_model_at_a_given_input_shape(tmp_path, monkeypatch) -> Non
     row = next(csv.DictReader(out.open()))
     assert math.isfinite(float(row["synflow"])) and math.isfinite(float(row["snip"]))
     assert math.isfinite(float(row["meco"])) and row["error"] == ""
-    assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "--method", "gennas", "-q", "-o",
-                 str(tmp_path / "g.csv")]) == 2  # the regression proxies alone train square images
+    capsys.readouterr()
+    assert _cli([f"{source}:Speech", "--input-shape", "1,40,50", "-q", "-o",
+                 str(tmp_path / "g.csv")]) == 2  # the default, gennas, trains square images: refused, with what to do
+    err = capsys.readouterr().err
+    assert "not to gennas" in err and "--method all" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         _cli([f"{source}:Speech", "--input-shape", "1,forty", "-o", str(tmp_path / "x.csv")])
 

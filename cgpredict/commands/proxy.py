@@ -276,8 +276,9 @@ def _run(args: argparse.Namespace) -> int:
         print("cgpredict proxy: several methods are only supported with --family", file=sys.stderr)
         return 2
     if args.input_shape is not None:
-        print("cgpredict proxy: --input-shape applies to the training-free proxies of the bank; "
-              "gennas/eproxy alone train MODELs on square images of --input-size", file=sys.stderr)
+        print(f"cgpredict proxy: --input-shape applies to the training-free proxies of the bank, not to "
+              f"{args.method[0]} (it trains MODELs on square images of --input-size); name bank proxies, e.g. "
+              "--method all or --method synflow,naswot,meco", file=sys.stderr)
         return 2
 
     builders = [lambda spec=spec: load_model(spec) for spec in args.models]
