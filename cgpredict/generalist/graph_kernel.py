@@ -22,6 +22,7 @@ predictions with the shots' labels, and the ``top`` best pairs' standardised pre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -47,14 +48,16 @@ KERNEL_MAX_SHOTS = 2000
 _KERNEL_CHUNK = 1024
 
 
-def _node_label(node) -> str:  # noqa: ANN001 - a cgpredict Node
-    kernel = "x".join(map(str, node.kernel))
-    stride = "x".join(map(str, node.stride))
-    return f"{node.op}|{kernel}|{stride}"
+@functools.lru_cache(maxsize=1 << 12)
+def _round0_label(op: str, kernel: tuple, stride: tuple) -> str:
+    return f"{op}|{'x'.join(map(str, kernel))}|{'x'.join(map(str, stride))}"
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+@functools.lru_cache(maxsize=1 << 18)
+def _refined(round_: int, signature: str) -> str:
+    """The round-``round_`` label of a node whose own and input labels read ``signature``: ``r:`` + a
+    BLAKE2 digest (cached: cells repeat within a net and across a family)."""
+    return f"{round_}:{hashlib.blake2b(signature.encode(), digest_size=8).hexdigest()}"
 
 
 def wl_features(cg: CG, iterations: int = WL_ITERATIONS) -> dict[str, int]:
@@ -67,12 +70,13 @@ def wl_features(cg: CG, iterations: int = WL_ITERATIONS) -> dict[str, int]:
     """
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
-    labels = [_node_label(n) for n in cg.nodes]
+    labels = [_round0_label(n.op, tuple(n.kernel), tuple(n.stride)) for n in cg.nodes]
     bag = Counter(labels)
+    inputs = [n.inputs for n in cg.nodes]
     for r in range(1, iterations + 1):
-        labels = [_digest(labels[i] + "(" + ",".join(sorted(labels[j] for j in n.inputs)) + ")")
-                  for i, n in enumerate(cg.nodes)]
-        bag.update(f"{r}:{label}" for label in labels)
+        labels = [_refined(r, labels[i] + "(" + ",".join(sorted([labels[j] for j in ins])) + ")")
+                  for i, ins in enumerate(inputs)]
+        bag.update(labels)
     return dict(bag)
 
 
