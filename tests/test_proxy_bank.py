@@ -159,6 +159,7 @@ def test_aznas_blocks_are_the_networks_own_blocks() -> None:
     assert names(nats)[1:] == [f"cells.{k}" for k in range(len(names(nats)) - 1)]
     nb201 = load_family("nasbench201", n=1, seed=0).cgs(progress=False)[0]
     assert bank_mod._data_revisions(nats) and bank_mod._data_revisions(r18) and not bank_mod._data_revisions(nb201)
+    assert not bank_mod._data_revisions(nats, 5)  # written under revision 5: nothing newer concerns it
 
     class TwoPaths(nn.Module):
         def __init__(self) -> None:
@@ -214,6 +215,61 @@ def test_a_1d_conv_net_scores_as_the_same_net_on_a_1xL_image() -> None:
     for fn in (meco, expressivity, progressivity, trainability):
         a, b = (fn(d, cg.num_nodes)[0] for d, cg in zip(data, (one, two)))
         assert math.isfinite(a) and a == pytest.approx(b, rel=1e-5, abs=1e-6), fn.__name__
+
+
+class _TokenBlock(nn.Module):
+    """A residual token MLP, as a Linear over (N, T, D) tokens or as a 1×1 Conv1d over (N, D, T) maps."""
+
+    def __init__(self, d: int, tokens: bool) -> None:
+        super().__init__()
+        layer = (lambda a, b: nn.Linear(a, b)) if tokens else (lambda a, b: nn.Conv1d(a, b, 1))
+        self.up, self.act, self.down = layer(d, 2 * d), nn.GELU(), layer(2 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(self.act(self.up(x)))
+
+
+class _TokenNet(nn.Module):
+    def __init__(self, tokens: bool) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.blocks = nn.Sequential(*[_TokenBlock(6, tokens) for _ in range(3)])
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x).mean(1 if self.tokens else 2))
+
+
+def test_a_token_net_scores_as_the_same_net_on_channel_first_maps() -> None:
+    """MeCo and AZ-NAS expressivity of a transformer-style net over (N, T, D) tokens equal those of the
+    same net as 1×1 Conv1d layers over (N, D, T) maps, same weights and inputs: a token map is read as D
+    channels over T positions. Before, a token net had no maps: both were NaN."""
+    from cgpredict.proxies.zc_pass import PassNeeds, feature_map_layout, run_pass
+
+    tok, conv = _TokenNet(True), _TokenNet(False)
+    with torch.no_grad():
+        for a, b in zip(tok.modules(), conv.modules()):
+            if isinstance(a, nn.Linear) and isinstance(b, nn.Conv1d):
+                b.weight.copy_(a.weight[:, :, None])
+                b.bias.copy_(a.bias)
+        conv.head.load_state_dict(tok.head.state_dict())
+    one = from_torch(tok, input_shape=(1, 10, 6), name="tokens")
+    two = from_torch(conv, input_shape=(1, 6, 10), name="maps")
+    assert feature_map_layout(one) == (3, True) and feature_map_layout(two) == (3, False)
+    blocks = find_blocks(one)
+    assert [one.nodes[i].name for i in blocks] == [f"blocks.{k}" for k in range(3)] and blocks == find_blocks(two)
+    x = torch.randn(8, 10, 6, generator=torch.Generator().manual_seed(0))
+    nets = [build_net(cg, 0) for cg in (one, two)]
+    nets[0].load_state_dict({k: v for k, v in zip(nets[0].state_dict(), tok.state_dict().values())})
+    nets[1].load_state_dict({k: v for k, v in zip(nets[1].state_dict(), conv.state_dict().values())})
+    data = [run_pass(cg, net, images, 0, PassNeeds(), blocks)
+            for cg, net, images in ((one, nets[0], x), (two, nets[1], x.transpose(1, 2).contiguous()))]
+    for fn in (meco, expressivity):
+        a, b = (fn(d, cg.num_nodes)[0] for d, cg in zip(data, (one, two)))
+        assert math.isfinite(a) and a == pytest.approx(b, rel=1e-4, abs=1e-6), fn.__name__
+    assert math.isfinite(trainability(data[0], one.num_nodes)[0])  # its Rademacher draws follow the layout
+    # an entry written before data revision 6 is recomputed for a token net only (not, e.g., for NATS)
+    assert bank_mod._data_revisions(one, 5) and not bank_mod._data_revisions(two, 5)
 
 
 def test_an_undefined_proxy_names_why() -> None:

@@ -61,7 +61,7 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.fileio import atomic_writer
 from cgpredict.proxies import zc_activation, zc_aznas, zc_gradient
-from cgpredict.proxies.zc_pass import LOSSES, RECTIFIER_OPS, PassNeeds, build_net, run_pass
+from cgpredict.proxies.zc_pass import LOSSES, RECTIFIER_OPS, PassNeeds, build_net, feature_map_layout, run_pass
 from cgpredict.proxies.zc_synflow import reads_before_squashing, synflow_pass
 from cgpredict.quiet import progress_bar
 
@@ -76,20 +76,26 @@ BANK_CACHE_VERSION = 4  # 4: entries carry their key and a SHA-256 checksum
 #: noise of its shape) instead of failing, and an undefined proxy says why; data 3: NASWOT reads every
 #: rectifier (ReLU6, GELU, SiLU, hard-swish too), not only ReLU; data 4: a 1-D conv net's (N, C, L) maps
 #: feed MeCo and the AZ-NAS block scores; data 5: AZ-NAS blocks are the network's own (the cells of a
-#: NATS net, not one cell's edges; every stage of a ResNet, not the first).
+#: NATS net, not one cell's edges; every stage of a ResNet, not the first); data 6: a token net's
+#: ``(N, T, D)`` maps feed MeCo and the AZ-NAS block scores. Each predicate gets the CG and the revision
+#: the entry was written under, so a change recomputes only entries older than itself.
 
 
-def _data_revisions(cg: CG) -> bool:
-    """Whether data-pass revisions 2–5 change ``cg``'s entry: an input other than ``(N, [...,] C, H, W)``,
-    a rectifier other than ReLU (NASWOT now reads it), no ReLU at all (NaN now with its reason), or
-    other AZ-NAS blocks."""
+def _data_revisions(cg: CG, stored: int = 1) -> bool:
+    """Whether data-pass revisions after ``stored`` change ``cg``'s entry. 2–5: an input other than
+    ``(N, [...,] C, H, W)``, a rectifier other than ReLU (NASWOT now reads it), no ReLU at all (NaN now
+    with its reason), or other AZ-NAS blocks; 6: a token net (:func:`~cgpredict.proxies.zc_pass.feature_map_layout`)."""
+    if stored < 6 and feature_map_layout(cg)[1]:
+        return True
+    if stored >= 5:
+        return False
     ops = {n.op for n in cg.nodes}
     return (any(len(n.out_shape) < 4 for n in cg.input_nodes) or "relu" not in ops
             or bool(ops & (RECTIFIER_OPS - {"relu"})) or zc_aznas.blocks_moved_since_revision_1(cg))
 
 
-GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG], bool]]] = {"synflow": (2, reads_before_squashing),
-                                                                "data": (5, _data_revisions)}
+GROUP_REVISIONS: dict[str, tuple[int, Callable[[CG, int], bool]]] = {
+    "synflow": (2, lambda cg, stored: reads_before_squashing(cg)), "data": (6, _data_revisions)}
 
 
 @dataclass(frozen=True)
@@ -309,10 +315,10 @@ def _batch(channels: int, size: tuple[int, int], batch_size: int, seed: int, kin
 _UNDEFINED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "naswot": (lambda d: not d.codes, "undefined: the network has no rectifier activation (NASWOT reads the "
                                         "on/off codes of ReLU, ReLU6, GELU, SiLU, hard-swish)"),
-    "meco": (lambda d: not d.sample0, "undefined: no channel-first feature map (C, H, W) or, in a 1-D conv "
-                                      "net, (C, L) with C ≥ 2 and H·W (L) ≥ 2"),
-    "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (a (C, H, W) or 1-D (C, L) "
-                                                  "feature map)"),
+    "meco": (lambda d: not d.sample0, "undefined: no feature map (C, H, W), or (C, L) in a 1-D conv net, or "
+                                      "(T, D) tokens in a token net, with C (D) ≥ 2 and H·W (L, T) ≥ 2"),
+    "expressivity": (lambda d: not d.block_feats, "undefined: no AZ-NAS block (numbered blocks over (C, H, W), "
+                                                  "1-D (C, L) or token (T, D) maps)"),
     "progressivity": (lambda d: len(d.block_feats) < 2, "undefined: fewer than two AZ-NAS blocks"),
     "trainability": (lambda d: len(d.block_feats) < 2,
                      "undefined: fewer than two AZ-NAS blocks (it reads the Jacobian between blocks)"),
@@ -418,7 +424,8 @@ def _stale_groups(meta: dict[str, Any], cg: CG) -> set[str]:
     affects ``cg``."""
     stored = meta.get("revisions", {})
     return {group for group, (revision, affects) in GROUP_REVISIONS.items()
-            if group in meta.get("groups", ()) and int(stored.get(group, 1)) < revision and affects(cg)}
+            if group in meta.get("groups", ()) and int(stored.get(group, 1)) < revision
+            and affects(cg, int(stored.get(group, 1)))}
 
 
 def _save(path: Path, result: BankResult, groups: Sequence[str]) -> None:

@@ -43,8 +43,8 @@ from torch import nn
 from cgpredict.cg import CG
 from cgpredict.ops import CONV_OPS
 
-__all__ = ["INITS", "LOSSES", "RECTIFIER_OPS", "PassData", "PassNeeds", "build_net", "feature_map_rank", "run_pass",
-           "weighted_nodes"]
+__all__ = ["INITS", "LOSSES", "RECTIFIER_OPS", "PassData", "PassNeeds", "build_net", "feature_map_layout",
+           "feature_map_rank", "run_pass", "weighted_nodes"]
 
 WEIGHTED_OPS = frozenset(CONV_OPS) | {"linear"}
 #: Rectifier-type activations, whose output is positive exactly where their input is (ReLU and its
@@ -194,17 +194,37 @@ def _unshuffle(g: torch.Tensor, stride: int) -> torch.Tensor:
     return g.reshape(n, c, length // stride, stride).permute(0, 1, 3, 2).reshape(n, c * stride, length // stride)
 
 
-def feature_map_rank(cg: CG) -> int:
-    """Rank of the channel-first feature maps MeCo and the AZ-NAS block scores read: 3 for a 1-D
-    convolutional net over ``(N, C, L)`` signals, else 4 (``(N, C, H, W)`` images; a transformer's
-    ``(N, T, D)`` tokens are not channel-first maps)."""
+def feature_map_layout(cg: CG) -> tuple[int, bool]:
+    """``(rank, channel_last)`` of the feature maps MeCo and the AZ-NAS block scores read.
+
+    * ``(3, False)``: a 1-D convolutional net over ``(N, C, L)`` signals;
+    * ``(3, True)``: a token net (a transformer or MLP-mixer: more linear layers on ``(N, T, D)`` tokens
+      than convolutions on images): each ``(N, T, D)`` map is read as ``D`` channels over ``T``
+      positions, i.e. as the ``(N, D, T)`` map of a 1-D net;
+    * ``(4, False)``: otherwise, ``(N, C, H, W)`` image maps.
+    """
     if (len(cg.input_nodes) == 1 and len(cg.input_nodes[0].out_shape) == 3
             and any(n.op in CONV_OPS and len(n.out_shape) == 3 for n in cg.nodes)):
-        return 3
-    return 4
+        return 3, False
+    tokens = sum(n.op == "linear" and len(n.out_shape) == 3 for n in cg.nodes)
+    images = sum(n.op in CONV_OPS and len(n.out_shape) == 4 for n in cg.nodes)
+    if tokens >= 2 and tokens > images:
+        return 3, True
+    return 4, False
 
 
-def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) -> float | None:
+def feature_map_rank(cg: CG) -> int:
+    """Rank of the feature maps MeCo and the AZ-NAS block scores read (:func:`feature_map_layout`)."""
+    return feature_map_layout(cg)[0]
+
+
+def _channel_first(v: torch.Tensor, channel_last: bool) -> torch.Tensor:
+    """A ``(N, T, D)`` token map as ``(N, D, T)`` (a view); a channel-first map as it is."""
+    return v.transpose(1, 2) if channel_last else v
+
+
+def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator,
+                 channel_last: bool = False) -> float | None:
     """Largest singular value of the sampled block Jacobian (AZ-NAS trainability), ``None`` for identity."""
     g_out = _rademacher(f_out.shape, gen).to(f_out.dtype)
     (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
@@ -212,6 +232,8 @@ def _block_sigma(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) 
         return math.nan
     if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
         return None
+    if channel_last and g_in.dim() == 3 and g_out.dim() == 3:
+        g_in, g_out = _channel_first(g_in, True), _channel_first(g_out, True)
     if g_in.dim() not in (3, 4) or g_out.dim() != g_in.dim():
         return math.nan
     if g_in.shape[2] != g_out.shape[2]:
@@ -346,7 +368,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
     weighted = weighted_nodes(cg, net) if needs.gradients else {}
     data.weights = {nid: m.weight.detach() for nid, m in weighted.items()}
     rectifier_ids = {n.id for n in cg.nodes if n.op in RECTIFIER_OPS}
-    map_rank = feature_map_rank(cg)
+    map_rank, channel_last = feature_map_layout(cg)
     out_inputs = cg.output_node.inputs
     gen = torch.Generator().manual_seed(seed * 1000 + 3)
     codes: dict[int, list] = {}  # rectifier id → [(batch, units) codes, halves written]
@@ -376,6 +398,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
                     v = values.get(node.id)
                     if node.op in ("input", "output") or v is None or v.dim() != map_rank:
                         continue
+                    v = _channel_first(v, channel_last)
                     c, hw = int(v.shape[1]), math.prod(int(d) for d in v.shape[2:])
                     if c >= 2 and hw >= 2:
                         data.sample0[node.id] = v[0].detach().reshape(c, hw)
@@ -383,6 +406,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
             for bid in block_ids:
                 v = values.get(bid)
                 if v is not None and v.dim() == map_rank:
+                    v = _channel_first(v, channel_last)
                     data.block_feats[bid] = v.detach().movedim(1, -1).reshape(-1, v.shape[1])
         if needs.gradients:
             objective = pass_loss(logits, seed, h, loss)
@@ -400,7 +424,7 @@ def run_pass(cg: CG, net: nn.Module, images: torch.Tensor, seed: int, needs: Pas
                 if f_in is None or f_out is None or not f_out.requires_grad or not f_in.requires_grad:
                     data.block_vjp.append((b_in, b_out, math.nan))
                     continue
-                data.block_vjp.append((b_in, b_out, _block_sigma(f_in, f_out, gen)))
+                data.block_vjp.append((b_in, b_out, _block_sigma(f_in, f_out, gen, channel_last)))
         del values, logits
     data.codes = {nid: buf for nid, (buf, halves) in codes.items() if halves == 2}
     data.seconds = time.perf_counter() - start
