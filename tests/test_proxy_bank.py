@@ -270,6 +270,13 @@ def test_a_token_net_scores_as_the_same_net_on_channel_first_maps() -> None:
     assert math.isfinite(trainability(data[0], one.num_nodes)[0])  # its Rademacher draws follow the layout
     # an entry written before data revision 6 is recomputed for a token net only (not, e.g., for NATS)
     assert bank_mod._data_revisions(one, 5) and not bank_mod._data_revisions(two, 5)
+    # torchvision names a transformer's blocks `encoder_layer_<k>`: in a token net those are numbered too
+    named = _TokenNet(True)
+    named.blocks = nn.Sequential()
+    for k in range(3):
+        named.blocks.add_module(f"encoder_layer_{k}", _TokenBlock(6, True))
+    cg = from_torch(named, input_shape=(1, 10, 6), name="named")
+    assert [cg.nodes[i].name for i in find_blocks(cg)] == [f"blocks.encoder_layer_{k}" for k in range(3)]
 
 
 def test_an_undefined_proxy_names_why() -> None:

@@ -33,6 +33,7 @@ list, the children of the list with the most numbered children (every layer of a
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -41,21 +42,28 @@ import torch
 from scipy.stats import rankdata
 
 from cgpredict.cg import CG
-from cgpredict.proxies.zc_pass import PassData, feature_map_rank
+from cgpredict.proxies.zc_pass import PassData, feature_map_layout, feature_map_rank
 
 __all__ = ["aggregate", "blocks_moved_since_revision_1", "complexity", "expressivity", "find_blocks", "progressivity",
            "trainability"]
 
-def _numbered_lists(cg: CG, rank: int) -> dict[str, dict[int, list[int]]]:
-    """Module-list prefix → numbered child → ids of its channel-first map nodes (``cells`` → ``0`` → …)."""
+#: A module name ending in ``_<k>`` (``encoder_layer_3``): a numbered child in a token net.
+_SUFFIXED = re.compile(r"[A-Za-z][A-Za-z_]*_(\d+)")
+
+
+def _numbered_lists(cg: CG, rank: int, suffixed: bool = False) -> dict[str, dict[int, list[int]]]:
+    """Module-list prefix → numbered child → ids of its map nodes (``cells`` → ``0`` → …); with
+    ``suffixed`` a child named ``<name>_<k>`` counts as number ``k`` too (torchvision's transformers:
+    ``encoder.layers.encoder_layer_0``)."""
     members: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for node in cg.nodes:
         if len(node.out_shape) != rank or node.op in ("input", "output"):
             continue
         parts = node.name.split(".") if node.name else []
         for depth, part in enumerate(parts):
-            if part.isdigit():
-                members[".".join(parts[:depth])][int(part)].append(node.id)
+            match = _SUFFIXED.fullmatch(part) if suffixed and not part.isdigit() else None
+            if part.isdigit() or match:
+                members[".".join(parts[:depth])][int(match.group(1) if match else part)].append(node.id)
     return members
 
 
@@ -99,8 +107,8 @@ def _block_lists(cg: CG, members: dict[str, dict[int, list[int]]]) -> list[str]:
 
 def find_blocks(cg: CG) -> list[int]:
     """Node ids of the primary block outputs of ``cg`` (see the module docstring), shallowest first."""
-    rank = feature_map_rank(cg)
-    members = _numbered_lists(cg, rank)
+    rank, tokens = feature_map_layout(cg)
+    members = _numbered_lists(cg, rank, suffixed=tokens)
     lists = _block_lists(cg, members)
     if lists:
         return _with_stem(cg, [ids for p in lists for ids in members[p].values()], rank)
