@@ -5,7 +5,8 @@ scores** → bank scores / node features → predictor.
 
 Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024. The
 network is cut into *primary blocks* (:func:`find_blocks`); ``F_l`` is the output of block ``l`` on a
-batch, seen as ``B·H·W`` samples of ``C`` channels.
+batch, seen as ``B·H·W`` samples of ``C`` channels (``B·L`` in a 1-D conv net; in a token net ``B·T``
+samples of ``D`` channels: :func:`~cgpredict.proxies.zc_pass.feature_map_layout`).
 
 * **expressivity** ``s_E = Σ_l H(p_l)``: ``p_l`` = the eigenvalues of the channel covariance of
   ``F_l`` normalised to sum 1, ``H`` their entropy (isotropic features → high). Per node: ``H(p_l)``.
@@ -20,7 +21,8 @@ The final AZ-NAS ranking is set-level: :func:`aggregate` sums ``ln(rank_m / N)``
 (non-linear ranking aggregation), so a network must rank high on every proxy to rank high overall.
 
 Blocks of a CG: the numbered children of its module lists (``cells.0``, ``cells.1``…,
-``encoder.layers.0``…; a ResNet's ``layer1.0`` … ``layer4.1`` chained in depth), each block ending at
+``encoder.layers.0``…, in a token net also ``encoder_layer_0``…; a ResNet's ``layer1.0`` …
+``layer4.1`` chained in depth), each block ending at
 its last feature-map node (topological order), preceded by the stem output (the map input of the
 first block). A list counts when most of its children hold several nodes (not a ``Sequential`` stem
 of single layers) and it is not inside a numbered child of another list (a cell's edges are not
