@@ -335,12 +335,11 @@ class RebuiltModule(nn.Module):
             raise RebuildError(f"cannot rebuild {_where(node)}: a recurrent layer over a rank-{len(ins[0]) if ins else 0} "
                                "input (a batched (N, T, C) or (T, N, C) sequence is needed)")
         cls, extra = _RNN_MODULES[node.source_op]
-        options = dict(extra)
-        if int(cfg.get("proj_size", 0)):
-            options["proj_size"] = int(cfg["proj_size"])
+        proj = int(cfg.get("proj_size", 0))
+        options = {**extra, "proj_size": proj} if proj else dict(extra)
         module = cls(ins[0][-1], int(cfg["hidden_size"]), num_layers=int(cfg["num_layers"]), bias=bool(cfg["bias"]),
                      batch_first=bool(cfg["batch_first"]), bidirectional=bool(cfg["bidirectional"]), **options)
-        width = (int(cfg.get("proj_size", 0)) or int(cfg["hidden_size"])) * (2 if cfg["bidirectional"] else 1)
+        width = (proj or int(cfg["hidden_size"])) * (2 if cfg["bidirectional"] else 1)
         if tuple(node.out_shape)[-1:] != (width,):
             raise RebuildError(f"cannot rebuild {_where(node)}: its output {tuple(node.out_shape)} does not end in "
                                f"the {width} features its recorded configuration {cfg} gives")

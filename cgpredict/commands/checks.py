@@ -1,4 +1,4 @@
-"""Checks of a command's arguments made before any work: MODEL specs and ``-o`` outputs.
+"""Checks of a command's arguments made before any work: MODEL specs, ``--executor`` specs and ``-o`` outputs.
 
 Pipeline position: beside the CLI (model → CG → features → predictor → ranking/search); every
 command that writes calls :func:`check_file_output` or :func:`check_folder_output` first, and every
@@ -17,7 +17,7 @@ from typing import Any
 from cgpredict.errors import UsageError
 from cgpredict.fileio import OutputExistsError, atomic_writer, check_output
 
-__all__ = ["check_file_output", "check_folder_output", "check_model_arg", "write_csv_rows"]
+__all__ = ["check_executor_spec", "check_file_output", "check_folder_output", "check_model_arg", "write_csv_rows"]
 
 PathLike = str | os.PathLike[str]
 
@@ -88,6 +88,15 @@ def check_model_arg(spec: str, what: str = "MODEL") -> str:
         if not Path(file_part).exists():
             raise FileNotFoundError(f"{what} file {file_part} does not exist")
     return text
+
+
+def check_executor_spec(spec: str | None) -> None:
+    """Refuse an ``--executor`` value that names no backend (``local[:N]``, ``ray[:ADDRESS]``), before any
+    work: :class:`~cgpredict.errors.UsageError` naming the value and the accepted forms."""
+    if spec is not None and spec.partition(":")[0] not in ("local", "ray"):
+        from cgpredict.executors.api import SPEC_HELP
+
+        raise UsageError(f"--executor {spec!r}: expected {SPEC_HELP}")
 
 
 def write_csv_rows(rows: Sequence[dict[str, Any]], path: PathLike) -> Path:

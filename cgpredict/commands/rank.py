@@ -45,7 +45,7 @@ def _check_args(args: argparse.Namespace) -> bool:
     returns whether the predictor is a generalist."""
     from pathlib import Path
 
-    from cgpredict.commands.checks import check_file_output
+    from cgpredict.commands.checks import check_executor_spec, check_file_output
     from cgpredict.commands.predictor_args import check_kind_options, is_generalist, predictor_folder
     from cgpredict.datasets.registry import resolve_data_dir
     from cgpredict.errors import UsageError
@@ -62,10 +62,7 @@ def _check_args(args: argparse.Namespace) -> bool:
     generalist = is_generalist(predictor_folder(args.checkpoint, args.pretrained))
     check_kind_options(args, generalist, gennape_only=GENNAPE_ONLY, generalist_only={"no_proxies": "--no-proxies"})
     proxy_member_args.proxy_option(args.proxy)
-    if args.executor is not None and args.executor.partition(":")[0] not in ("local", "ray"):
-        from cgpredict.executors.api import SPEC_HELP
-
-        raise UsageError(f"--executor {args.executor!r}: expected {SPEC_HELP}")
+    check_executor_spec(args.executor)
     if args.output:
         check_file_output(args.output, inputs=[args.checkpoint], force=args.force,
                           folders=[args.checkpoint, args.data, resolve_data_dir(None)])

@@ -57,7 +57,7 @@ def _scorer(args: argparse.Namespace, executor: Any = None) -> Callable[[list], 
 
 def _check_args(args: argparse.Namespace) -> Path:
     """Validate the options before any work; returns the output folder."""
-    from cgpredict.commands.checks import check_folder_output, check_model_arg
+    from cgpredict.commands.checks import check_executor_spec, check_folder_output, check_model_arg
     from cgpredict.commands.predictor_args import check_kind_options, is_generalist, predictor_folder
     from cgpredict.errors import UsageError
     from cgpredict.search.export import check_search_folder
@@ -65,10 +65,7 @@ def _check_args(args: argparse.Namespace) -> Path:
     spec = check_model_arg(args.model)
     generalist = is_generalist(predictor_folder(args.predictor, args.pretrained, flag="--predictor"))
     check_kind_options(args, generalist, generalist_only={"no_proxies": "--no-proxies", "executor": "--executor"})
-    if args.executor is not None and args.executor.partition(":")[0] not in ("local", "ray"):
-        from cgpredict.executors.api import SPEC_HELP
-
-        raise UsageError(f"--executor {args.executor!r}: expected {SPEC_HELP}")
+    check_executor_spec(args.executor)
     for name in ("iterations", "topk", "mutants"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
